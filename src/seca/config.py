@@ -1,0 +1,345 @@
+"""Experiment configuration: typed, frozen dataclasses built from YAML presets and ``--set`` overrides.
+
+Every key is declared here, with its default; docs/config.md explains each one. A preset may start with
+``extends: other.yaml`` (relative to the preset, or the name of a packaged preset) to inherit another.
+Unknown keys and ill-typed values are errors that name the offending key and the closest valid one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping, Optional, Union
+
+import yaml
+
+from .errors import SecaError
+
+
+# --------------------------------------------------------------------------------------------------
+# The schema
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    """Which CLIP to load (docs/config.md#backbone)."""
+
+    model: str = "ViT-B-16"
+    # An open_clip pretrained tag ("openai"), a local weights file, or null for random weights (tests).
+    pretrained: Optional[str] = "openai"
+    cache_dir: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class ShapesConfig:
+    """The generated colour x shape world used offline (docs/config.md#data)."""
+
+    colors: int = 10
+    shapes: int = 10
+    train_per_class: int = 40
+    test_per_class: int = 20
+    image_size: int = 64
+    domain: str = "renditions"  # clean | renditions
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "imagenet-r"  # cifar100 | imagenet-r | imagenet-a | imagefolder | shapes
+    root: Optional[str] = None
+    download: bool = False
+    num_workers: int = 4
+    # Keep each task's preprocessed images in memory after their first pass (training uses no augmentation,
+    # so they never change). Fast, but needs ~0.6 MB per 224x224 image: for small data sets.
+    cache_images: bool = False
+    shapes: ShapesConfig = field(default_factory=ShapesConfig)
+
+
+@dataclass(frozen=True)
+class ScenarioConfig:
+    """How classes arrive: a class order and the task sizes (docs/config.md#scenario)."""
+
+    # "reference" (the paper's orders, by trial), "seeded" (a permutation from order_seed),
+    # "identity", or an explicit list of class ids.
+    order: Union[str, tuple[int, ...]] = "reference"
+    trial: int = 0
+    order_seed: Optional[int] = None  # null: the experiment seed
+    first_task: int = 20
+    increment: int = 20
+
+
+@dataclass(frozen=True)
+class LearningRates:
+    adapter: float = 1e-3
+    prompt: float = 5e-4
+    sg_akt: float = 1e-3
+    se_vpr: float = 1e-3
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 64
+    eval_batch_size: int = 128
+    lr: LearningRates = field(default_factory=LearningRates)
+    weight_decay: float = 5e-4
+    milestones: tuple[int, ...] = (2, 5)
+    gamma: float = 0.1
+    amp: str = "auto"  # auto | bf16 | fp16 | off (mixed precision is used on CUDA only)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    log_every: int = 10
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class AdapterConfig:
+    """Bottleneck adapters parallel to each block's MLP (spec §2)."""
+
+    bottleneck: int = 16
+    scale: float = 0.1
+    dropout: float = 0.1
+    blocks: Union[str, tuple[int, ...]] = "all"  # "all" or a list of block indices
+
+
+@dataclass(frozen=True)
+class PromptConfig:
+    """Per-task learnable text prompts (spec §2)."""
+
+    length: int = 8
+    init_std: float = 0.02
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    name: str = "h-peft"  # zero-shot | h-peft
+    template: str = "a good photo of a {}."
+    temperature: float = 20.0  # fixed inference temperature (spec §1)
+    adapter: AdapterConfig = field(default_factory=AdapterConfig)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    benchmark: str = "custom"
+    seed: int = 0
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+
+
+# --------------------------------------------------------------------------------------------------
+# Building typed configs from plain data
+
+
+def _dotted_keys(cls: type, prefix: str = "") -> list[str]:
+    keys = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        key = prefix + f.name
+        keys.append(key)
+        if dataclasses.is_dataclass(hints[f.name]):
+            keys.extend(_dotted_keys(hints[f.name], key + "."))
+    return keys
+
+
+def valid_keys(cls: type = ExperimentConfig) -> list[str]:
+    """Every dotted key a config of type ``cls`` accepts."""
+    return _dotted_keys(cls)
+
+
+def _unknown_key_error(path: str, root: type) -> SecaError:
+    candidates = valid_keys(root)
+    close = difflib.get_close_matches(path, candidates, n=1, cutoff=0.5)
+    if not close:  # compare the last component only: "train.epoch" vs "epochs"
+        leaf = path.rsplit(".", 1)[-1]
+        close = [k for k in candidates if k.rsplit(".", 1)[-1] in difflib.get_close_matches(
+            leaf, [c.rsplit(".", 1)[-1] for c in candidates], n=1, cutoff=0.6)][:1]
+    hint = f"; did you mean '{close[0]}'?" if close else "; see docs/config.md for the valid keys"
+    return SecaError(f"unknown config key '{path}'{hint}")
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, path: str, root: type) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        errors = []
+        for option in typing.get_args(tp):
+            if option is type(None):
+                if value is None:
+                    return None
+                continue
+            try:
+                return _coerce(value, option, path, root)
+            except SecaError as e:
+                errors.append(e)
+        names = " or ".join(_type_name(a) for a in typing.get_args(tp))
+        raise SecaError(f"config key '{path}' must be {names}, got {value!r}")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise SecaError(f"config key '{path}' is a section; give it as a mapping, got {value!r}")
+        return _build(tp, value, path + ".", root)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise SecaError(f"config key '{path}' must be a list, got {value!r}")
+        (item_type, _) = typing.get_args(tp)
+        return tuple(_coerce(v, item_type, f"{path}[{i}]", root) for i, v in enumerate(value))
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise SecaError(f"config key '{path}' must be true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise SecaError(f"config key '{path}' must be an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "5e-4" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise SecaError(f"config key '{path}' must be a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise SecaError(f"config key '{path}' must be a string, got {value!r}")
+    raise TypeError(f"unsupported config type {tp!r} at {path}")  # a bug in the schema, not user input
+
+
+def _build(cls: type, data: Mapping[str, Any], prefix: str, root: type) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        path = prefix + str(key)
+        if key not in names:
+            raise _unknown_key_error(path, root)
+        kwargs[key] = _coerce(value, hints[key], path, root)
+    return cls(**kwargs)
+
+
+def from_dict(data: Mapping[str, Any], cls: type = ExperimentConfig) -> Any:
+    """Build a typed config from nested plain data; unknown keys and wrong types raise SecaError."""
+    return _build(cls, data, "", cls)
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """Plain nested data (lists, not tuples) that ``from_dict`` turns back into an equal config."""
+
+    def plain(value: Any) -> Any:
+        if dataclasses.is_dataclass(value):
+            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        return value
+
+    return plain(config)
+
+
+def dump_yaml(config: Any) -> str:
+    return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# Presets and overrides
+
+
+def _deep_merge(base: dict, update: Mapping) -> dict:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def packaged_preset(name: str) -> Optional[Path]:
+    """The path of a preset shipped with the package (``imagenet-r`` or ``ablations/kd``), if any."""
+    stem = name[:-5] if name.endswith(".yaml") else name
+    candidate = Path(str(resources.files("seca") / "configs" / f"{stem}.yaml"))
+    return candidate if candidate.is_file() else None
+
+
+def list_presets() -> list[str]:
+    root = Path(str(resources.files("seca") / "configs"))
+    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
+
+
+def resolve_preset_path(name_or_path: str | Path, relative_to: Optional[Path] = None) -> Path:
+    path = Path(name_or_path)
+    if relative_to is not None and not path.is_absolute():
+        if (relative_to / path).is_file():
+            return relative_to / path
+    if path.is_file():
+        return path
+    packaged = packaged_preset(str(name_or_path))
+    if packaged is not None:
+        return packaged
+    raise SecaError(
+        f"config file '{name_or_path}' not found; give a YAML path or one of the presets: "
+        + ", ".join(list_presets())
+    )
+
+
+def load_raw(name_or_path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a preset as plain data, following ``extends`` chains."""
+    path = resolve_preset_path(name_or_path, _seen[-1].parent if _seen else None).resolve()
+    if path in _seen:
+        raise SecaError(f"config '{path}' extends itself (cycle: {' -> '.join(p.name for p in _seen)})")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise SecaError(f"config '{path}' is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise SecaError(f"config '{path}' must hold a mapping of keys at top level")
+    parent = data.pop("extends", None)
+    if parent is not None:
+        data = _deep_merge(load_raw(parent, _seen + (path,)), data)
+    return data
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``train.epochs=3`` -> (["train", "epochs"], 3); the value is read as YAML."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise SecaError(f"override '{text}' must look like key.sub=value, e.g. train.epochs=3")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    data = _deep_merge({}, data)
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = data
+        for depth, key in enumerate(keys[:-1]):
+            child = node.get(key)
+            if child is None:
+                child = node[key] = {}
+            elif not isinstance(child, dict):
+                raise SecaError(f"override '{text}': '{'.'.join(keys[:depth + 1])}' is a value, not a section")
+            else:
+                child = node[key] = dict(child)
+            node = child
+        node[keys[-1]] = value
+    return data
+
+
+def load_config(name_or_path: str | Path, overrides: Optional[list[str]] = None) -> ExperimentConfig:
+    """Load a preset (path or packaged name), apply ``--set`` overrides, and validate everything."""
+    return from_dict(apply_overrides(load_raw(name_or_path), overrides or []))

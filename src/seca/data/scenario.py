@@ -1,0 +1,124 @@
+"""The class-incremental scenario: which classes arrive in which task, and the label each gets.
+
+Labels are remapped so that task s holds one contiguous block of label ids: the class order's k-th class
+gets label k. Arguments are checked up front (the order is a permutation, task sizes add up).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+from ..errors import SecaError
+from .datasets import reference_data
+
+# Data set name -> key of the shipped reference class orders (spec §8; none exists for ImageNet-A).
+REFERENCE_ORDER_KEYS = {"cifar100": "cifar100", "imagenet-r": "imagenet_r"}
+
+
+def class_order(order: Union[str, Sequence[int]], num_classes: int, dataset: str = "", trial: int = 0,
+                seed: int = 0) -> list[int]:
+    """Resolve a class order: ``"reference"`` (the paper's order for ``trial``), ``"seeded"`` (a
+    permutation drawn from ``seed``), ``"identity"``, or an explicit list of class ids."""
+    if isinstance(order, str):
+        if order == "identity":
+            return list(range(num_classes))
+        if order == "seeded":
+            return [int(c) for c in np.random.default_rng(seed).permutation(num_classes)]
+        if order == "reference":
+            if dataset == "shapes":  # the shapes world's fixed order
+                return [int(c) for c in np.random.default_rng(1993).permutation(num_classes)]
+            if dataset not in REFERENCE_ORDER_KEYS:
+                raise SecaError(
+                    f"no reference class order exists for '{dataset or 'this data set'}'; "
+                    "use scenario.order=seeded (with scenario.order_seed) or an explicit list"
+                )
+            orders = reference_data("class_orders")[REFERENCE_ORDER_KEYS[dataset]]
+            if not 0 <= trial < len(orders):
+                raise SecaError(f"scenario.trial must be 0..{len(orders) - 1} for {dataset}, got {trial}")
+            return list(orders[trial])
+        raise SecaError(f"scenario.order must be reference, seeded, identity or a list of class ids, got '{order}'")
+    return [int(c) for c in order]
+
+
+@dataclass(frozen=True)
+class Task:
+    """Task ``index`` (0-based) brings the classes ``classes`` (original ids), labelled ``start..stop-1``."""
+
+    index: int
+    classes: tuple[int, ...]
+    start: int
+    stop: int
+
+    @property
+    def num_classes(self) -> int:
+        return self.stop - self.start
+
+    @property
+    def labels(self) -> range:
+        return range(self.start, self.stop)
+
+
+class ClassIncrementalScenario:
+    """Split ``order`` into a first task of ``first_task`` classes and further tasks of ``increment``."""
+
+    def __init__(self, order: Sequence[int], first_task: int, increment: int,
+                 num_classes: Optional[int] = None):
+        order = [int(c) for c in order]
+        num_classes = len(order) if num_classes is None else num_classes
+        if sorted(order) != list(range(num_classes)):
+            dupes = sorted({c for c in order if order.count(c) > 1})
+            missing = sorted(set(range(num_classes)) - set(order))
+            detail = f"repeats {dupes[:5]}" if dupes else f"lacks {missing[:5]}" if missing else "has ids out of range"
+            raise SecaError(
+                f"the class order must be a permutation of the {num_classes} class ids 0..{num_classes - 1}; "
+                f"it has {len(order)} entries and {detail}"
+            )
+        if first_task < 1 or increment < 1:
+            raise SecaError(f"scenario.first_task and scenario.increment must be positive, got {first_task} and {increment}")
+        if first_task > num_classes:
+            raise SecaError(f"scenario.first_task={first_task} is more than the {num_classes} classes of the data set")
+        if (num_classes - first_task) % increment:
+            raise SecaError(
+                f"task sizes must add up to the {num_classes} classes: a first task of {first_task} and tasks of "
+                f"{increment} leave {(num_classes - first_task) % increment} over; change scenario.first_task "
+                "or scenario.increment"
+            )
+        self.order = order
+        self.num_classes = num_classes
+        sizes = [first_task] + [increment] * ((num_classes - first_task) // increment)
+        bounds = np.cumsum([0] + sizes)
+        self.tasks = [Task(i, tuple(order[a:b]), int(a), int(b)) for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
+        # label_of[class id] = the class's position in the order
+        self.label_of = np.empty(num_classes, dtype=np.int64)
+        self.label_of[np.asarray(order)] = np.arange(num_classes)
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def __iter__(self):
+        return iter(self.tasks)
+
+    def __getitem__(self, index: int) -> Task:
+        return self.tasks[index]
+
+    def labels(self, targets: Sequence[int]) -> np.ndarray:
+        """Remapped labels of items with original class ids ``targets``."""
+        return self.label_of[np.asarray(targets, dtype=np.int64)]
+
+    def task_of_label(self, labels: np.ndarray) -> np.ndarray:
+        starts = np.asarray([t.start for t in self.tasks])
+        return np.searchsorted(starts, labels, side="right") - 1
+
+    def items_of(self, targets: Sequence[int], tasks: Sequence[Task]) -> np.ndarray:
+        """Positions of the items whose class arrives in one of ``tasks``, in data set order."""
+        labels = self.labels(targets)
+        keep = np.zeros(len(labels), dtype=bool)
+        for task in tasks:
+            keep |= (labels >= task.start) & (labels < task.stop)
+        return np.flatnonzero(keep)
+
+    def names_in_label_order(self, class_names: Sequence[str]) -> list[str]:
+        return [class_names[c] for c in self.order]

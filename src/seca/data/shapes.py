@@ -1,0 +1,267 @@
+"""The shapes world: a generated image domain whose classes are named by composable words.
+
+Class ``k`` is a colour and a shape ("red star"), so the names carry real relations: "red star" shares a
+word with "red circle" and with "blue star", and a text encoder trained on captions knows it. Two domains:
+
+* ``clean`` -- filled shapes on plain light backgrounds, for pretraining a small CLIP;
+* ``renditions`` -- the same classes drawn as outlines, with textures, clutter, blur and unusual scales,
+  so that zero-shot transfer works but is far from perfect (as ImageNet-R is for CLIP).
+
+Every image is a pure function of (seed, domain, split, class, index): the data set needs no storage,
+any item can be drawn in any order, and the same seed gives the same bytes on every machine.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+COLORS: dict[str, tuple[int, int, int]] = {
+    "red": (220, 30, 35),
+    "orange": (245, 135, 20),
+    "yellow": (240, 215, 25),
+    "green": (40, 165, 50),
+    "cyan": (30, 200, 210),
+    "blue": (35, 70, 215),
+    "purple": (130, 45, 180),
+    "pink": (245, 120, 185),
+    "brown": (120, 75, 35),
+    "black": (20, 20, 20),
+}
+
+SHAPES = ("circle", "square", "triangle", "star", "heart", "cross", "diamond", "hexagon", "crescent", "arrow")
+
+DOMAINS = ("clean", "renditions")
+SPLITS = ("train", "test", "pretrain")
+
+
+def class_names(colors: int = 10, shapes: int = 10) -> list[str]:
+    """Class ``k`` is colour ``k // shapes`` and shape ``k % shapes``: ``["red circle", "red square", ...]``."""
+    if not 1 <= colors <= len(COLORS) or not 1 <= shapes <= len(SHAPES):
+        raise ValueError(f"the shapes world has at most {len(COLORS)} colours and {len(SHAPES)} shapes")
+    return [f"{c} {s}" for c in list(COLORS)[:colors] for s in SHAPES[:shapes]]
+
+
+# --------------------------------------------------------------------------------------------------
+# Outlines of the shapes as polygons in the unit disc (x right, y down), before rotation and scaling
+
+
+def _regular(n: int, phase: float = -math.pi / 2) -> np.ndarray:
+    t = phase + np.arange(n) * 2 * math.pi / n
+    return np.stack([np.cos(t), np.sin(t)], 1)
+
+
+def _star() -> np.ndarray:
+    outer, inner = _regular(5), _regular(5, -math.pi / 2 + math.pi / 5) * 0.42
+    return np.stack([outer, inner], 1).reshape(-1, 2)
+
+
+def _heart() -> np.ndarray:
+    t = np.linspace(0, 2 * math.pi, 64, endpoint=False)
+    x = 16 * np.sin(t) ** 3
+    y = -(13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t))
+    pts = np.stack([x, y], 1) / 17.0
+    return pts - pts.mean(0) * np.array([0, 1])
+
+
+def _cross() -> np.ndarray:
+    a, b = 0.33, 1.0
+    return np.array([[-a, -b], [a, -b], [a, -a], [b, -a], [b, a], [a, a], [a, b], [-a, b], [-a, a], [-b, a],
+                     [-b, -a], [-a, -a]])
+
+
+def _crescent() -> np.ndarray:
+    """The unit disc minus a disc of radius r centred at (d, 0): an outer arc, then the inner arc back."""
+    r, d = 0.85, 0.45
+    x = (1 - r * r + d * d) / (2 * d)  # where the two circles cross
+    y = math.sqrt(1 - x * x)
+    a = math.atan2(y, x)
+    outer_t = np.linspace(a, 2 * math.pi - a, 40)
+    b = math.atan2(y, x - d)
+    inner_t = np.linspace(2 * math.pi - b, b, 40)[1:-1]
+    outer = np.stack([np.cos(outer_t), np.sin(outer_t)], 1)
+    inner = np.stack([d + r * np.cos(inner_t), r * np.sin(inner_t)], 1)
+    return np.concatenate([outer, inner]) + np.array([0.2, 0])
+
+
+def _arrow() -> np.ndarray:
+    return np.array([[1.0, 0.0], [0.2, -0.75], [0.2, -0.3], [-1.0, -0.3], [-1.0, 0.3], [0.2, 0.3], [0.2, 0.75]])
+
+
+_OUTLINES: dict[str, np.ndarray] = {
+    "circle": _regular(48),
+    "square": _regular(4, -math.pi / 4) * 1.05,
+    "triangle": _regular(3) * 1.1 + np.array([0, 0.15]),
+    "star": _star() * 1.1,
+    "heart": _heart(),
+    "cross": _cross(),
+    "diamond": np.array([[0, -1.0], [0.62, 0], [0, 1.0], [-0.62, 0]]),
+    "hexagon": _regular(6, 0),
+    "crescent": _crescent(),
+    "arrow": _arrow(),
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# Rendering
+
+_SUPERSAMPLE = 3  # draw large, then shrink with a box filter: smooth edges at any output size
+
+
+def _jitter(rgb: Sequence[int], rng: np.random.Generator, amount: int) -> tuple[int, int, int]:
+    return tuple(int(v) for v in np.clip(np.asarray(rgb) + rng.integers(-amount, amount + 1, 3), 0, 255))
+
+
+def _background(size: int, rng: np.random.Generator, style: str) -> Image.Image:
+    base = rng.integers(200, 256, 3)
+    if style == "plain":
+        return Image.new("RGB", (size, size), tuple(int(v) for v in base))
+    if style == "gradient":
+        other = rng.integers(170, 256, 3)
+        ramp = np.linspace(0, 1, size)[None, :, None]
+        if rng.random() < 0.5:
+            ramp = ramp.transpose(1, 0, 2)
+        arr = base * (1 - ramp) + other * ramp
+        return Image.fromarray(np.broadcast_to(arr, (size, size, 3)).astype(np.uint8))
+    # "noise": speckled paper
+    arr = base + rng.normal(0, 18, (size, size, 1))
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+
+
+def _polygon(shape: str, center: np.ndarray, radius: float, angle: float) -> list[tuple[float, float]]:
+    rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    pts = _OUTLINES[shape] @ rot.T * radius + center
+    return [tuple(p) for p in pts]
+
+
+def _texture_mask(size: int, rng: np.random.Generator) -> Image.Image:
+    """Stripes, checks or dots: where the shape's colour shows inside a textured shape."""
+    mask = Image.new("L", (size, size), 0)
+    draw = ImageDraw.Draw(mask)
+    kind = rng.integers(3)
+    step = int(rng.integers(size // 14, size // 7)) + 2
+    if kind == 0:  # stripes at a random angle
+        for off in range(-2 * size, 2 * size, step):
+            draw.line([(off, 0), (off + size, size)], fill=255, width=max(2, step // 2))
+        mask = mask.rotate(float(rng.uniform(0, 180)))
+    elif kind == 1:  # checks
+        for i in range(0, size, step):
+            for j in range(0, size, step):
+                if (i // step + j // step) % 2 == 0:
+                    draw.rectangle([i, j, i + step - 1, j + step - 1], fill=255)
+    else:  # dots
+        r = max(2, step // 3)
+        for i in range(0, size, step):
+            for j in range(0, size, step):
+                draw.ellipse([i, j, i + 2 * r, j + 2 * r], fill=255)
+    return mask
+
+
+def _clutter(draw: ImageDraw.ImageDraw, size: int, rng: np.random.Generator) -> None:
+    """Thin low-contrast strokes and small grey blobs behind the object."""
+    for _ in range(int(rng.integers(4, 10))):
+        grey = int(rng.integers(110, 200))
+        p = rng.uniform(0, size, 4)
+        draw.line([(p[0], p[1]), (p[2], p[3])], fill=(grey, grey, grey), width=int(rng.integers(1, 4)) * _SUPERSAMPLE)
+    for _ in range(int(rng.integers(0, 4))):
+        grey = int(rng.integers(120, 210))
+        c, r = rng.uniform(0, size, 2), rng.uniform(0.03, 0.08) * size
+        draw.ellipse([c[0] - r, c[1] - r, c[0] + r, c[1] + r], fill=(grey, grey, grey))
+
+
+def render(color: str, shape: str, rng: np.random.Generator, domain: str = "clean", size: int = 64) -> Image.Image:
+    """One image of a ``color`` ``shape`` in ``domain``; all randomness comes from ``rng``."""
+    big = size * _SUPERSAMPLE
+    rgb = _jitter(COLORS[color], rng, 18)
+    angle = float(rng.uniform(-0.35, 0.35)) if shape != "circle" else 0.0
+    if domain == "clean":
+        radius = big * float(rng.uniform(0.26, 0.38))
+        center = big / 2 + rng.uniform(-0.12, 0.12, 2) * big
+        image = _background(big, rng, "plain")
+        ImageDraw.Draw(image).polygon(_polygon(shape, center, radius, angle), fill=rgb)
+        return image.resize((size, size), Image.BOX)
+    if domain != "renditions":
+        raise ValueError(f"unknown domain '{domain}' (choose from {DOMAINS})")
+
+    scale = float(rng.choice([rng.uniform(0.14, 0.22), rng.uniform(0.24, 0.36), rng.uniform(0.38, 0.48)]))
+    radius = big * scale
+    margin = max(0.0, 0.5 - scale - 0.02)
+    center = big / 2 + rng.uniform(-margin, margin, 2) * big
+    angle = float(rng.uniform(-math.pi, math.pi)) if shape != "circle" else 0.0
+    image = _background(big, rng, str(rng.choice(["plain", "gradient", "noise"])))
+    draw = ImageDraw.Draw(image)
+    if rng.random() < 0.6:
+        _clutter(draw, big, rng)
+    polygon = _polygon(shape, center, radius, angle)
+    style = rng.choice(["outline", "texture", "filled", "double"], p=[0.35, 0.3, 0.15, 0.2])
+    if style == "outline":
+        draw.polygon(polygon, outline=rgb, width=int(rng.integers(2, 5)) * _SUPERSAMPLE)
+    elif style == "texture":
+        shape_mask = Image.new("L", (big, big), 0)
+        ImageDraw.Draw(shape_mask).polygon(polygon, fill=255)
+        pattern = np.minimum(np.asarray(shape_mask), np.asarray(_texture_mask(big, rng)))
+        image.paste(Image.new("RGB", (big, big), rgb), (0, 0), Image.fromarray(pattern))
+        draw.polygon(polygon, outline=rgb, width=_SUPERSAMPLE)
+    elif style == "double":  # a second, smaller copy beside the first, as in a sketch sheet
+        draw.polygon(polygon, fill=rgb)
+        offset = rng.uniform(-0.3, 0.3, 2) * big
+        small = _polygon(shape, np.clip(center + offset, 0, big), radius * 0.5, angle + 0.5)
+        draw.polygon(small, outline=rgb, width=2 * _SUPERSAMPLE)
+    else:
+        draw.polygon(polygon, fill=rgb)
+    image = image.resize((size, size), Image.BOX)
+    if rng.random() < 0.4:
+        image = image.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.5, 1.4)) * size / 64))
+    return image
+
+
+@dataclass(frozen=True)
+class ShapesWorld:
+    """The classes and the deterministic image source of one shapes world."""
+
+    colors: int = 10
+    shapes: int = 10
+    image_size: int = 64
+    seed: int = 0
+
+    @property
+    def class_names(self) -> list[str]:
+        return class_names(self.colors, self.shapes)
+
+    @property
+    def num_classes(self) -> int:
+        return self.colors * self.shapes
+
+    def color_and_shape(self, label: int) -> tuple[str, str]:
+        return list(COLORS)[label // self.shapes], SHAPES[label % self.shapes]
+
+    def image(self, label: int, index: int, domain: str = "renditions", split: str = "train") -> Image.Image:
+        """Image ``index`` of class ``label``; a pure function of the arguments and the world's seed."""
+        if split not in SPLITS or domain not in DOMAINS:
+            raise ValueError(f"split must be one of {SPLITS} and domain one of {DOMAINS}")
+        rng = np.random.default_rng([self.seed, DOMAINS.index(domain), SPLITS.index(split), label, index])
+        color, shape = self.color_and_shape(label)
+        return render(color, shape, rng, domain, self.image_size)
+
+
+class ShapesDataset:
+    """``per_class`` images of every class of a world, in one domain and split; items are (image, label)."""
+
+    def __init__(self, world: ShapesWorld, split: str, per_class: int, domain: str = "renditions",
+                 transform: Optional[Callable] = None):
+        self.world, self.split, self.domain, self.per_class = world, split, domain, per_class
+        self.transform = transform
+        self.targets = np.repeat(np.arange(world.num_classes), per_class)
+        self.class_names = world.class_names
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int):
+        label, index = divmod(int(i), self.per_class)
+        image = self.world.image(label, index, self.domain, self.split)
+        return (self.transform(image) if self.transform is not None else image), label

@@ -1,0 +1,74 @@
+"""From a data set and a scenario to the batches of one task: subsets, remapped labels, loaders."""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator, Optional, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler, SequentialSampler
+
+from ..methods.base import Batch
+
+
+class TaskImages(Dataset):
+    """Items ``indices`` of ``base`` with their remapped ``labels``; each item is (image, label, position)."""
+
+    def __init__(self, base: Dataset, indices: Sequence[int], labels: Sequence[int]):
+        self.base = base
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self._images: Optional[torch.Tensor] = None
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int):
+        image = self._images[i] if self._images is not None else self.base[int(self.indices[i])][0]
+        return image, int(self.labels[i]), i
+
+    def materialize(self, batch_size: int = 256, num_workers: int = 0) -> "TaskImages":
+        """Load and preprocess every image once and keep the tensors (training uses no augmentation)."""
+        if self._images is None and len(self):
+            loader = DataLoader(self, batch_size=batch_size, num_workers=num_workers, collate_fn=collate)
+            self._images = torch.cat([batch.images for batch in loader])
+        return self
+
+
+def collate(items: list) -> Batch:
+    images, labels, index = zip(*items)
+    return Batch(torch.stack(images), torch.tensor(labels), torch.tensor(index))
+
+
+def _seed_worker(worker_id: int) -> None:
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+
+
+def loader(dataset: TaskImages, batch_size: int, sampler: Optional[Sampler] = None, num_workers: int = 0,
+           pin_memory: bool = False) -> DataLoader:
+    """A loader of :class:`Batch`; ``sampler`` decides the order (sequential by default).
+
+    The sampler is passed in so that distributed training can hand each process its own shard.
+    """
+    workers = 0 if dataset._images is not None else num_workers
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler or SequentialSampler(dataset),
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=pin_memory,
+        worker_init_fn=_seed_worker if workers else None,
+        persistent_workers=False,
+    )
+
+
+def device_batches(make_loader: Callable[[], DataLoader], device: torch.device) -> Callable[[], Iterator[Batch]]:
+    """A re-iterable source of batches already on ``device``."""
+
+    def batches() -> Iterator[Batch]:
+        for batch in make_loader():
+            yield batch.to(device)
+
+    return batches

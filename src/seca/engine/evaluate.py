@@ -1,0 +1,34 @@
+"""Accuracy of a learner on the test data of each seen task."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from tqdm import tqdm
+
+from ..methods.base import Learner
+from .data import TaskImages, loader
+from .device import autocast
+
+
+@torch.no_grad()
+def evaluate_tasks(learner: Learner, test_sets: Sequence[TaskImages], batch_size: int, device: torch.device,
+                   amp: torch.dtype | None = None, num_workers: int = 0, progress: bool = True) -> tuple[list[int], list[int]]:
+    """(correct, total) test images per task, predicting over all classes seen so far."""
+    learner.eval()
+    correct, total = [], []
+    bar = tqdm(total=sum(len(s) for s in test_sets), desc="evaluate", leave=False, disable=None if progress else True,
+               dynamic_ncols=True, unit="img")
+    for test_set in test_sets:
+        right = 0
+        for batch in loader(test_set, batch_size, None, num_workers, device.type == "cuda"):
+            batch = batch.to(device)
+            with autocast(device, amp):
+                scores = learner.predict(batch.images)
+            right += int((scores.argmax(dim=1) == batch.labels).sum())
+            bar.update(batch.labels.shape[0])
+        correct.append(right)
+        total.append(len(test_set))
+    bar.close()
+    return correct, total

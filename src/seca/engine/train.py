@@ -1,0 +1,86 @@
+"""The epoch loop of one task: Adam over the learner's parameter groups, MultiStepLR, AMP on CUDA."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import Callable, Optional
+
+import torch
+from torch.utils.data import RandomSampler, Sampler
+from tqdm import tqdm
+
+from ..config import TrainConfig
+from ..errors import SecaError
+from ..io.logs import JsonlLog
+from ..methods.base import Learner
+from .data import TaskImages, loader
+from .device import amp_dtype, autocast
+
+
+def random_sampler(dataset: TaskImages, seed: int, epoch: int) -> Sampler:
+    """The default training order: a permutation drawn from (seed, epoch)."""
+    return RandomSampler(dataset, generator=torch.Generator().manual_seed(seed * 10_007 + epoch))
+
+
+def make_optimizer(learner: Learner, train: TrainConfig) -> torch.optim.Optimizer:
+    groups = []
+    for group in learner.parameter_groups():
+        name = group["name"]
+        if not hasattr(train.lr, name):
+            raise SecaError(f"{learner.name} trains a part '{name}' that has no train.lr.{name} learning rate")
+        params = [p for p in group["params"] if p.requires_grad]
+        if params:
+            groups.append({"name": name, "params": params, "lr": getattr(train.lr, name)})
+    return torch.optim.Adam(groups, weight_decay=train.weight_decay)
+
+
+def fit_task(learner: Learner, dataset: TaskImages, train: TrainConfig, device: torch.device, seed: int,
+             num_workers: int = 0, log: Optional[JsonlLog] = None,
+             sampler: Callable[[TaskImages, int, int], Sampler] = random_sampler) -> dict[str, float]:
+    """Train ``learner`` on the current task for ``train.epochs`` epochs; returns the last epoch's mean losses."""
+    optimizer = make_optimizer(learner, train)
+    schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(train.milestones), gamma=train.gamma)
+    dtype = amp_dtype(train.amp, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    task = learner.task
+    step = 0
+    means: dict[str, float] = {}
+    for epoch in range(train.epochs):
+        learner.train()
+        batches = loader(dataset, train.batch_size, sampler(dataset, seed, epoch), num_workers, device.type == "cuda")
+        sums: dict[str, float] = defaultdict(float)
+        seen, start = 0, time.perf_counter()
+        bar = tqdm(batches, desc=f"task {task.index + 1} epoch {epoch + 1}/{train.epochs}", leave=False,
+                   disable=None if train.progress else True, dynamic_ncols=True)
+        for batch in bar:
+            batch = batch.to(device)
+            with autocast(device, dtype):
+                losses = learner.training_step(batch)
+            loss = losses["loss"]
+            if not torch.isfinite(loss):
+                raise SecaError(f"the loss became {loss.item()} in task {task.index + 1}, epoch {epoch + 1}; "
+                                "lower the learning rates (train.lr.*) or turn off fp16 (train.amp=bf16 or off)")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+
+            n = batch.labels.shape[0]
+            seen += n
+            for key, value in losses.items():
+                sums[key] += float(value.detach()) * n
+            step += 1
+            rate = seen / max(time.perf_counter() - start, 1e-9)
+            if step % max(train.log_every, 1) == 0 and log is not None:
+                log("train_step", task=task.index, epoch=epoch, step=step, images_per_s=round(rate, 1),
+                    lr={g["name"]: g["lr"] for g in optimizer.param_groups},
+                    **{k: float(v.detach()) for k, v in losses.items()})
+            bar.set_postfix({**{k: f"{v / seen:.3f}" for k, v in sums.items()}, "img/s": f"{rate:.0f}"}, refresh=False)
+        schedule.step()
+        means = {k: v / max(seen, 1) for k, v in sums.items()}
+        if log is not None:
+            log("train_epoch", task=task.index, epoch=epoch, images=seen,
+                seconds=round(time.perf_counter() - start, 3), **means)
+    learner.eval()
+    return means

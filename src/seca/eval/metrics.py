@@ -1,0 +1,76 @@
+"""Continual-learning metrics as pure functions of the accuracy matrix (spec §8).
+
+``matrix[s][j]`` is the accuracy (percent) after task s on the test data of task j, for j <= s (a
+lower-triangular list of rows). ``counts[j]`` is the number of test images of task j, used to weight the
+tasks when the accuracy on all seen classes is wanted.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+Matrix = Sequence[Sequence[float]]
+
+
+def _check(matrix: Matrix) -> None:
+    for s, row in enumerate(matrix):
+        if len(row) != s + 1:
+            raise ValueError(f"row {s} of the accuracy matrix has {len(row)} entries; a lower-triangular matrix has {s + 1}")
+
+
+def accuracy_per_step(matrix: Matrix, counts: Sequence[int]) -> list[float]:
+    """Accuracy on all classes seen so far after each task: the test-sample-weighted mean of each row."""
+    _check(matrix)
+    result = []
+    for row in matrix:
+        weights = counts[: len(row)]
+        result.append(sum(a * n for a, n in zip(row, weights)) / sum(weights))
+    return result
+
+
+def last_accuracy(matrix: Matrix, counts: Sequence[int]) -> float:
+    """'Last': accuracy on all classes after the final task."""
+    return accuracy_per_step(matrix, counts)[-1]
+
+
+def average_accuracy(matrix: Matrix, counts: Sequence[int]) -> float:
+    """'Avg': mean over tasks of the accuracy on all classes seen up to that task."""
+    steps = accuracy_per_step(matrix, counts)
+    return sum(steps) / len(steps)
+
+
+def forgetting(matrix: Matrix) -> Optional[float]:
+    """Mean over the earlier tasks j < T of (best accuracy on j before the final task - final accuracy on j).
+
+    Undefined (None) after a single task.
+    """
+    _check(matrix)
+    final = len(matrix) - 1
+    if final == 0:
+        return None
+    drops = [max(matrix[s][j] for s in range(j, final)) - matrix[final][j] for j in range(final)]
+    return sum(drops) / len(drops)
+
+
+def backward_transfer(matrix: Matrix) -> Optional[float]:
+    """Mean over the earlier tasks j < T of (final accuracy on j - accuracy on j right after learning it).
+
+    Negative when learning later tasks hurt earlier ones; None after a single task.
+    """
+    _check(matrix)
+    final = len(matrix) - 1
+    if final == 0:
+        return None
+    return sum(matrix[final][j] - matrix[j][j] for j in range(final)) / final
+
+
+def summarize(matrix: Matrix, counts: Sequence[int]) -> dict:
+    """Every metric of a run, as stored in results.json."""
+    steps = accuracy_per_step(matrix, counts)
+    return {
+        "acc_per_step": steps,
+        "last": steps[-1],
+        "avg": sum(steps) / len(steps),
+        "forgetting": forgetting(matrix),
+        "bwt": backward_transfer(matrix),
+    }

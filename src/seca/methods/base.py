@@ -1,0 +1,104 @@
+"""The learner protocol: what the task loop asks of a continual-learning method, and the method registry.
+
+A learner sees tasks one at a time. For each task the engine calls ``begin_task``, then
+``training_step`` for every batch of every epoch (optimising ``parameter_groups``), then ``end_task``;
+after that ``predict`` must score every class seen so far. A learner holds a reference to the frozen
+backbone but never its weights: ``state_dict()`` is exactly what was learned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, ClassVar, Iterable, Sequence
+
+import torch
+from torch import nn
+
+from ..clip.backbone import ClipBackbone
+from ..config import MethodConfig
+from ..data.scenario import Task
+
+
+@dataclass
+class Batch:
+    """Images (preprocessed), their labels (remapped, global) and their positions in the task's data."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    index: torch.Tensor
+
+    def to(self, device: torch.device) -> "Batch":
+        return Batch(self.images.to(device, non_blocking=True), self.labels.to(device), self.index.to(device))
+
+
+@dataclass
+class TaskData:
+    """A task's training data as the learner may read it outside the training loop.
+
+    ``batches()`` yields every training image of the task once, in a fixed order, as :class:`Batch`
+    on the learner's device: enough to precompute per-image features (spec §7b) or class statistics.
+    """
+
+    task: Task
+    size: int
+    batches: Callable[[], Iterable[Batch]]
+
+
+class Learner(nn.Module):
+    """Base class of every method; subclasses set ``name`` and register with :func:`register`."""
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, backbone: ClipBackbone, class_names: Sequence[str], config: MethodConfig, seed: int = 0):
+        super().__init__()
+        self.backbone = backbone  # a plain attribute: not a submodule, so not in state_dict
+        self.class_names = list(class_names)  # in label order (the scenario's class order)
+        self.config = config
+        self.seed = seed
+        self.num_seen = 0
+        self.task: Task | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return self.backbone.device
+
+    # ---- the protocol ---------------------------------------------------------------------------
+    def begin_task(self, task: Task, data: TaskData) -> None:
+        """Prepare for ``task``: add its classes, create its parameters, precompute what is fixed."""
+        self.task = task
+        self.num_seen = task.stop
+
+    def parameter_groups(self) -> list[dict]:
+        """Optimiser parameter groups ``{"name", "params"}``; the learning rate is ``train.lr.<name>``."""
+        return []
+
+    def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """The losses of one batch: ``"loss"`` (what is minimised) and any named terms it sums."""
+        raise NotImplementedError(f"{type(self).__name__} does not train")
+
+    def end_task(self, task: Task, data: TaskData) -> None:
+        """Consolidate after training on ``task`` (snapshots, prototypes, cached inference features)."""
+
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        """Scores ``[batch, num_seen]`` over all classes seen so far; the arg-max is the prediction."""
+        raise NotImplementedError
+
+    @property
+    def trains(self) -> bool:
+        return bool(self.parameter_groups())
+
+    def task_rng(self, task: Task, stream: int = 0) -> torch.Generator:
+        """A generator seeded by (seed, task, stream): parameter init independent of other random draws."""
+        return torch.Generator().manual_seed((self.seed * 1_000_003 + task.index * 1_009 + stream) % 2**63)
+
+
+LEARNERS: dict[str, type[Learner]] = {}
+
+
+def register(cls: type[Learner]) -> type[Learner]:
+    """Class decorator: make a learner available under ``cls.name`` (``method.name`` in configs)."""
+    if not cls.name or cls.name in LEARNERS:
+        raise ValueError(f"learner name '{cls.name}' is empty or taken")
+    LEARNERS[cls.name] = cls
+    return cls
+

@@ -1,0 +1,31 @@
+"""Inference-time scoring shared by the methods (spec §6)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+MaxOver = Literal["image", "batch"]
+
+
+def stable_exp(logits: torch.Tensor, max_over: MaxOver = "image") -> torch.Tensor:
+    """``exp(logits - M)``: M is each image's maximum (dims after the first), or the whole batch's.
+
+    With ``"batch"`` an image's scores depend on the other images in its batch, as in the reference
+    implementation (spec §6); ``"image"`` makes every prediction independent of its batch.
+    """
+    if max_over == "batch":
+        return (logits - logits.max()).exp()
+    return (logits - logits.flatten(1).amax(dim=1).view(-1, *[1] * (logits.dim() - 1))).exp()
+
+
+def text_branch(features: torch.Tensor, text: torch.Tensor, temperature: float,
+                max_over: MaxOver = "image") -> torch.Tensor:
+    """p_T of spec §6: ``features`` [B, E] and ``text`` [prompts, C, E], both normalised.
+
+    Logits ``temperature * cos`` for every (prompt, class); subtract the maximum over all of them,
+    exponentiate, and average over prompts -> ``[B, C]``.
+    """
+    logits = temperature * torch.einsum("be,pce->bpc", features, text)
+    return stable_exp(logits, max_over).mean(dim=1)

@@ -1,0 +1,35 @@
+"""Zero-shot CLIP: each class is the text feature of ``"a good photo of a {class}."``; nothing is learned.
+
+Radford et al., "Learning Transferable Visual Models From Natural Language Supervision", ICML 2021.
+The lower bound every continual learner over CLIP must beat (spec §5, §8).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..data.scenario import Task
+from .base import Learner, TaskData, register
+
+
+@register
+class ZeroShot(Learner):
+    name = "zero-shot"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.register_buffer("text_features", torch.empty(0, self.backbone.embed_dim), persistent=False)
+
+    def begin_task(self, task: Task, data: TaskData) -> None:
+        super().begin_task(task, data)
+        names = self.class_names[self.text_features.shape[0]:task.stop]
+        if names:
+            texts = [self.config.template.format(name.replace("_", " ")) for name in names]
+            new = F.normalize(self.backbone.encode_texts(texts), dim=-1)
+            self.text_features = torch.cat([self.text_features, new.to(self.text_features.dtype)])
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        features = F.normalize(self.backbone.encode_image(images), dim=-1)
+        return self.config.temperature * features @ self.text_features[: self.num_seen].T

@@ -1,0 +1,104 @@
+"""End-to-end runs of `seca run` on the small CPU preset (a random two-block CLIP, generated images)."""
+
+import json
+
+import pytest
+import yaml
+
+from seca.cli import main
+from seca.config import from_dict, load_config
+
+FAST = ["--set", "train.epochs=1", "--set", "data.shapes.train_per_class=8", "--set", "data.shapes.test_per_class=4"]
+
+
+def run(tmp_path, *extra, name="run"):
+    out = tmp_path / name
+    code = main(["run", "cpu-small", "--out", str(out), *FAST, *extra])
+    return code, out
+
+
+def test_h_peft_run_writes_results_of_the_documented_shape(tmp_path):
+    code, out = run(tmp_path)
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    for key in ("method", "benchmark", "backbone", "seed", "class_order", "tasks", "acc_matrix", "acc_per_step",
+                "last", "avg", "forgetting", "bwt", "seconds", "config", "test_counts"):
+        assert key in results, key
+    assert results["method"] == "h-peft"
+    assert results["backbone"] == {"model": "seca-test", "pretrained": None}
+    assert len(results["tasks"]) == 5 and all(len(t) == 4 for t in results["tasks"])
+    assert [c for t in results["tasks"] for c in t] == results["class_order"]
+    assert [len(r) for r in results["acc_matrix"]] == [1, 2, 3, 4, 5]
+    assert results["test_counts"] == [16] * 5
+    assert len(results["acc_per_step"]) == 5 and results["last"] == results["acc_per_step"][-1]
+    assert all(0 <= a <= 100 for row in results["acc_matrix"] for a in row)
+    assert len(results["seconds"]["train"]) == len(results["seconds"]["eval"]) == 5
+    # the resolved config is saved and loads back to the same config
+    saved = from_dict(yaml.safe_load((out / "config.yaml").read_text()))
+    assert saved == from_dict(results["config"]) and saved.train.epochs == 1
+    events = [json.loads(line)["event"] for line in (out / "log.jsonl").read_text().splitlines()]
+    assert events.count("task_end") == 5 and "train_epoch" in events and events[-1] == "end"
+
+
+def test_zero_shot_runs_without_training(tmp_path):
+    code, out = run(tmp_path, "--set", "method.name=zero-shot")
+    assert code == 0
+    events = [json.loads(line)["event"] for line in (out / "log.jsonl").read_text().splitlines()]
+    assert "train_epoch" not in events and "train_step" not in events
+    assert json.loads((out / "results.json").read_text())["method"] == "zero-shot"
+
+
+def test_same_seed_same_result(tmp_path):
+    _, a = run(tmp_path, name="a")
+    _, b = run(tmp_path, name="b")
+    _, c = run(tmp_path, "--set", "seed=1", name="c")
+    ra, rb, rc = (json.loads((d / "results.json").read_text()) for d in (a, b, c))
+    assert ra["acc_matrix"] == rb["acc_matrix"]
+    assert ra["class_order"] == rb["class_order"]
+    assert rc["acc_matrix"] != ra["acc_matrix"]
+
+
+def test_refuses_to_overwrite_results(tmp_path, capsys):
+    run(tmp_path, "--set", "method.name=zero-shot")
+    code, _ = run(tmp_path, "--set", "method.name=zero-shot")
+    assert code == 2 and "--overwrite" in capsys.readouterr().err
+    code, _ = run(tmp_path, "--set", "method.name=zero-shot", "--overwrite")
+    assert code == 0
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.epohcs=2", "unknown config key 'train.epohcs'; did you mean 'train.epochs'?"),
+    ("method.name=ewc", "unknown method.name 'ewc'"),
+    ("scenario.increment=3", "task sizes must add up"),
+    ("data.dataset=imagenet-r", "data.root is not set"),
+    ("backbone.pretrained=/no/such/file.safetensors", "is not a file"),
+])
+def test_bad_input_gives_one_line_error_and_no_results(tmp_path, capsys, override, message):
+    code, out = run(tmp_path, "--set", override)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert not (out / "results.json").exists()
+
+
+@pytest.mark.parametrize("command", [["--help"], ["run", "--help"], ["prepare", "--help"], ["presets", "--help"]])
+def test_help(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(command)
+    assert info.value.code == 0 and "usage: seca" in capsys.readouterr().out
+
+
+def test_presets_are_listed(capsys):
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    assert "imagenet-r" in out and "cifar100" in out and "cpu-small" in out
+
+
+def test_cpu_preset_is_small():
+    cfg = load_config("cpu-small")
+    assert cfg.backbone.model == "seca-test" and cfg.data.dataset == "shapes"
+
+
+def test_bad_data_leaves_no_output_folder(tmp_path):
+    code, out = run(tmp_path, "--set", "data.dataset=imagenet-r", "--set", "data.root=/no/such/place")
+    assert code == 2 and not out.exists()

@@ -1,0 +1,70 @@
+"""Data sets: the generated shapes world, image folders, and clear errors when data is missing."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from seca.config import ShapesConfig
+from seca.data.datasets import build_datasets
+from seca.data.shapes import ShapesWorld, class_names
+from seca.errors import SecaError
+
+
+def test_shapes_world_is_deterministic_to_the_byte():
+    a, b = ShapesWorld(seed=5), ShapesWorld(seed=5)
+    for domain in ("clean", "renditions"):
+        for label, index in [(0, 0), (57, 3), (99, 12)]:
+            assert a.image(label, index, domain).tobytes() == b.image(label, index, domain).tobytes()
+    assert a.image(3, 1).tobytes() != ShapesWorld(seed=6).image(3, 1).tobytes()
+    assert a.image(3, 1, split="train").tobytes() != a.image(3, 1, split="test").tobytes()
+
+
+def test_items_do_not_depend_on_access_order():
+    data = build_datasets("shapes", shapes=ShapesConfig(colors=2, shapes=3, train_per_class=4, test_per_class=2))
+    forward = [np.asarray(data.train[i][0]) for i in range(len(data.train))]
+    backward = [np.asarray(data.train[i][0]) for i in reversed(range(len(data.train)))][::-1]
+    assert all((f == b).all() for f, b in zip(forward, backward))
+    assert data.train.targets.tolist() == [0] * 4 + [1] * 4 + [2] * 4 + [3] * 4 + [4] * 4 + [5] * 4
+
+
+def test_class_names_compose_colour_and_shape():
+    names = class_names(10, 10)
+    assert len(names) == 100 and names[0] == "red circle" and names[13] == "orange star"
+
+
+def test_shapes_images_have_the_class_colour():
+    world = ShapesWorld(image_size=64)
+    red = np.asarray(world.image(0, 0, "clean")).reshape(-1, 3).astype(int)  # red circle
+    blue = np.asarray(world.image(50, 0, "clean")).reshape(-1, 3).astype(int)  # blue circle
+    assert ((red[:, 0] > 150) & (red[:, 1] < 90)).sum() > 200
+    assert ((blue[:, 2] > 150) & (blue[:, 0] < 90)).sum() > 200
+
+
+def test_imagefolder_takes_class_names_from_folders(tmp_path):
+    for split in ("train", "test"):
+        for name in ("sea_lion", "zebra"):
+            (tmp_path / split / name).mkdir(parents=True)
+            Image.new("RGB", (3, 3)).save(tmp_path / split / name / "a.png")
+    data = build_datasets("imagefolder", str(tmp_path))
+    assert data.class_names == ["sea lion", "zebra"]
+    assert data.train.targets.tolist() == [0, 1]
+
+
+@pytest.mark.parametrize("dataset, root, message", [
+    ("imagenet-r", None, "data.root is not set"),
+    ("imagenet-r", "/nonexistent/place", "is not a folder"),
+    ("imagenet-q", None, "unknown data.dataset 'imagenet-q'"),
+])
+def test_missing_data_is_a_clear_error(dataset, root, message):
+    with pytest.raises(SecaError, match=message):
+        build_datasets(dataset, root)
+
+
+def test_folder_without_split_says_how_to_make_one(tmp_path):
+    with pytest.raises(SecaError, match="seca prepare imagenet-a"):
+        build_datasets("imagenet-a", str(tmp_path))
+
+
+def test_cifar100_absent_without_download(tmp_path):
+    with pytest.raises(SecaError, match="data.download=true"):
+        build_datasets("cifar100", str(tmp_path))

@@ -1,0 +1,64 @@
+"""Class orders, label remapping and argument validation of the class-incremental scenario."""
+
+import json
+from importlib import resources
+
+import numpy as np
+import pytest
+
+from seca.data.scenario import ClassIncrementalScenario, class_order
+from seca.errors import SecaError
+
+
+def test_labels_are_positions_in_the_order_and_tasks_are_contiguous_blocks():
+    order = [3, 0, 5, 1, 4, 2]
+    sc = ClassIncrementalScenario(order, first_task=2, increment=2)
+    assert [t.classes for t in sc] == [(3, 0), (5, 1), (4, 2)]
+    assert [(t.start, t.stop) for t in sc] == [(0, 2), (2, 4), (4, 6)]
+    targets = [0, 1, 2, 3, 4, 5, 3]
+    assert sc.labels(targets).tolist() == [1, 3, 5, 0, 4, 2, 0]
+    assert sc.task_of_label(np.array([0, 1, 2, 3, 4, 5])).tolist() == [0, 0, 1, 1, 2, 2]
+    # items of task 2 (classes 5 and 1), in data set order
+    assert sc.items_of(targets, [sc[1]]).tolist() == [1, 5]
+    assert sc.names_in_label_order(list("abcdef")) == list("dafbec")
+
+
+def test_first_task_may_differ_from_increment():
+    sc = ClassIncrementalScenario(list(range(10)), first_task=4, increment=3)
+    assert [t.num_classes for t in sc] == [4, 3, 3]
+
+
+@pytest.mark.parametrize("order, first, inc, message", [
+    ([0, 1, 1, 3], 2, 2, "repeats \\[1\\]"),
+    ([0, 1, 2], 1, 1, "permutation of the 4 class ids"),
+    ([0, 1, 2, 3], 3, 2, "leave 1 over"),
+    ([0, 1, 2, 3], 5, 1, "more than the 4 classes"),
+    ([0, 1, 2, 3], 0, 2, "must be positive"),
+])
+def test_invalid_arguments_are_refused_with_a_clear_message(order, first, inc, message):
+    with pytest.raises(SecaError, match=message):
+        ClassIncrementalScenario(order, first, inc, num_classes=4)
+
+
+def test_reference_orders_are_the_shipped_ones():
+    table = json.loads((resources.files("seca") / "resources" / "class_orders.json").read_text())
+    assert class_order("reference", 200, "imagenet-r", trial=2) == table["imagenet_r"][2]
+    assert class_order("reference", 100, "cifar100", trial=0)[:3] == [87, 0, 52]
+
+
+def test_no_reference_order_for_imagenet_a():
+    with pytest.raises(SecaError, match="scenario.order=seeded"):
+        class_order("reference", 200, "imagenet-a")
+
+
+def test_seeded_orders_are_reproducible_permutations():
+    a, b = class_order("seeded", 50, seed=7), class_order("seeded", 50, seed=7)
+    assert a == b and sorted(a) == list(range(50))
+    assert class_order("seeded", 50, seed=8) != a
+
+
+def test_bad_trial_and_order_names():
+    with pytest.raises(SecaError, match="trial must be 0..2"):
+        class_order("reference", 100, "cifar100", trial=3)
+    with pytest.raises(SecaError, match="scenario.order must be"):
+        class_order("random", 10)
