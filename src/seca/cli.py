@@ -37,12 +37,25 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ablate(args: argparse.Namespace) -> int:
+    from .engine.ablate import load_ablation, run_ablation
+
+    ablation = load_ablation(args.ablation)
+    base = args.base or ablation.base
+    out = Path(args.out) if args.out else Path("runs") / "ablations" / ablation.name / Path(base).stem
+    only = [name.strip() for name in args.only.split(",")] if args.only else None
+    run_ablation(ablation, out, base=args.base, overrides=args.set, only=only, overwrite=args.overwrite)
+    return 0
+
+
 def cmd_presets(args: argparse.Namespace) -> int:
     from .config import list_presets, packaged_preset
 
-    for name in list_presets():
-        first = packaged_preset(name).read_text().splitlines()[0]
-        print(f"{name:<28} {first.lstrip('# ').strip()}")
+    for folder, title in (("", "experiment presets (seca run NAME)"), ("ablations", "ablation sets (seca ablate NAME)")):
+        print(title + ":")
+        for name in list_presets(folder):
+            first = packaged_preset(name).read_text().splitlines()[0]
+            print(f"  {name:<24} {first.lstrip('# ').strip()}")
     return 0
 
 
@@ -76,6 +89,18 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--link", default="copy", choices=["copy", "symlink", "hardlink"],
                       help="how to place the images (default: copy)")
     prep.set_defaults(handler=cmd_prepare)
+
+    ablate = sub.add_parser("ablate", help="run a set of variants and print Last / Avg / forgetting per variant",
+                            description="Run every variant of an ablation file (e.g. ablations/kd) on one "
+                                        "benchmark, save each run, and print a table of Last, Avg and forgetting.")
+    ablate.add_argument("ablation", help="an ablation YAML file or packaged set (see `seca presets`)")
+    ablate.add_argument("--base", help="run the variants on this preset instead of the file's base (e.g. shapes)")
+    ablate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key in every variant (repeatable)")
+    ablate.add_argument("--only", help="comma-separated variant names to run (default: all)")
+    ablate.add_argument("--out", help="output folder (default: runs/ablations/<name>/<base>)")
+    ablate.add_argument("--overwrite", action="store_true", help="rerun variants that already have results")
+    ablate.set_defaults(handler=cmd_ablate)
 
     presets = sub.add_parser("presets", help="list the packaged config presets")
     presets.set_defaults(handler=cmd_presets)

@@ -115,12 +115,59 @@ class PromptConfig:
 
 
 @dataclass(frozen=True)
+class SGAKTConfig:
+    """Semantic-guided adaptive knowledge transfer (spec §3)."""
+
+    teacher: str = "sg-akt"  # none | clip | vanilla | avg | sg-akt
+    pool_size: int = 5
+    eviction: str = "lowest"  # lowest (reference) | highest (paper's text) | oldest
+    relevance: str = "reference"  # reference (softmax per prompt, then mean) | paper (mean, then softmax)
+    utility_momentum: float = 0.5
+    teacher_dropout: bool = False  # true: snapshots keep adapter dropout, as the reference
+    beta: float = 1.0  # beta_s = beta * (s - 1)
+    temperature: float = 20.0
+    cache_teachers: bool = True  # compute teacher features once per task (spec §7b); false: every step
+
+
+@dataclass(frozen=True)
+class SEVPRConfig:
+    """Semantic-enhanced visual prototype refinement (spec §4)."""
+
+    gamma: Optional[float] = None  # null: 2 * sqrt(feature dim)
+    regularize: bool = True  # L_reg against the stored prototypes of old classes
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """How classes are scored at inference (spec §6)."""
+
+    branches: str = "hybrid"  # hybrid | text | visual
+    visual: str = "se-vpr"  # se-vpr | centroid-clip | centroid-adapted | linear
+    text_weight: float = 0.5  # weight of the text branch in the hybrid score
+    hybrid_max: str = "image"  # image | batch (the reference: one maximum per batch)
+    cache_text: bool = True  # encode every prompt once per task (spec §7b); false: once per batch
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    """Gaussian pseudo-feature replay of SECA++ (spec §7)."""
+
+    samples_per_class: int = 10
+    stats_dropout: bool = False  # true: class statistics with adapter dropout active, as the reference
+    covariance_eps: float = 1e-4
+
+
+@dataclass(frozen=True)
 class MethodConfig:
-    name: str = "h-peft"  # zero-shot | h-peft
+    name: str = "seca"  # zero-shot | h-peft | seca | seca++
     template: str = "a good photo of a {}."
     temperature: float = 20.0  # fixed inference temperature (spec §1)
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     prompt: PromptConfig = field(default_factory=PromptConfig)
+    sg_akt: SGAKTConfig = field(default_factory=SGAKTConfig)
+    se_vpr: SEVPRConfig = field(default_factory=SEVPRConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
 
 
 @dataclass(frozen=True)
@@ -272,9 +319,10 @@ def packaged_preset(name: str) -> Optional[Path]:
     return candidate if candidate.is_file() else None
 
 
-def list_presets() -> list[str]:
+def list_presets(folder: str = "") -> list[str]:
+    """Packaged experiment presets (``folder=""``) or ablation sets (``folder="ablations"``)."""
     root = Path(str(resources.files("seca") / "configs"))
-    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
+    return sorted(str(p.relative_to(root).with_suffix("")) for p in (root / folder).glob("*.yaml"))
 
 
 def resolve_preset_path(name_or_path: str | Path, relative_to: Optional[Path] = None) -> Path:
@@ -322,21 +370,29 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+def set_key(data: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    """A copy of ``data`` with the dotted ``key`` (``train.lr.adapter``) set to ``value``."""
+    keys = key.split(".")
     data = _deep_merge({}, data)
+    node = data
+    for depth, part in enumerate(keys[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        elif not isinstance(child, dict):
+            raise SecaError(f"cannot set '{key}': '{'.'.join(keys[:depth + 1])}' is a value, not a section")
+        else:
+            child = node[part] = dict(child)
+        node = child
+    node[keys[-1]] = value
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``--set key.sub=value`` strings in order."""
     for text in overrides:
         keys, value = parse_override(text)
-        node = data
-        for depth, key in enumerate(keys[:-1]):
-            child = node.get(key)
-            if child is None:
-                child = node[key] = {}
-            elif not isinstance(child, dict):
-                raise SecaError(f"override '{text}': '{'.'.join(keys[:depth + 1])}' is a value, not a section")
-            else:
-                child = node[key] = dict(child)
-            node = child
-        node[keys[-1]] = value
+        data = set_key(data, ".".join(keys), value)
     return data
 
 

@@ -18,7 +18,7 @@ def run(tmp_path, *extra, name="run"):
 
 
 def test_h_peft_run_writes_results_of_the_documented_shape(tmp_path):
-    code, out = run(tmp_path)
+    code, out = run(tmp_path, "--set", "method.name=h-peft")
     assert code == 0
     results = json.loads((out / "results.json").read_text())
     for key in ("method", "benchmark", "backbone", "seed", "class_order", "tasks", "acc_matrix", "acc_per_step",
@@ -52,6 +52,7 @@ def test_same_seed_same_result(tmp_path):
     _, a = run(tmp_path, name="a")
     _, b = run(tmp_path, name="b")
     _, c = run(tmp_path, "--set", "seed=1", name="c")
+    assert json.loads((a / "results.json").read_text())["method"] == "seca"
     ra, rb, rc = (json.loads((d / "results.json").read_text()) for d in (a, b, c))
     assert ra["acc_matrix"] == rb["acc_matrix"]
     assert ra["class_order"] == rb["class_order"]
@@ -102,3 +103,36 @@ def test_cpu_preset_is_small():
 def test_bad_data_leaves_no_output_folder(tmp_path):
     code, out = run(tmp_path, "--set", "data.dataset=imagenet-r", "--set", "data.root=/no/such/place")
     assert code == 2 and not out.exists()
+
+
+@pytest.mark.parametrize("method", ["seca", "seca++"])
+def test_seca_runs_write_results_and_log_every_loss_term(tmp_path, method):
+    code, out = run(tmp_path, "--set", f"method.name={method}", "--set", "train.log_every=1")
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["method"] == method and len(results["acc_matrix"]) == 5
+    steps = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    later = [s for s in steps if s["event"] == "train_step" and s["task"] > 0]
+    expected = {"ce_text", "ce_visual", "reg", "agg", "kd"} | ({"replay"} if method == "seca++" else set())
+    assert later and expected <= set(later[0])
+
+
+def test_ablate_prints_a_table_and_reuses_finished_variants(tmp_path, capsys):
+    args = ["ablate", "ablations/kd", "--base", "cpu-small", "--only", "none,sg-akt", "--out", str(tmp_path),
+            *FAST, "--set", "scenario.first_task=10", "--set", "scenario.increment=10"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "variant" in out and "paper Last" in out and "65.09" in out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert [r["variant"] for r in summary["rows"]] == ["none", "sg-akt"]
+    assert (tmp_path / "none" / "results.json").exists() and (tmp_path / "summary.md").exists()
+    assert main(args) == 0
+    assert "reusing" in capsys.readouterr().out
+
+
+def test_ablate_checks_every_variant_before_running(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("base: cpu-small\nvariants:\n  ok: {}\n  broken: {method.sg_akt.teachr: none}\n")
+    assert main(["ablate", str(bad), "--out", str(tmp_path / "out")]) == 2
+    assert "did you mean 'method.sg_akt.teacher'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

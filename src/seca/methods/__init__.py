@@ -7,7 +7,7 @@ from typing import Sequence
 from ..clip.backbone import ClipBackbone
 from ..config import MethodConfig
 from ..errors import SecaError
-from . import h_peft, zero_shot  # noqa: F401  (importing a method registers it)
+from . import h_peft, seca, zero_shot  # noqa: F401  (importing a method registers it)
 from .base import LEARNERS, Batch, Learner, TaskData, register
 
 __all__ = ["LEARNERS", "Batch", "Learner", "TaskData", "register", "build_learner"]

@@ -66,14 +66,25 @@ class HPEFT(Learner):
         return {"loss": loss, "ce_text": loss.detach()}
 
     def end_task(self, task: Task, data: TaskData) -> None:
-        self._inference_text = self.inference_text_features()
+        if self.config.classifier.cache_text:
+            self._inference_text = self.inference_text_features()
 
     @torch.no_grad()
     def inference_text_features(self) -> torch.Tensor:
-        """[prompts, seen classes, E]: every seen class under every task prompt, normalised."""
+        """[prompts, seen classes, E]: every seen class under every task prompt, normalised.
+
+        All prompts are frozen at inference, so this is computed once per task and kept; with
+        ``classifier.cache_text: false`` it is recomputed for every batch, as the reference does.
+        """
+        if self._inference_text is not None:
+            return self._inference_text
         return torch.stack([self.class_text(p, 0, self.num_seen) for p in self.prompts])
+
+    def scores_from_features(self, features: torch.Tensor) -> torch.Tensor:
+        """Class scores of normalised adapted features: the text branch of spec §6."""
+        c = self.config
+        return text_branch(features, self.inference_text_features(), c.temperature, c.classifier.hybrid_max)
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> torch.Tensor:
-        text = self._inference_text if self._inference_text is not None else self.inference_text_features()
-        return text_branch(self.image_features(images), text, self.config.temperature)
+        return self.scores_from_features(self.image_features(images))

@@ -1,0 +1,291 @@
+"""SECA and SECA++: semantic-enriched continual adaptation of a frozen CLIP (spec §2-§7).
+
+He, Cheng, Xu, Wang, Wang, "Harnessing Textual Semantic Priors for Knowledge Transfer and Refinement in
+CLIP-Driven Continual Learning", AAAI 2026 (arXiv 2508.01579).
+
+SECA is H-PEFT (adapters + per-task prompts) plus two modules that use what the text encoder knows:
+SG-AKT (sg_akt.py) distils from a pool of earlier adapters, weighting each by the textual relevance of
+the image's class; SE-VPR (se_vpr.py) refines frozen-CLIP class prototypes with the classes' text
+affinities and serves as a visual classifier beside the text one. SECA++ adds Gaussian pseudo-feature
+replay (replay.py). Every variant the paper ablates is a config switch (docs/method.md):
+
+    L = L_ce-T + L_ce-V + L_reg + L_agg + beta_s * L_SG-AKT  (+ L_gs for SECA++),  beta_s = beta * (s - 1)
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.scenario import Task
+from ..errors import SecaError
+from .base import Batch, TaskData, register
+from .h_peft import HPEFT
+from .inference import stable_exp, text_branch
+from .replay import ClassGaussians, class_statistics
+from .se_vpr import PrototypeRefiner, prototype_drift
+from .sg_akt import AdapterPool, RelevanceAggregator, distillation_kl
+
+TEACHERS = ("none", "clip", "vanilla", "avg", "sg-akt")
+BRANCHES = ("hybrid", "text", "visual")
+VISUAL_CLASSIFIERS = ("se-vpr", "centroid-clip", "centroid-adapted", "linear")
+
+
+def _check(value: str, choices: tuple[str, ...], key: str) -> None:
+    if value not in choices:
+        raise SecaError(f"method.{key} must be one of {', '.join(choices)}; got '{value}'")
+
+
+def class_means(features: torch.Tensor, labels: torch.Tensor, classes: range) -> torch.Tensor:
+    """Mean feature of each class in ``classes`` (labels are global), ``[len(classes), E]``."""
+    return torch.stack([features[labels == c].mean(dim=0) for c in classes])
+
+
+@register
+class SECA(HPEFT):
+    name = "seca"
+    replay = False  # SECA++ sets this
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        c = self.config
+        _check(c.sg_akt.teacher, TEACHERS, "sg_akt.teacher")
+        _check(c.classifier.branches, BRANCHES, "classifier.branches")
+        _check(c.classifier.visual, VISUAL_CLASSIFIERS, "classifier.visual")
+        if c.classifier.hybrid_max not in ("image", "batch"):
+            raise SecaError(f"method.classifier.hybrid_max must be image or batch; got '{c.classifier.hybrid_max}'")
+        dim, width = self.backbone.embed_dim, self.backbone.vision_width
+        teacher, visual = c.sg_akt.teacher, c.classifier.visual if c.classifier.branches != "text" else None
+
+        # SG-AKT (spec §3): a pool of snapshots for the pool-based teachers, the relevance network for SG-AKT.
+        self.pool = (AdapterPool(c.sg_akt.pool_size, c.sg_akt.eviction, c.sg_akt.utility_momentum,
+                                 c.sg_akt.teacher_dropout) if teacher in ("vanilla", "avg", "sg-akt") else None)
+        self.aggregator = RelevanceAggregator(dim, width, c.sg_akt.relevance) if teacher == "sg-akt" else None
+        # The visual classifier (spec §4, §6): SE-VPR's refiner, or a linear head, or plain centroids.
+        self.visual_classifier = visual
+        self.refiner = PrototypeRefiner(dim, c.se_vpr.gamma) if visual == "se-vpr" else None
+        self.linear_heads = nn.ParameterList() if visual == "linear" else None
+        needs_stats = self.replay or visual == "centroid-adapted"
+        self.gaussians = ClassGaussians(dim) if needs_stats else None
+        self.register_buffer("raw_prototypes", torch.empty(0, dim))  # frozen-CLIP class means, normalised
+        self.register_buffer("adapted_means", torch.empty(0, dim))  # adapted class means (centroid-adapted)
+        self.register_buffer("stored_prototypes", torch.empty(0, dim))  # the visual classifier, normalised
+
+        # Fixed within a task, computed in begin_task (spec §7b); never saved.
+        self._teacher_cache: Optional[torch.Tensor] = None
+        self._earlier_prompt_text: Optional[torch.Tensor] = None
+        self._replay_rng: Optional[torch.Generator] = None
+
+    # ---- what is used -------------------------------------------------------------------------
+    @property
+    def teacher(self) -> str:
+        return self.config.sg_akt.teacher
+
+    @property
+    def caches_teachers(self) -> bool:
+        s = self.config.sg_akt
+        return s.cache_teachers and not (s.teacher_dropout and self.teacher in ("vanilla", "avg", "sg-akt"))
+
+    @property
+    def needs_frozen_features(self) -> bool:
+        return self.refiner is not None or self.visual_classifier == "centroid-clip" or self.teacher == "clip"
+
+    # ---- the protocol ---------------------------------------------------------------------------
+    def begin_task(self, task: Task, data: TaskData) -> None:
+        super().begin_task(task, data)
+        if self.pool is not None:
+            self.pool.reset_utility()
+        if self.linear_heads is not None:
+            for head in self.linear_heads:
+                head.requires_grad_(False)
+            bound = 1.0 / self.backbone.embed_dim ** 0.5  # nn.Linear's default initialisation
+            weight = torch.empty(task.num_classes, self.backbone.embed_dim).uniform_(
+                -bound, bound, generator=self.task_rng(task, stream=1))
+            self.linear_heads.append(nn.Parameter(weight.to(self.device)))
+        if self.replay:
+            self._replay_rng = self.task_rng(task, stream=2)
+        self._precompute(task, data)
+
+    @torch.no_grad()
+    def _precompute(self, task: Task, data: TaskData) -> None:
+        """One pass over the task's images: frozen-CLIP class means, and teacher features (spec §7b)."""
+        was_training = self.training
+        self.eval()
+        if task.index > 0 and self.teacher == "sg-akt":
+            # S^(i) of the current classes under every earlier (frozen) prompt: [prompts - 1, classes, E]
+            self._earlier_prompt_text = torch.stack(
+                [self.class_text(p, task.start, task.stop) for p in list(self.prompts)[:-1]])
+        cache_teachers = task.index > 0 and self.teacher != "none" and self.caches_teachers
+        if self.needs_frozen_features or cache_teachers:
+            frozen, teachers, labels = [], [], []
+            for batch in data.batches():
+                if self.needs_frozen_features:
+                    frozen.append(self.backbone.encode_image(batch.images).float())
+                if cache_teachers and self.teacher != "clip":
+                    teachers.append(self._teacher_inputs(batch.images))
+                labels.append(batch.labels)
+            if self.needs_frozen_features:
+                frozen = torch.cat(frozen)
+                means = class_means(frozen, torch.cat(labels), task.labels)
+                self.raw_prototypes = torch.cat([self.raw_prototypes, F.normalize(means, dim=-1)])
+                if cache_teachers and self.teacher == "clip":
+                    teachers = [F.normalize(frozen, dim=-1)]
+            self._teacher_cache = torch.cat(teachers) if cache_teachers else None
+        self.train(was_training)
+
+    def _teacher_inputs(self, images: torch.Tensor) -> torch.Tensor:
+        """Per image: the frozen-CLIP feature (``clip``) or every snapshot's class token V^(p) ``[B, P, W]``,
+        normalised. No gradient."""
+        with torch.no_grad():
+            if self.teacher == "clip":
+                return F.normalize(self.backbone.encode_image(images).float(), dim=-1)
+            tokens = [self.backbone.encode_image(images, member, output="class_token") for member in self.pool.members]
+            return F.normalize(torch.stack(tokens, dim=1).float(), dim=-1)
+
+    def parameter_groups(self) -> list[dict]:
+        groups = super().parameter_groups()
+        if self.aggregator is not None:
+            groups.append({"name": "sg_akt", "params": list(self.aggregator.parameters())})
+        visual = list(self.refiner.parameters()) if self.refiner is not None else []
+        if self.linear_heads is not None:
+            visual.append(self.linear_heads[-1])
+        if visual:
+            groups.append({"name": "se_vpr", "params": visual})
+        return groups
+
+    def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        task, c = self.task, self.config
+        targets = batch.labels - task.start
+        scale = self.backbone.logit_scale
+        features = self.image_features(batch.images)
+        # Z: every seen class under the current prompt (SE-VPR and replay need all; else only the current)
+        first = 0 if (self.refiner is not None or self.replay) else task.start
+        text = self.class_text(self.prompts.current, first, task.stop)
+        current_text = text[task.start - first:]
+
+        losses = {"ce_text": F.cross_entropy(scale * features @ current_text.T, targets)}
+        prototypes = None
+        if self.refiner is not None:
+            prototypes = self.refiner(self.raw_prototypes[: task.stop], text)
+            losses["ce_visual"] = F.cross_entropy(scale * features @ prototypes[task.start:].T.to(features), targets)
+            if c.se_vpr.regularize and task.index > 0:
+                losses["reg"] = prototype_drift(self.stored_prototypes[: task.start], prototypes[: task.start])
+        elif self.linear_heads is not None:
+            head = F.normalize(self.linear_heads[-1], dim=-1)
+            losses["ce_visual"] = F.cross_entropy(scale * features @ head.T.to(features), targets)
+
+        kd_weight = 0.0
+        if self.teacher != "none" and task.index > 0:
+            teacher = self._teacher_feature(batch, current_text, targets, losses)
+            losses["kd"] = distillation_kl(features, teacher, current_text, c.sg_akt.temperature)
+            kd_weight = c.sg_akt.beta * task.index  # beta_s = beta (s - 1)
+        if self.replay and task.index > 0:
+            losses["replay"] = self._replay_loss(features, batch.labels, text, prototypes)
+
+        total = sum(v for k, v in losses.items() if k != "kd") + kd_weight * losses.get("kd", 0.0)
+        return {"loss": total, **{k: v.detach() for k, v in losses.items()}}
+
+    def _teacher_feature(self, batch: Batch, current_text: torch.Tensor, targets: torch.Tensor,
+                         losses: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The normalised projected teacher feature of each image (adds L_agg for SG-AKT)."""
+        inputs = self._teacher_cache[batch.index] if self._teacher_cache is not None else self._teacher_inputs(batch.images)
+        if self.teacher == "clip":
+            return inputs
+        if self.teacher == "vanilla":
+            token = inputs[:, -1]  # the most recent snapshot
+        elif self.teacher == "avg":
+            token = inputs.mean(dim=1)
+        else:
+            # semantic vectors S^(i): the image's class under every task prompt, the current one with gradient
+            semantic = current_text[targets].unsqueeze(1)
+            if self._earlier_prompt_text is not None:
+                semantic = torch.cat([self._earlier_prompt_text[:, targets].transpose(0, 1).to(semantic), semantic], 1)
+            token, member_weights = self.aggregator(semantic, inputs)
+            self.pool.update_utility(member_weights)
+        teacher = F.normalize(self.backbone.project_class_token(token.to(current_text.dtype)), dim=-1)
+        if self.teacher == "sg-akt":
+            logits = self.backbone.logit_scale * teacher @ current_text.detach().T
+            losses["agg"] = F.cross_entropy(logits, targets)
+        return teacher
+
+    def _replay_loss(self, features: torch.Tensor, labels: torch.Tensor, text: torch.Tensor,
+                     prototypes: Optional[torch.Tensor]) -> torch.Tensor:
+        """L_gs of SECA++: draws from old classes' Gaussians join the (detached) batch, over all seen classes."""
+        r = self.config.replay
+        draws, draw_labels = self.gaussians.sample(r.samples_per_class, self._replay_rng, num_classes=self.task.start)
+        mixed = F.normalize(torch.cat([features.detach().float(), draws.float()]), dim=-1)
+        targets = torch.cat([labels, draw_labels])
+        scale = self.backbone.logit_scale
+        loss = F.cross_entropy(scale * mixed @ text.float().T, targets)
+        if prototypes is not None:
+            loss = loss + F.cross_entropy(scale * mixed @ prototypes.float().T, targets)
+        return loss
+
+    @torch.no_grad()
+    def end_task(self, task: Task, data: TaskData) -> None:
+        self._teacher_cache = self._earlier_prompt_text = None
+        was_training = self.training
+        self.eval()
+        if self.pool is not None:
+            self.pool.add(self.adapters.frozen_copy(), task.index)
+        if self.gaussians is not None:
+            self._store_statistics(task, data)
+        self._store_prototypes(task)
+        super().end_task(task, data)
+        self.train(was_training)
+
+    def _store_statistics(self, task: Task, data: TaskData) -> None:
+        """Mean and covariance of the adapted features (projected, not normalised) of the task's classes."""
+        self.adapters.train(self.config.replay.stats_dropout)
+        features, labels = [], []
+        for batch in data.batches():
+            features.append(self.backbone.encode_image(batch.images, self.adapters).float())
+            labels.append(batch.labels)
+        self.adapters.eval()
+        classes, means, covariances = class_statistics(torch.cat(features), torch.cat(labels),
+                                                       self.config.replay.covariance_eps)
+        if classes.tolist() != list(task.labels):
+            raise RuntimeError(f"task {task.index} lacks training images of some of its classes")
+        self.gaussians.add(means, covariances)
+        self.adapted_means = torch.cat([self.adapted_means, F.normalize(means.float(), dim=-1)])
+
+    def _store_prototypes(self, task: Task) -> None:
+        """The visual classifier after ``task`` (spec §4): refined prototypes of the new classes (all of
+        them for SECA++), or centroids, or the linear head's normalised weights."""
+        if self.visual_classifier is None:
+            return
+        if self.visual_classifier == "se-vpr":
+            refined = self.refiner(self.raw_prototypes[: task.stop], self.class_text(self.prompts.current, 0, task.stop))
+            keep = refined if self.replay else refined[task.start:]
+            base = self.stored_prototypes[:0] if self.replay else self.stored_prototypes
+            self.stored_prototypes = torch.cat([base, keep.to(base)])
+        elif self.visual_classifier == "centroid-clip":
+            self.stored_prototypes = self.raw_prototypes[: task.stop].clone()
+        elif self.visual_classifier == "centroid-adapted":
+            self.stored_prototypes = self.adapted_means[: task.stop].clone()
+        else:
+            head = F.normalize(self.linear_heads[-1].detach(), dim=-1)
+            self.stored_prototypes = torch.cat([self.stored_prototypes, head.to(self.stored_prototypes)])
+
+    # ---- inference (spec §6) --------------------------------------------------------------------
+    def scores_from_features(self, features: torch.Tensor) -> torch.Tensor:
+        c = self.config.classifier
+        t = self.config.temperature
+        if c.branches == "text":
+            return text_branch(features, self.inference_text_features(), t, c.hybrid_max)
+        visual = stable_exp(t * features @ self.stored_prototypes.T.to(features), c.hybrid_max)
+        if c.branches == "visual":
+            return visual
+        text = text_branch(features, self.inference_text_features(), t, c.hybrid_max)
+        return c.text_weight * text + (1.0 - c.text_weight) * visual
+
+
+@register
+class SECAPlusPlus(SECA):
+    """SECA with Gaussian pseudo-feature replay of old classes (spec §7)."""
+
+    name = "seca++"
+    replay = True
