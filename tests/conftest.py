@@ -18,3 +18,31 @@ def tiny_backbone():
 
     torch.manual_seed(0)
     return load_backbone("seca-test", None)
+
+
+FAST_RUN = ["--set", "train.epochs=1", "--set", "data.shapes.train_per_class=8", "--set",
+            "data.shapes.test_per_class=4"]
+
+
+def write_shapes_folder(root, names, per_class=3, split="test", seed=0):
+    """Images of shapes-world classes (e.g. "purple star") as ``root/<name with _>/<i>.png``."""
+    from seca.data.shapes import ShapesWorld, class_names
+
+    world = ShapesWorld(image_size=32, seed=seed)
+    labels = {name: k for k, name in enumerate(class_names())}
+    for name in names:
+        folder = root / name.replace(" ", "_")
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            world.image(labels[name], i, "renditions", split).save(folder / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory):
+    """A finished `seca run cpu-small` (SECA, 5 tasks of 4 classes, one epoch); its output folder."""
+    from seca.cli import main
+
+    out = tmp_path_factory.mktemp("small-run") / "seca"
+    assert main(["run", "cpu-small", "--out", str(out), *FAST_RUN]) == 0
+    return out

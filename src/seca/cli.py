@@ -20,7 +20,93 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .engine.loop import run_experiment
 
     config = load_config(args.config, args.set)
-    run_experiment(config, Path(args.out) if args.out else _default_out(config), overwrite=args.overwrite)
+    run_experiment(config, Path(args.out) if args.out else _default_out(config), overwrite=args.overwrite,
+                   resume=args.resume)
+    return 0
+
+
+def _image_paths(paths: Sequence[str]) -> list[Path]:
+    from .data.datasets import IMAGE_SUFFIXES
+
+    found = []
+    for given in paths:
+        path = Path(given).expanduser()
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise SecaError(f"'{given}' is neither an image file nor a folder")
+    if not found:
+        raise SecaError(f"no images found in {', '.join(paths)}")
+    return found
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import json
+
+    from .api import load
+
+    model = load(args.checkpoint, device=args.device)
+    paths = _image_paths(args.paths)
+    predictions = model.predict([str(p) for p in paths], top_k=args.top_k, batch_size=args.batch_size)
+    if args.json:
+        print(json.dumps([{"path": str(p), "label": pred.label, "score": pred.score,
+                           "top_k": [{"label": n, "score": s} for n, s in pred.top_k]}
+                          for p, pred in zip(paths, predictions)], indent=1))
+        return 0
+    for path, pred in zip(paths, predictions):
+        ranked = ", ".join(f"{n} ({s:.3f})" for n, s in pred.top_k)
+        print(f"{path}: {ranked}")
+    return 0
+
+
+def cmd_learn(args: argparse.Namespace) -> int:
+    from .api import load
+    from .config import apply_overrides, from_dict, to_dict
+
+    model = load(args.checkpoint, device=args.device)
+    if args.set:
+        model.config = from_dict(apply_overrides(to_dict(model.config), args.set))
+    before = len(model.classes)
+    task = model.learn(args.data, epochs=args.epochs)
+    model.save(args.out)
+    new = model.classes[before:]
+    print(f"learned task {task.index + 1}: {len(new)} new classes ({', '.join(new[:5])}{', ...' if len(new) > 5 else ''}); "
+          f"the model now knows {len(model.classes)} classes; saved to {args.out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from .api import load
+
+    model = load(args.checkpoint, device=args.device)
+    report = model.evaluate(args.data, batch_size=args.batch_size)
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return 0
+    print(f"accuracy {report['accuracy']:.2f}% on {report['images']} images of {len(report['per_class'])} classes")
+    for name, row in report["per_class"].items():
+        print(f"  {name:<30} {row['accuracy']:6.2f}%  ({row['images']} images)")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .eval.report import read_results, write_report
+
+    zero_shot = read_results(Path(args.zero_shot)) if args.zero_shot else None
+    for path in write_report(Path(args.out), zero_shot):
+        print(path)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .eval.report import format_comparison, read_results
+
+    runs = [read_results(Path(folder)) for folder in args.outs]
+    print(format_comparison(runs, args.outs))
     return 0
 
 
@@ -75,7 +161,53 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a config key, e.g. --set train.epochs=3 (repeatable)")
     run.add_argument("--out", help="output folder (default: runs/<benchmark>/<method>/seed<seed>)")
     run.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in --out")
+    run.add_argument("--resume", action="store_true",
+                     help="continue the interrupted run in --out from its last completed task")
     run.set_defaults(handler=cmd_run)
+
+    predict = sub.add_parser("predict", help="classify images with a saved model",
+                             description="Print the most likely classes of images (files, or folders searched "
+                                         "recursively) under a saved model.")
+    predict.add_argument("checkpoint", help="a model.safetensors written by seca run or seca learn")
+    predict.add_argument("paths", nargs="+", help="image files or folders")
+    predict.add_argument("--top-k", type=int, default=1, help="how many classes to list per image (default 1)")
+    predict.add_argument("--json", action="store_true", help="print JSON instead of text")
+    predict.add_argument("--batch-size", type=int, default=64)
+    predict.add_argument("--device", default="auto")
+    predict.set_defaults(handler=cmd_predict)
+
+    learn = sub.add_parser("learn", help="teach a saved model a new task of classes",
+                           description="Learn one new task from DIR/<class>/ images (or DIR/train/<class>/): "
+                                       "the folder names are the new classes. Known classes are refused.")
+    learn.add_argument("checkpoint", help="the model to start from")
+    learn.add_argument("--data", required=True, help="a folder with one sub-folder of images per new class")
+    learn.add_argument("--out", required=True, help="where to save the updated model")
+    learn.add_argument("--epochs", type=int, help="epochs (default: the model's train.epochs)")
+    learn.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a train.* key of the model's config for this task (repeatable)")
+    learn.add_argument("--device", default="auto")
+    learn.set_defaults(handler=cmd_learn)
+
+    evaluate = sub.add_parser("evaluate", help="accuracy of a saved model on a folder of labelled images",
+                              description="Accuracy on DIR/<class>/ images (or DIR/test/<class>/), overall and "
+                                          "per class; every folder name must be a class the model knows.")
+    evaluate.add_argument("checkpoint")
+    evaluate.add_argument("--data", required=True, help="a folder with one sub-folder of images per class")
+    evaluate.add_argument("--json", action="store_true", help="print JSON instead of text")
+    evaluate.add_argument("--batch-size", type=int, default=64)
+    evaluate.add_argument("--device", default="auto")
+    evaluate.set_defaults(handler=cmd_evaluate)
+
+    report = sub.add_parser("report", help="(re)draw the plots and summary of a finished run",
+                            description="Write accuracy_matrix.png, accuracy_curve.png and summary.md into a "
+                                        "run's output folder.")
+    report.add_argument("out", help="the output folder of a finished seca run")
+    report.add_argument("--zero-shot", help="a zero-shot run's folder to draw beside it (default: found next to OUT)")
+    report.set_defaults(handler=cmd_report)
+
+    compare = sub.add_parser("compare", help="Last / Avg / forgetting of several runs side by side")
+    compare.add_argument("outs", nargs="+", metavar="OUT", help="output folders of finished runs")
+    compare.set_defaults(handler=cmd_compare)
 
     prep = sub.add_parser("prepare", help="split ImageNet-R or ImageNet-A 80/20 into train/ and test/",
                           description="Write a deterministic per-class 80/20 split of an extracted ImageNet-R/A "

@@ -94,6 +94,8 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     log_every: int = 10
     progress: bool = True
+    checkpoints: str = "last"  # last (keep the latest task's, for --resume) | all | none
+    tensorboard: bool = False  # also log to <out>/tensorboard (needs the tensorboard package)
 
 
 @dataclass(frozen=True)

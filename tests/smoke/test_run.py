@@ -136,3 +136,32 @@ def test_ablate_checks_every_variant_before_running(tmp_path, capsys):
     assert main(["ablate", str(bad), "--out", str(tmp_path / "out")]) == 2
     assert "did you mean 'method.sg_akt.teacher'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_tensorboard_logging(tmp_path):
+    code, out = run(tmp_path, "--set", "train.tensorboard=true", "--set", "train.log_every=1",
+                    "--set", "scenario.first_task=10", "--set", "scenario.increment=10")
+    assert code == 0
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss", "train/ce_text", "lr/adapter", "eval/accuracy_seen"} <= tags
+    assert [e.step for e in events.Scalars("eval/accuracy_seen")] == [1, 2]
+
+
+def test_tensorboard_missing_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_tensorboard(name, *args, **kwargs):
+        if name.startswith("torch.utils.tensorboard"):
+            raise ImportError("no tensorboard")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tensorboard)
+    code, out = run(tmp_path, "--set", "train.tensorboard=true", "--set", "method.name=zero-shot")
+    assert code == 2 and "pip install 'seca[tensorboard]'" in capsys.readouterr().err
+    assert not out.exists()

@@ -116,7 +116,7 @@ def test_cached_teachers_equal_recomputed_ones(tiny_backbone, images):
     learner._teacher_cache = None
     recomputed = learner.training_step(batch)
     for key in ("kd", "agg", "loss"):
-        assert float(cached[key]) == pytest.approx(float(recomputed[key]), rel=1e-5, abs=1e-7)
+        assert float(cached[key].detach()) == pytest.approx(float(recomputed[key].detach()), rel=1e-5, abs=1e-7)
 
 
 def test_cached_inference_text_equals_per_batch_encoding(tiny_backbone, images):

@@ -314,12 +314,17 @@ def load_backbone(model: str, pretrained: Optional[str] = None, cache_dir: Optio
                   device: torch.device | str = "cpu") -> ClipBackbone:
     """Load and freeze a CLIP: a name of :data:`ARCHITECTURES` or any open_clip model name.
 
-    ``pretrained`` is an open_clip tag (``"openai"``), a local weights file, or None for random weights.
+    ``pretrained`` is an open_clip tag (``"openai"``), a local weights file, or None for random weights
+    (always the same ones: they are drawn from a fixed seed).
     """
     if pretrained in ("", "none", "None"):
         pretrained = None
-    if model in ARCHITECTURES:
-        clip, preprocess, tokenizer = _load_seca_arch(model, pretrained)
-    else:
-        clip, preprocess, tokenizer = _load_open_clip(model, pretrained, cache_dir)
+    # Random initial weights are drawn from a fixed seed, so a model with "random weights" is the same
+    # model in every process (a saved learner over it can be loaded again), whatever the global RNG.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        if model in ARCHITECTURES:
+            clip, preprocess, tokenizer = _load_seca_arch(model, pretrained)
+        else:
+            clip, preprocess, tokenizer = _load_open_clip(model, pretrained, cache_dir)
     return ClipBackbone(clip, preprocess, tokenizer, model, pretrained).to(device)

@@ -1,16 +1,20 @@
-"""The task loop: from a config to results.json.
+"""The task loop: from a config to results.json, a saved model and a report.
 
-For each task: the learner begins it, trains on its classes, ends it, and is evaluated on the test data
-of every class seen so far. The output folder receives the resolved ``config.yaml`` first, ``log.jsonl``
-as the run goes, and ``results.json`` (written atomically) when it ends.
+For each task: the learner begins it, trains on its classes, ends it, is evaluated on the test data of
+every class seen so far, and is checkpointed. The output folder receives the resolved ``config.yaml``
+first, ``log.jsonl`` as the run goes, ``checkpoints/task-NN.safetensors`` after every task, and at the
+end ``results.json``, ``model.safetensors`` and the report (all written atomically). ``resume=True``
+continues an interrupted run from its last checkpoint and ends with the same results.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import torch
 from tqdm import tqdm
@@ -22,14 +26,18 @@ from ..data.datasets import build_datasets
 from ..data.scenario import ClassIncrementalScenario, class_order
 from ..errors import SecaError
 from ..eval.metrics import summarize
-from ..eval.report import format_step, format_table
+from ..eval.report import format_step, format_table, write_report
+from ..io.checkpoint import load_checkpoint, save_checkpoint
 from ..io.files import atomic_write_json, atomic_write_text
-from ..io.logs import JsonlLog
-from ..methods import TaskData, build_learner
+from ..io.logs import RunLog, summary_writer_class
+from ..methods import Learner, TaskData, build_learner
 from .data import TaskImages, device_batches, loader
 from .device import amp_dtype, resolve_device, seed_everything
 from .evaluate import evaluate_tasks
 from .train import fit_task
+
+# Keys that may differ between an interrupted run and its resumption: they do not change results.
+RESUME_FREE_KEYS = {"train.progress", "train.log_every", "train.tensorboard", "train.checkpoints", "data.num_workers"}
 
 
 def check_output(out: Path, overwrite: bool = False) -> None:
@@ -41,17 +49,64 @@ def prepare_output(out: Path, overwrite: bool = False) -> Path:
     out = Path(out)
     check_output(out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in ("log.jsonl", "results.json"):
+    for stale in ("log.jsonl", "results.json", "model.safetensors"):
         (out / stale).unlink(missing_ok=True)
+    for old in (out / "checkpoints").glob("task-*.safetensors"):
+        old.unlink()
     return out
 
 
+def checkpoint_path(out: Path, task_index: int) -> Path:
+    return Path(out) / "checkpoints" / f"task-{task_index + 1:02d}.safetensors"
+
+
+def latest_checkpoint(out: Path) -> Optional[Path]:
+    found = sorted((Path(out) / "checkpoints").glob("task-*.safetensors"))
+    return found[-1] if found else None
+
+
+def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b)) for d in _differences(a.get(k), b.get(k), f"{prefix}{k}.")]
+    key = prefix.rstrip(".")
+    return [] if a == b or key in RESUME_FREE_KEYS else [f"{key} ({a!r} now, {b!r} in the run)"]
+
+
+def model_metadata(config: ExperimentConfig, learner: Learner, order: list[int]) -> dict:
+    """What a checkpoint says about the model besides its tensors."""
+    return {
+        "seca_version": __version__,
+        "method": learner.name,
+        "benchmark": config.benchmark,
+        "backbone": {"model": config.backbone.model, "pretrained": config.backbone.pretrained},
+        "class_names": learner.class_names[: learner.num_seen],
+        "class_order": order[: learner.num_seen],
+        "tasks": [list(t.classes) for t in learner.tasks],
+        "config": to_dict(config),
+        "learner": learner.structure(),
+    }
+
+
+@dataclass
+class Progress:
+    """The results of the tasks finished so far (stored in every checkpoint, for --resume)."""
+
+    acc_matrix: list[list[float]] = field(default_factory=list)
+    test_counts: list[int] = field(default_factory=list)
+    seconds: dict[str, list[float]] = field(default_factory=lambda: {"train": [], "eval": []})
+    steps: int = 0  # optimisation steps so far
+
+
 def run_experiment(config: ExperimentConfig, out: Optional[Path] = None, overwrite: bool = False,
-                   echo: Callable[[str], None] = tqdm.write) -> dict:
+                   resume: bool = False, echo: Callable[[str], None] = tqdm.write) -> dict:
     """Run one class-incremental experiment; returns the results (also written to ``out``)."""
     seed_everything(config.seed)
     device = resolve_device(config.train.device)
-    if out is not None:
+    if config.train.checkpoints not in ("last", "all", "none"):
+        raise SecaError(f"train.checkpoints must be last, all or none, got '{config.train.checkpoints}'")
+    if resume and out is None:
+        raise SecaError("--resume needs the --out folder of the interrupted run")
+    if out is not None and not resume:
         check_output(out, overwrite)
 
     # Everything that can fail on bad input is built before the output folder is touched.
@@ -65,25 +120,33 @@ def run_experiment(config: ExperimentConfig, out: Optional[Path] = None, overwri
     learner = build_learner(backbone, scenario.names_in_label_order(data.class_names), config.method, config.seed)
     amp = amp_dtype(config.train.amp, device)
     pin = device.type == "cuda"
-    out = prepare_output(out, overwrite) if out is not None else None
-    if out is not None:
+    if config.train.tensorboard:
+        summary_writer_class()  # fails now, not after the output folder exists
+
+    progress, first_task = Progress(), 0
+    if resume:
+        progress, first_task = _resume(config, Path(out), learner, device)
+        echo(f"resuming after task {first_task} of {len(scenario)} from {latest_checkpoint(out)}")
+    elif out is not None:
+        out = prepare_output(out, overwrite)
         atomic_write_text(out / "config.yaml", dump_yaml(config))
-    log = JsonlLog(out / "log.jsonl" if out is not None else None)
-    train_labels = scenario.labels(data.train.targets)
-    test_labels = scenario.labels(data.test.targets)
+    log = RunLog(out, tensorboard=config.train.tensorboard)
     echo(f"{learner.name} on {config.benchmark}: {data.num_classes} classes in {len(scenario)} tasks, "
          f"{backbone.model_name} ({backbone.pretrained or 'random weights'}) on {device}")
-    log("start", method=learner.name, benchmark=config.benchmark, device=str(device), tasks=len(scenario),
-        classes=data.num_classes)
+    log("resume" if resume else "start", method=learner.name, benchmark=config.benchmark, device=str(device),
+        tasks=len(scenario), classes=data.num_classes, first_task=first_task)
 
-    matrix: list[list[float]] = []
+    train_labels = scenario.labels(data.train.targets)
+    test_labels = scenario.labels(data.test.targets)
     test_sets: list[TaskImages] = []
-    seconds = {"train": [], "eval": []}
     for task in scenario:
-        train_idx = scenario.items_of(data.train.targets, [task])
-        train_set = TaskImages(data.train, train_idx, train_labels[train_idx])
         test_idx = scenario.items_of(data.test.targets, [task])
         test_sets.append(TaskImages(data.test, test_idx, test_labels[test_idx]))
+        if task.index < first_task:
+            continue
+        torch.manual_seed(config.seed * 1_000 + task.index)  # each task's randomness is its own: resumable
+        train_idx = scenario.items_of(data.train.targets, [task])
+        train_set = TaskImages(data.train, train_idx, train_labels[train_idx])
         if d.cache_images:
             train_set.materialize(config.train.eval_batch_size, d.num_workers)
             test_sets[-1].materialize(config.train.eval_batch_size, d.num_workers)
@@ -94,22 +157,25 @@ def run_experiment(config: ExperimentConfig, out: Optional[Path] = None, overwri
         start = time.perf_counter()
         learner.begin_task(task, task_data)
         if learner.trains and config.train.epochs > 0:
-            fit_task(learner, train_set, config.train, device, config.seed * 1_000 + task.index, d.num_workers, log)
+            progress.steps = fit_task(learner, train_set, config.train, device, config.seed * 1_000 + task.index,
+                                      d.num_workers, log, first_step=progress.steps)
         learner.end_task(task, task_data)
-        seconds["train"].append(time.perf_counter() - start)
+        progress.seconds["train"].append(time.perf_counter() - start)
 
         start = time.perf_counter()
         correct, total = evaluate_tasks(learner, test_sets, config.train.eval_batch_size, device, amp,
                                         d.num_workers, config.train.progress)
-        seconds["eval"].append(time.perf_counter() - start)
+        progress.seconds["eval"].append(time.perf_counter() - start)
         row = [100.0 * c / n if n else 0.0 for c, n in zip(correct, total)]
-        matrix.append(row)
-        counts = total
+        progress.acc_matrix.append(row)
+        progress.test_counts = total
         step_acc = 100.0 * sum(correct) / max(sum(total), 1)
         log("task_end", task=task.index, classes=task.stop, acc=step_acc, acc_row=row, correct=correct,
-            total=total, train_seconds=seconds["train"][-1], eval_seconds=seconds["eval"][-1])
-        echo(format_step(task.index, len(scenario), task.stop, step_acc, row, seconds["train"][-1],
-                         seconds["eval"][-1]))
+            total=total, train_seconds=progress.seconds["train"][-1], eval_seconds=progress.seconds["eval"][-1])
+        echo(format_step(task.index, len(scenario), task.stop, step_acc, row, progress.seconds["train"][-1],
+                         progress.seconds["eval"][-1]))
+        if out is not None and config.train.checkpoints != "none" and task.index < len(scenario) - 1:
+            _save_task_checkpoint(config, Path(out), learner, order, task.index, progress)
 
     results = {
         "method": learner.name,
@@ -119,10 +185,10 @@ def run_experiment(config: ExperimentConfig, out: Optional[Path] = None, overwri
         "class_order": scenario.order,
         "class_names": scenario.names_in_label_order(data.class_names),
         "tasks": [list(t.classes) for t in scenario],
-        "test_counts": counts,
-        "acc_matrix": matrix,
-        **summarize(matrix, counts),
-        "seconds": seconds,
+        "test_counts": progress.test_counts,
+        "acc_matrix": progress.acc_matrix,
+        **summarize(progress.acc_matrix, progress.test_counts),
+        "seconds": progress.seconds,
         "device": str(device),
         "versions": {"seca": __version__, "torch": torch.__version__, "python": platform.python_version()},
         "config": to_dict(config),
@@ -130,6 +196,40 @@ def run_experiment(config: ExperimentConfig, out: Optional[Path] = None, overwri
     log("end", last=results["last"], avg=results["avg"])
     log.close()
     if out is not None:
-        atomic_write_json(out / "results.json", results)
+        tensors = learner.state_dict()
+        save_checkpoint(Path(out) / "model.safetensors", tensors, model_metadata(config, learner, order))
+        atomic_write_json(Path(out) / "results.json", results)
+        if config.train.checkpoints != "all":
+            for old in (Path(out) / "checkpoints").glob("task-*.safetensors"):
+                old.unlink()
+        write_report(Path(out))
     echo(format_table(results))
     return results
+
+
+def _save_task_checkpoint(config: ExperimentConfig, out: Path, learner: Learner, order: list[int],
+                          task_index: int, progress: Progress) -> None:
+    meta = {**model_metadata(config, learner, order), "task": task_index,
+            "progress": dataclasses.asdict(progress)}
+    path = checkpoint_path(out, task_index)
+    save_checkpoint(path, learner.state_dict(), meta)
+    if config.train.checkpoints == "last":
+        for old in path.parent.glob("task-*.safetensors"):
+            if old != path:
+                old.unlink()
+
+
+def _resume(config: ExperimentConfig, out: Path, learner: Learner, device: torch.device) -> tuple[Progress, int]:
+    if (out / "results.json").exists():
+        raise SecaError(f"the run in '{out}' has finished (results.json exists); there is nothing to resume")
+    path = latest_checkpoint(out)
+    if path is None:
+        raise SecaError(f"'{out}' holds no checkpoint to resume from; run without --resume to start it")
+    tensors, meta = load_checkpoint(path, device)
+    differences = _differences(to_dict(config), meta["config"])
+    if differences:
+        raise SecaError(f"the config differs from the interrupted run's at {differences[0]}"
+                        f"{f' and {len(differences) - 1} more keys' if len(differences) > 1 else ''}; "
+                        "resume with the same config and --set options")
+    learner.restore(tensors, meta["learner"])
+    return Progress(**meta["progress"]), meta["task"] + 1

@@ -37,15 +37,17 @@ def make_optimizer(learner: Learner, train: TrainConfig) -> torch.optim.Optimize
 
 def fit_task(learner: Learner, dataset: TaskImages, train: TrainConfig, device: torch.device, seed: int,
              num_workers: int = 0, log: Optional[JsonlLog] = None,
-             sampler: Callable[[TaskImages, int, int], Sampler] = random_sampler) -> dict[str, float]:
-    """Train ``learner`` on the current task for ``train.epochs`` epochs; returns the last epoch's mean losses."""
+             sampler: Callable[[TaskImages, int, int], Sampler] = random_sampler, first_step: int = 0) -> int:
+    """Train ``learner`` on the current task for ``train.epochs`` epochs.
+
+    Steps are numbered on from ``first_step`` (the run's count so far); returns the next step number.
+    """
     optimizer = make_optimizer(learner, train)
     schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(train.milestones), gamma=train.gamma)
     dtype = amp_dtype(train.amp, device)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     task = learner.task
-    step = 0
-    means: dict[str, float] = {}
+    step = first_step
     for epoch in range(train.epochs):
         learner.train()
         batches = loader(dataset, train.batch_size, sampler(dataset, seed, epoch), num_workers, device.type == "cuda")
@@ -83,4 +85,4 @@ def fit_task(learner: Learner, dataset: TaskImages, train: TrainConfig, device: 
             log("train_epoch", task=task.index, epoch=epoch, images=seen,
                 seconds=round(time.perf_counter() - start, 3), **means)
     learner.eval()
-    return means
+    return step

@@ -41,3 +41,45 @@ class JsonlLog:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def summary_writer_class():
+    """TensorBoard's SummaryWriter, or a clear error when the package is missing."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        from ..errors import SecaError
+
+        raise SecaError("train.tensorboard needs the tensorboard package: pip install 'seca[tensorboard]'") from None
+    return SummaryWriter
+
+
+class RunLog(JsonlLog):
+    """The log of a run: ``<out>/log.jsonl`` (appended to, so a resumed run continues it) and, when asked,
+    TensorBoard scalars in ``<out>/tensorboard`` for every loss term, learning rate and accuracy."""
+
+    def __init__(self, out: Optional[Path], tensorboard: bool = False):
+        super().__init__(Path(out) / "log.jsonl" if out is not None else None)
+        self._writer = None
+        if tensorboard and out is not None:
+            self._writer = summary_writer_class()(str(Path(out) / "tensorboard"))
+
+    def __call__(self, event: str, **fields: Any) -> None:
+        super().__call__(event, **fields)
+        if self._writer is None:
+            return
+        if event == "train_step":
+            for key, value in fields.items():
+                if key == "lr":
+                    for group, lr in value.items():
+                        self._writer.add_scalar(f"lr/{group}", lr, fields["step"])
+                elif key not in ("task", "epoch", "step") and isinstance(_plain(value), (int, float)):
+                    self._writer.add_scalar(f"train/{key}", _plain(value), fields["step"])
+        elif event == "task_end":
+            self._writer.add_scalar("eval/accuracy_seen", fields["acc"], fields["task"] + 1)
+
+    def close(self) -> None:
+        super().close()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None

@@ -57,6 +57,7 @@ class Learner(nn.Module):
         self.seed = seed
         self.num_seen = 0
         self.task: Task | None = None
+        self.tasks: list[Task] = []  # every task begun so far
 
     @property
     def device(self) -> torch.device:
@@ -66,6 +67,7 @@ class Learner(nn.Module):
     def begin_task(self, task: Task, data: TaskData) -> None:
         """Prepare for ``task``: add its classes, create its parameters, precompute what is fixed."""
         self.task = task
+        self.tasks.append(task)
         self.num_seen = task.stop
 
     def parameter_groups(self) -> list[dict]:
@@ -80,8 +82,41 @@ class Learner(nn.Module):
         """Consolidate after training on ``task`` (snapshots, prototypes, cached inference features)."""
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
-        """Scores ``[batch, num_seen]`` over all classes seen so far; the arg-max is the prediction."""
+        """Non-negative scores ``[batch, num_seen]`` over all classes seen so far, proportional to the
+        class probabilities (normalised, they are what ``seca predict`` reports); the arg-max is the prediction."""
         raise NotImplementedError
+
+    def extend_classes(self, names: Sequence[str]) -> None:
+        """Make room for new classes after those known (``learn`` on a saved model)."""
+        self.class_names = self.class_names[: self.num_seen] + list(names)
+
+    # ---- saving and restoring ---------------------------------------------------------------------
+    def structure(self) -> dict:
+        """JSON-able facts that, with ``state_dict()``, rebuild this learner (see :meth:`restore`)."""
+        return {"num_seen": self.num_seen, "class_names": self.class_names[: self.num_seen],
+                "tasks": [{"index": t.index, "start": t.start, "stop": t.stop, "classes": list(t.classes)}
+                          for t in self.tasks]}
+
+    def restore(self, tensors: dict[str, torch.Tensor], structure: dict) -> None:
+        """Become the learner that :meth:`structure` and ``state_dict()`` were taken from."""
+        self.tasks = [Task(t["index"], tuple(t["classes"]), t["start"], t["stop"]) for t in structure["tasks"]]
+        self.task = self.tasks[-1] if self.tasks else None
+        self.num_seen = structure["num_seen"]
+        self.rebuild(structure)
+        buffers = dict(self.named_buffers())
+        for name, value in tensors.items():  # buffers that grow with the classes take the saved shape
+            if name in buffers and buffers[name].shape != value.shape:
+                module_name, _, attr = name.rpartition(".")
+                setattr(self.get_submodule(module_name) if module_name else self, attr,
+                        value.to(buffers[name].device, buffers[name].dtype))
+        self.load_state_dict({k: v.to(self.device) for k, v in tensors.items()}, strict=True)
+        self.after_restore()
+
+    def rebuild(self, structure: dict) -> None:
+        """Create the parameters and modules that the saved state holds (one prompt per task, ...)."""
+
+    def after_restore(self) -> None:
+        """Recompute what is derived from the restored state (inference caches)."""
 
     @property
     def trains(self) -> bool:

@@ -51,6 +51,19 @@ class HPEFT(Learner):
         self._inference_text = None
         self.prompts.add_task(self.task_rng(task), device=self.device)
 
+    def extend_classes(self, names) -> None:
+        super().extend_classes(names)
+        self.texts = PromptedClassTexts(self.backbone, self.class_names, self.config.prompt.length)
+
+    def rebuild(self, structure: dict) -> None:
+        while len(self.prompts) < len(self.tasks):
+            self.prompts.add_task(device=self.device)
+
+    def after_restore(self) -> None:
+        self._inference_text = None
+        if self.config.classifier.cache_text and self.tasks:
+            self._inference_text = self.inference_text_features()
+
     def parameter_groups(self) -> list[dict]:
         return [
             {"name": "adapter", "params": list(self.adapters.parameters())},

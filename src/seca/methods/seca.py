@@ -270,6 +270,22 @@ class SECA(HPEFT):
             head = F.normalize(self.linear_heads[-1].detach(), dim=-1)
             self.stored_prototypes = torch.cat([self.stored_prototypes, head.to(self.stored_prototypes)])
 
+    # ---- saving and restoring ------------------------------------------------------------------
+    def structure(self) -> dict:
+        return {**super().structure(), "pool_sources": list(self.pool.sources) if self.pool is not None else []}
+
+    def rebuild(self, structure: dict) -> None:
+        super().rebuild(structure)
+        if self.pool is not None:
+            while len(self.pool) < len(structure["pool_sources"]):
+                self.pool.members.append(self.adapters.frozen_copy())
+            self.pool.sources = list(structure["pool_sources"])
+            self.pool.train(self.training)
+        if self.linear_heads is not None:
+            for task in self.tasks[len(self.linear_heads):]:
+                self.linear_heads.append(nn.Parameter(torch.empty(task.num_classes, self.backbone.embed_dim,
+                                                                  device=self.device), requires_grad=False))
+
     # ---- inference (spec §6) --------------------------------------------------------------------
     def scores_from_features(self, features: torch.Tensor) -> torch.Tensor:
         c = self.config.classifier

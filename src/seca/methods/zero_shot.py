@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from ..data.scenario import Task
 from .base import Learner, TaskData, register
+from .inference import stable_exp
 
 
 @register
@@ -23,7 +24,13 @@ class ZeroShot(Learner):
 
     def begin_task(self, task: Task, data: TaskData) -> None:
         super().begin_task(task, data)
-        names = self.class_names[self.text_features.shape[0]:task.stop]
+        self._encode_new_classes()
+
+    def after_restore(self) -> None:
+        self._encode_new_classes()
+
+    def _encode_new_classes(self) -> None:
+        names = self.class_names[self.text_features.shape[0]:self.num_seen]
         if names:
             texts = [self.config.template.format(name.replace("_", " ")) for name in names]
             new = F.normalize(self.backbone.encode_texts(texts), dim=-1)
@@ -32,4 +39,5 @@ class ZeroShot(Learner):
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         features = F.normalize(self.backbone.encode_image(images), dim=-1)
-        return self.config.temperature * features @ self.text_features[: self.num_seen].T
+        logits = self.config.temperature * features @ self.text_features[: self.num_seen].T
+        return stable_exp(logits, self.config.classifier.hybrid_max)

@@ -1,0 +1,213 @@
+"""The Python API: a model you keep. Load it, classify images, evaluate it, teach it new classes, save it.
+
+    import seca
+    model = seca.load("runs/imagenet-r/seca/seed0/model.safetensors")
+    model.classes                              # class names, in label order
+    model.predict(["cat.jpg", pil_image])      # [Prediction(label=..., score=..., top_k=[...]), ...]
+    model.evaluate("data/test_folder")         # {"accuracy": ..., "per_class": {...}}
+    model.learn("data/new_classes")            # one new task: its folder names are the new classes
+    model.save("model-v2.safetensors")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Optional, Sequence, Union
+
+import torch
+from PIL import Image
+
+from .clip.backbone import load_backbone
+from .config import ExperimentConfig, from_dict
+from .data.datasets import IMAGE_SUFFIXES, ImageFiles, list_images
+from .data.scenario import Task
+from .engine.data import TaskImages, device_batches, loader
+from .engine.device import amp_dtype, autocast, resolve_device
+from .engine.evaluate import evaluate_tasks
+from .engine.loop import model_metadata
+from .engine.train import fit_task
+from .errors import SecaError
+from .io.checkpoint import load_checkpoint, save_checkpoint
+from .methods import Learner, TaskData, build_learner
+
+ImageLike = Union[str, Path, Image.Image, torch.Tensor]
+
+
+@dataclass
+class Prediction:
+    """The most likely class of one image, its probability, and the ``top_k`` classes with theirs."""
+
+    label: str
+    index: int
+    score: float
+    top_k: list[tuple[str, float]]
+
+
+def class_folders(folder: Union[str, Path], split: str) -> tuple[list[str], list[list[Path]]]:
+    """(class names, image files per class) of ``folder/<class>/`` (or ``folder/<split>/<class>/``)."""
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise SecaError(f"'{folder}' is not a folder; give a folder with one sub-folder of images per class")
+    if (root / split).is_dir():
+        root = root / split
+    dirs = sorted(p for p in root.iterdir() if p.is_dir())
+    if not dirs:
+        raise SecaError(f"'{root}' has no class sub-folders (expected {root}/<class name>/<images>)")
+    files = [list_images(d) for d in dirs]
+    empty = [d.name for d, f in zip(dirs, files) if not f]
+    if empty:
+        raise SecaError(f"class folder '{root / empty[0]}' holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return [d.name.replace("_", " ") for d in dirs], files
+
+
+class SecaModel:
+    """A trained continual learner over its frozen CLIP, with the class names it knows."""
+
+    def __init__(self, learner: Learner, config: ExperimentConfig, meta: dict[str, Any], device: torch.device):
+        self.learner, self.config, self.meta, self.device = learner, config, meta, device
+
+    @property
+    def classes(self) -> list[str]:
+        return self.learner.class_names[: self.learner.num_seen]
+
+    @property
+    def method(self) -> str:
+        return self.learner.name
+
+    @property
+    def preprocess(self):
+        """The backbone's image preprocessing (PIL image -> tensor) that ``predict`` applies to paths and PIL images."""
+        return self.learner.backbone.preprocess
+
+    def __repr__(self) -> str:
+        b = self.config.backbone
+        return (f"SecaModel({self.method}, {len(self.classes)} classes in {len(self.learner.tasks)} tasks, "
+                f"{b.model} {b.pretrained or ''})")
+
+    # ---- inference -------------------------------------------------------------------------------
+    def _tensor(self, image: ImageLike) -> torch.Tensor:
+        size = self.learner.backbone.image_size
+        if isinstance(image, torch.Tensor):
+            if image.dim() != 3 or tuple(image.shape) != (3, size, size):
+                raise SecaError(f"tensor images must be preprocessed to 3x{size}x{size} (model.preprocess does it); "
+                                f"got shape {tuple(image.shape)}")
+            return image
+        if isinstance(image, (str, Path)):
+            path = Path(image).expanduser()
+            if not path.is_file():
+                raise SecaError(f"image '{image}' not found")
+            try:
+                with Image.open(path) as opened:
+                    image = opened.convert("RGB")
+            except OSError:
+                raise SecaError(f"'{path}' is not an image PIL can read") from None
+        if not isinstance(image, Image.Image):
+            raise SecaError(f"cannot classify a {type(image).__name__}: give paths, PIL images or tensors")
+        return self.preprocess(image.convert("RGB"))
+
+    def _batches(self, images: Sequence[ImageLike], batch_size: int) -> Iterable[torch.Tensor]:
+        if isinstance(images, torch.Tensor) and images.dim() == 4:
+            images = list(images)
+        elif isinstance(images, (str, Path, Image.Image, torch.Tensor)):
+            images = [images]
+        for start in range(0, len(images), batch_size):
+            yield torch.stack([self._tensor(x) for x in images[start:start + batch_size]]).to(self.device)
+
+    @torch.no_grad()
+    def probabilities(self, images: Union[ImageLike, Sequence[ImageLike]], batch_size: int = 64) -> torch.Tensor:
+        """``[images, classes]`` class probabilities (the learner's scores, normalised to sum to one)."""
+        self.learner.eval()
+        amp = amp_dtype(self.config.train.amp, self.device)
+        out = []
+        for batch in self._batches(images, batch_size):
+            with autocast(self.device, amp):
+                scores = self.learner.predict(batch).float()
+            out.append((scores / scores.sum(dim=1, keepdim=True)).cpu())
+        return torch.cat(out) if out else torch.empty(0, len(self.classes))
+
+    def predict(self, images: Union[ImageLike, Sequence[ImageLike]], top_k: int = 1,
+                batch_size: int = 64) -> list[Prediction]:
+        """The class of each image (paths, PIL images, or preprocessed tensors), batched."""
+        if top_k < 1:
+            raise SecaError(f"top_k must be at least 1, got {top_k}")
+        probs = self.probabilities(images, batch_size)
+        k = min(top_k, len(self.classes))
+        values, indices = probs.topk(k, dim=1)
+        return [Prediction(self.classes[int(i[0])], int(i[0]), float(v[0]),
+                           [(self.classes[int(j)], float(p)) for p, j in zip(v, i)])
+                for v, i in zip(values, indices)]
+
+    def evaluate(self, data: Union[str, Path], batch_size: int = 64, progress: bool = False) -> dict:
+        """Accuracy on ``data/<class>/`` images (or ``data/test/<class>/``), whose folder names are known classes."""
+        names, files = class_folders(data, "test")
+        unknown = [n for n in names if n not in self.classes]
+        if unknown:
+            raise SecaError(f"the model does not know class '{unknown[0]}' (folder of {data}); "
+                            f"it knows {len(self.classes)} classes, see model.classes")
+        labels = [self.classes.index(n) for n in names]
+        sets = [self._task_images(f, [label] * len(f)) for f, label in zip(files, labels)]
+        amp = amp_dtype(self.config.train.amp, self.device)
+        correct, total = evaluate_tasks(self.learner, sets, batch_size, self.device, amp, 0, progress)
+        per_class = {n: {"accuracy": 100.0 * c / t, "images": t} for n, c, t in zip(names, correct, total)}
+        return {"accuracy": 100.0 * sum(correct) / sum(total), "images": sum(total), "per_class": per_class}
+
+    def _task_images(self, files: Sequence[Path], labels: Sequence[int]) -> TaskImages:
+        dataset = ImageFiles(files, labels, self.classes, self.preprocess)
+        return TaskImages(dataset, range(len(files)), labels)
+
+    # ---- learning ---------------------------------------------------------------------------------
+    def learn(self, data: Union[str, Path], epochs: Optional[int] = None, batch_size: Optional[int] = None,
+              progress: bool = True) -> Task:
+        """Learn one new task from ``data/<class>/`` (or ``data/train/<class>/``): its folder names are
+        the new classes. Classes the model already knows are refused. Returns the new task."""
+        names, files = class_folders(data, "train")
+        known = [n for n in names if n in self.classes]
+        if known:
+            raise SecaError(f"class '{known[0]}' is already known to the model; learn adds new classes only "
+                            "(remove or rename that folder)")
+        train = dataclasses.replace(self.config.train, progress=progress,
+                                    **({"epochs": epochs} if epochs is not None else {}),
+                                    **({"batch_size": batch_size} if batch_size is not None else {}))
+        learner = self.learner
+        start = learner.num_seen
+        task = Task(len(learner.tasks), tuple(range(start, start + len(names))), start, start + len(names))
+        learner.extend_classes(names)
+        labels = [start + k for k, f in enumerate(files) for _ in f]
+        images = self._task_images([p for f in files for p in f], labels)
+        batches = device_batches(lambda: loader(images, train.eval_batch_size), self.device)
+        task_data = TaskData(task, len(images), batches)
+        torch.manual_seed(self.config.seed * 1_000 + task.index)
+        learner.begin_task(task, task_data)
+        if learner.trains and train.epochs > 0:
+            fit_task(learner, images, train, self.device, self.config.seed * 1_000 + task.index)
+        learner.end_task(task, task_data)
+        learner.eval()
+        self.meta["class_order"] = list(self.meta.get("class_order", [])) + list(task.classes)
+        return task
+
+    # ---- saving -----------------------------------------------------------------------------------
+    def save(self, path: Union[str, Path]) -> Path:
+        """Write the model to ``path`` (safetensors + metadata, atomically)."""
+        meta = model_metadata(self.config, self.learner, list(self.meta.get("class_order", [])))
+        save_checkpoint(path, self.learner.state_dict(), meta)
+        return Path(path)
+
+
+def load(path: Union[str, Path], device: str = "auto", pretrained: Optional[str] = None) -> SecaModel:
+    """Load a model saved by ``seca run`` (``model.safetensors``), ``seca learn`` or :meth:`SecaModel.save`.
+
+    ``pretrained`` replaces the backbone weights' source recorded in the checkpoint (e.g. a local file
+    when the checkpoint names the ``openai`` tag and there is no network).
+    """
+    device = resolve_device(device)
+    tensors, meta = load_checkpoint(path, device)
+    config = from_dict(meta["config"])
+    if pretrained is not None:
+        config = dataclasses.replace(config, backbone=dataclasses.replace(config.backbone, pretrained=pretrained))
+    backbone = load_backbone(config.backbone.model, config.backbone.pretrained, config.backbone.cache_dir, device)
+    learner = build_learner(backbone, meta["class_names"], config.method, config.seed)
+    learner.restore(tensors, meta["learner"])
+    learner.eval()
+    return SecaModel(learner, config, meta, device)
