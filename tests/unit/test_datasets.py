@@ -6,7 +6,7 @@ from PIL import Image
 
 from seca.config import ShapesConfig
 from seca.data.datasets import build_datasets
-from seca.data.shapes import ShapesWorld, class_names
+from seca.data.shapes import RenditionProfile, ShapesWorld, class_names
 from seca.errors import SecaError
 
 
@@ -38,6 +38,31 @@ def test_shapes_images_have_the_class_colour():
     blue = np.asarray(world.image(50, 0, "clean")).reshape(-1, 3).astype(int)  # blue circle
     assert ((red[:, 0] > 150) & (red[:, 1] < 90)).sum() > 200
     assert ((blue[:, 2] > 150) & (blue[:, 0] < 90)).sum() > 200
+
+
+def test_a_rendition_profile_changes_the_renditions_only():
+    plain = ShapesWorld(seed=2)
+    outlines = ShapesWorld(seed=2, renditions=RenditionProfile(styles=(("outline", 1.0),), busy_backgrounds=False))
+    assert plain.image(7, 0, "clean").tobytes() == outlines.image(7, 0, "clean").tobytes()
+    # an outline leaves the middle of a large shape showing the background
+    big = ShapesWorld(seed=2, renditions=RenditionProfile(styles=(("outline", 1.0),), hue_shift=0,
+                                                          busy_backgrounds=False, scales=(0.45, 0.48)))
+    filled = ShapesWorld(seed=2, renditions=RenditionProfile(hue_shift=0, busy_backgrounds=False, scales=(0.45, 0.48)))
+    red_square = 1
+    centre = lambda world: np.asarray(world.image(red_square, 0)).astype(int)[26:38, 26:38].mean((0, 1))
+    assert centre(filled)[0] - centre(filled)[1] > 100  # red inside
+    assert abs(centre(big)[0] - centre(big)[1]) < 60  # light background inside
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"styles": (("sketch", 1.0),)}, "distinct styles"),
+    ({"styles": (("filled", 0.5), ("outline", 0.3))}, "sum to 1"),
+    ({"blur": 1.5}, "chances"),
+    ({"scales": (0.3, 0.2)}, "scales"),
+])
+def test_a_bad_rendition_profile_is_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        RenditionProfile(**kwargs)
 
 
 def test_imagefolder_takes_class_names_from_folders(tmp_path):

@@ -270,6 +270,12 @@ def _load_seca_arch(name: str, pretrained: Optional[str]) -> tuple[nn.Module, Ca
 
     arch = ARCHITECTURES[name]
     model = open_clip.CLIP(**arch)
+    if pretrained == "shapes":  # the offline world's pretrained weights, built into the cache on first use
+        from ..offline.pretrain import ARCHITECTURE, ensure_shapes_clip
+
+        if name != ARCHITECTURE:
+            raise SecaError(f"the 'shapes' weights exist for model '{ARCHITECTURE}' only, not '{name}'")
+        pretrained = str(ensure_shapes_clip())
     if pretrained:
         path = Path(pretrained).expanduser()
         if not path.is_file():

@@ -1,0 +1,1 @@
+"""The offline testbed: a small CLIP pretrained on the generated shapes world, cached on first use."""
