@@ -263,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Build (once) a small CLIP pretrained on generated clean drawings, then run "
                                       "zero-shot CLIP and METHOD on the shifted renditions of 100 classes in 10 "
                                       "tasks, print the per-task table, write results, model and plots, and "
-                                      "explain the numbers. About 5 minutes the first time on 2 CPU cores.")
+                                      "explain the numbers. About 3.5 minutes the first time on 2 CPU cores.")
     demo.add_argument("--method", default="seca", choices=["seca", "seca++", "h-peft", "zero-shot"])
     demo.add_argument("--out", help="output folder (default: runs/demo)")
     demo.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
