@@ -23,14 +23,14 @@ from .clip.backbone import load_backbone
 from .config import ExperimentConfig, from_dict
 from .data.datasets import IMAGE_SUFFIXES, ImageFiles, list_images
 from .data.scenario import Task
-from .engine.data import TaskImages, device_batches, loader
+from .engine.data import TaskImages
 from .engine.device import amp_dtype, autocast, resolve_device
 from .engine.evaluate import evaluate_tasks
 from .engine.loop import model_metadata
-from .engine.train import fit_task
+from .engine.train import learn_task
 from .errors import SecaError
 from .io.checkpoint import load_checkpoint, save_checkpoint
-from .methods import Learner, TaskData, build_learner
+from .methods import Learner, build_learner
 
 ImageLike = Union[str, Path, Image.Image, torch.Tensor]
 
@@ -176,13 +176,7 @@ class SecaModel:
         learner.extend_classes(names)
         labels = [start + k for k, f in enumerate(files) for _ in f]
         images = self._task_images([p for f in files for p in f], labels)
-        batches = device_batches(lambda: loader(images, train.eval_batch_size), self.device)
-        task_data = TaskData(task, len(images), batches)
-        torch.manual_seed(self.config.seed * 1_000 + task.index)
-        learner.begin_task(task, task_data)
-        if learner.trains and train.epochs > 0:
-            fit_task(learner, images, train, self.device, self.config.seed * 1_000 + task.index)
-        learner.end_task(task, task_data)
+        learn_task(learner, task, images, train, self.device, self.config.seed)
         learner.eval()
         self.meta["class_order"] = list(self.meta.get("class_order", [])) + list(task.classes)
         return task

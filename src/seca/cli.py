@@ -26,13 +26,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _image_paths(paths: Sequence[str]) -> list[Path]:
-    from .data.datasets import IMAGE_SUFFIXES
+    from .data.datasets import list_images
 
     found = []
     for given in paths:
         path = Path(given).expanduser()
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            found += list_images(path, recursive=True)
         elif path.is_file():
             found.append(path)
         else:

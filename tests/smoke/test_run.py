@@ -3,7 +3,9 @@
 import json
 
 import pytest
+import torch
 import yaml
+from safetensors.torch import load_file
 
 from seca.cli import main
 from seca.config import from_dict, load_config
@@ -57,6 +59,16 @@ def test_same_seed_same_result(tmp_path):
     assert ra["acc_matrix"] == rb["acc_matrix"]
     assert ra["class_order"] == rb["class_order"]
     assert rc["acc_matrix"] != ra["acc_matrix"]
+
+
+def test_caching_images_does_not_change_results(tmp_path):
+    """Each task's randomness is seeded after its data are prepared, so caching them cannot shift it."""
+    _, cached = run(tmp_path, "--set", "data.cache_images=true", name="cached")
+    _, streamed = run(tmp_path, "--set", "data.cache_images=false", name="streamed")
+    a, b = (load_file(str(d / "model.safetensors")) for d in (cached, streamed))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert (json.loads((cached / "results.json").read_text())["acc_matrix"]
+            == json.loads((streamed / "results.json").read_text())["acc_matrix"])
 
 
 def test_refuses_to_overwrite_results(tmp_path, capsys):

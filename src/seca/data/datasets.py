@@ -57,8 +57,10 @@ class ImageFiles:
         return (self.transform(image) if self.transform is not None else image), int(self.targets[i])
 
 
-def list_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+def list_images(folder: Path, recursive: bool = False) -> list[Path]:
+    """The image files in ``folder`` (and, if ``recursive``, in its sub-folders), sorted."""
+    entries = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in entries if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def folder_split(split_dir: Path, class_dirs: Sequence[str], class_names: Sequence[str],

@@ -30,11 +30,11 @@ from ..eval.report import format_step, format_table, write_report
 from ..io.checkpoint import load_checkpoint, save_checkpoint
 from ..io.files import atomic_write_json, atomic_write_text
 from ..io.logs import RunLog, summary_writer_class
-from ..methods import Learner, TaskData, build_learner
-from .data import TaskImages, device_batches, loader
+from ..methods import Learner, build_learner
+from .data import TaskImages
 from .device import amp_dtype, resolve_device, seed_everything
 from .evaluate import evaluate_tasks
-from .train import fit_task
+from .train import learn_task
 
 # Keys that may differ between an interrupted run and its resumption: they do not change results.
 RESUME_FREE_KEYS = {"train.progress", "train.log_every", "train.tensorboard", "train.checkpoints", "data.num_workers"}
@@ -119,7 +119,6 @@ def run_experiment(config: ExperimentConfig, out: Optional[Path] = None, overwri
     scenario = ClassIncrementalScenario(order, s.first_task, s.increment, data.num_classes)
     learner = build_learner(backbone, scenario.names_in_label_order(data.class_names), config.method, config.seed)
     amp = amp_dtype(config.train.amp, device)
-    pin = device.type == "cuda"
     if config.train.tensorboard:
         summary_writer_class()  # fails now, not after the output folder exists
 
@@ -144,22 +143,15 @@ def run_experiment(config: ExperimentConfig, out: Optional[Path] = None, overwri
         test_sets.append(TaskImages(data.test, test_idx, test_labels[test_idx]))
         if task.index < first_task:
             continue
-        torch.manual_seed(config.seed * 1_000 + task.index)  # each task's randomness is its own: resumable
         train_idx = scenario.items_of(data.train.targets, [task])
         train_set = TaskImages(data.train, train_idx, train_labels[train_idx])
         if d.cache_images:
             train_set.materialize(config.train.eval_batch_size, d.num_workers)
             test_sets[-1].materialize(config.train.eval_batch_size, d.num_workers)
-        batches = device_batches(
-            lambda: loader(train_set, config.train.eval_batch_size, None, d.num_workers, pin), device)
-        task_data = TaskData(task, len(train_set), batches)
 
         start = time.perf_counter()
-        learner.begin_task(task, task_data)
-        if learner.trains and config.train.epochs > 0:
-            progress.steps = fit_task(learner, train_set, config.train, device, config.seed * 1_000 + task.index,
-                                      d.num_workers, log, first_step=progress.steps)
-        learner.end_task(task, task_data)
+        progress.steps = learn_task(learner, task, train_set, config.train, device, config.seed, d.num_workers, log,
+                                    first_step=progress.steps)
         progress.seconds["train"].append(time.perf_counter() - start)
 
         start = time.perf_counter()

@@ -13,8 +13,9 @@ from tqdm import tqdm
 from ..config import TrainConfig
 from ..errors import SecaError
 from ..io.logs import JsonlLog
-from ..methods.base import Learner
-from .data import TaskImages, loader
+from ..data.scenario import Task
+from ..methods.base import Learner, TaskData
+from .data import TaskImages, device_batches, loader
 from .device import amp_dtype, autocast
 
 
@@ -85,4 +86,28 @@ def fit_task(learner: Learner, dataset: TaskImages, train: TrainConfig, device: 
             log("train_epoch", task=task.index, epoch=epoch, images=seen,
                 seconds=round(time.perf_counter() - start, 3), **means)
     learner.eval()
+    return step
+
+
+def task_seed(seed: int, task: Task) -> int:
+    """The seed of one task's randomness: each task reseeds, so a resumed run repeats an uninterrupted one."""
+    return seed * 1_000 + task.index
+
+
+def learn_task(learner: Learner, task: Task, images: TaskImages, train: TrainConfig, device: torch.device,
+               seed: int, num_workers: int = 0, log: Optional[JsonlLog] = None, first_step: int = 0) -> int:
+    """One task from start to end: reseed, ``begin_task``, train (for learners that train), ``end_task``.
+
+    The same for ``seca run`` and for ``learn`` on a saved model. Returns the next optimisation step number.
+    """
+    seed = task_seed(seed, task)
+    torch.manual_seed(seed)
+    batches = device_batches(lambda: loader(images, train.eval_batch_size, None, num_workers,
+                                            device.type == "cuda"), device)
+    task_data = TaskData(task, len(images), batches)
+    learner.begin_task(task, task_data)
+    step = first_step
+    if learner.trains and train.epochs > 0:
+        step = fit_task(learner, images, train, device, seed, num_workers, log, first_step=first_step)
+    learner.end_task(task, task_data)
     return step

@@ -61,14 +61,17 @@ def read_results(folder: Path) -> dict:
 
 
 def find_zero_shot(folder: Path, results: dict) -> Optional[dict]:
-    """The zero-shot run beside ``folder`` (runs/<benchmark>/zero-shot/<seed folder>), if it was run."""
-    folder = Path(folder)
-    candidate = folder.parent.parent / "zero-shot" / folder.name / "results.json"
-    if results["method"] == "zero-shot" or not candidate.is_file():
+    """The zero-shot run beside ``folder``, if it was run: ``runs/<benchmark>/zero-shot/<seed folder>`` (the
+    default layout) or a sibling ``zero-shot`` folder (``seca demo``'s layout)."""
+    if results["method"] == "zero-shot":
         return None
-    zero_shot = json.loads(candidate.read_text())
-    same = zero_shot["benchmark"] == results["benchmark"] and zero_shot["class_order"] == results["class_order"]
-    return zero_shot if same else None
+    folder = Path(folder)
+    for candidate in (folder.parent.parent / "zero-shot" / folder.name, folder.parent / "zero-shot"):
+        if (candidate / "results.json").is_file():
+            zero_shot = json.loads((candidate / "results.json").read_text())
+            if zero_shot["benchmark"] == results["benchmark"] and zero_shot["class_order"] == results["class_order"]:
+                return zero_shot
+    return None
 
 
 def summary_markdown(results: dict, zero_shot: Optional[dict] = None) -> str:
