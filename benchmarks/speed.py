@@ -1,114 +1,433 @@
-"""Speed of what SECA computes once instead of over and over (spec §7b), against the naive recomputation.
+"""SECA's fast paths against the naive computation, on the same model, data and seed (spec §7b).
 
-Prints a table of milliseconds per training step and per evaluation batch, with and without
-``sg_akt.cache_teachers`` and ``classifier.cache_text``, and the text-encoding time with and without
-cutting sequences after the end-of-text token. Runs on whatever device is available:
+The naive path computes what the reference implementation computes: every training step runs each pool
+snapshot's teacher from the image and encodes every seen class over the whole text context, every
+evaluation batch re-encodes every prompt, and every block runs over every token. The fast path is what
+``seca`` runs: shared-prefix text encoding, teachers and frozen stems kept per task, text features
+encoded once per prompt and class, the last block on the class token alone.
 
-    python benchmarks/speed.py                                 # tiny test CLIP, CPU-friendly
-    python benchmarks/speed.py --model ViT-B-16 --pretrained none --classes 200 --batch 64   # paper size
+A first process brings a learner to the last task with a full pool (each earlier task moves the trainable
+parameters by a seeded random draw instead of training, so the snapshots differ) and saves it. Each path
+then runs in its own process (so its peak memory is its own) from that state: it begins the last task,
+takes one untimed step whose losses and gradients are compared, then timed steps, ends the task and
+predicts timed evaluation batches (the first one's scores are compared). The optimiser runs with learning
+rate 0, so both paths stay on the same parameters. One task's time is composed from the measured parts
+(a full task would take hours on a CPU): the set-up per image times the task's images, the steps of its
+epochs, the end of the task.
+
+    python benchmarks/speed.py                      # ViT-B/16 architecture, random weights, 200 classes in 10 tasks
+    python benchmarks/speed.py --small              # the offline seca-shapes CLIP, 100 classes in 10 tasks
+    python benchmarks/speed.py --json speed.json    # also write the table and the ratios as JSON
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import math
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
-from seca.clip.backbone import PromptedClassTexts, load_backbone
-from seca.config import MethodConfig, SGAKTConfig
+from seca.clip.backbone import ClipBackbone, FrozenStem, load_backbone
+from seca.clip.text import PromptedClassTexts
+from seca.config import LearningRates, MethodConfig, SGAKTConfig, TrainConfig
+from seca.data.datasets import reference_data
 from seca.data.scenario import ClassIncrementalScenario
-from seca.engine.device import resolve_device
+from seca.data.shapes import class_names as shapes_class_names
+from seca.engine.device import amp_dtype, autocast, resolve_device, set_threads
+from seca.engine.train import make_optimizer
 from seca.methods import Batch, TaskData, build_learner
+from seca.methods.seca import SECA
+
+TOLERANCE = 1e-4  # the largest relative difference between the paths that counts as agreement (fp32)
+ZERO_GRADIENT = 1e-8  # a gradient below this fraction of the largest one, in both paths, is zero
 
 
-def timed(fn, repeats: int, device: torch.device) -> float:
-    """Median milliseconds of ``fn()`` over ``repeats`` runs, after one warm-up."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+# ---- the naive path --------------------------------------------------------------------------------
+
+
+class ReferenceBackbone(ClipBackbone):
+    """The image encoder as the reference runs it: every block over every token, from the image every time
+    (its "stem" is only the patch embedding, so nothing frozen is shared between passes)."""
+
+    def stem(self, images: torch.Tensor, block: int) -> FrozenStem:
+        x = self.model.visual._embeds(images)
+        return FrozenStem(-1, x, x, x.shape[1])
+
+    def _block_parts(self, index: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        block = self.blocks[index]
+        residual = x + block.ls_1(block.attention(q_x=block.ln_1(x)))
+        return residual, residual + block.ls_2(block.mlp(block.ln_2(residual)))
+
+
+class NaiveSECA(SECA):
+    """SECA computed as the reference computes it. With ``cache_teachers``, ``cache_text`` off and no stem
+    budget (see :func:`naive_method`), on a :class:`ReferenceBackbone`."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # every class text over the whole context, each sequence whole
+        self.texts = PromptedClassTexts(self.backbone, self.class_names, self.config.prompt.length,
+                                        shared_prefix=False, cut=False)
+
+    def _teacher_inputs(self, stem: FrozenStem) -> torch.Tensor:
+        with torch.no_grad():  # one snapshot after another, each through the whole encoder
+            tokens = [self.backbone.encode_image(stem=stem, adapters=m, output="class_token") for m in self.pool.members]
+            return F.normalize(torch.stack(tokens, dim=1).float(), dim=-1)
+
+
+def naive_method(method: MethodConfig) -> MethodConfig:
+    return dataclasses.replace(method, stem_cache_gb=0.0,
+                               sg_akt=dataclasses.replace(method.sg_akt, cache_teachers=False),
+                               classifier=dataclasses.replace(method.classifier, cache_text=False))
+
+
+# ---- one path, in its own process ------------------------------------------------------------------
+
+
+def class_names(args) -> list[str]:
+    names = shapes_class_names() if args.small else reference_data("class_names")["imagenet_r"]
+    return [names[i % len(names)] + (f" {i // len(names)}" if i >= len(names) else "") for i in range(args.classes)]
+
+
+def random_images(count: int, size: int, seed: int, device: torch.device) -> torch.Tensor:
+    return torch.randn(count, 3, size, size, generator=torch.Generator().manual_seed(seed)).to(device)
+
+
+def task_data(task, images: torch.Tensor, batch_size: int) -> TaskData:
+    """Every class of ``task`` has images: the labels cycle through them."""
+    labels = task.start + torch.arange(len(images), device=images.device) % task.num_classes
+    index = torch.arange(len(images), device=images.device)
+
+    def batches():
+        for i in range(0, len(images), batch_size):
+            yield Batch(images[i:i + batch_size], labels[i:i + batch_size], index[i:i + batch_size])
+
+    return TaskData(task, len(images), batches)
+
+
+def bring_to_last_task(learner, scenario, image_size: int, device: torch.device) -> None:
+    """Tasks 1..T-1 without training: each task's trainable parameters take a seeded random step."""
+    for task in scenario.tasks[:-1]:
+        data = task_data(task, random_images(task.num_classes, image_size, task.index, device), task.num_classes)
+        learner.begin_task(task, data)
+        generator = torch.Generator().manual_seed(10_000 + task.index)
+        with torch.no_grad():
+            for p in learner.parameters():
+                if p.requires_grad:
+                    p.add_(0.02 * torch.randn(p.shape, generator=generator).to(p))
+        learner.end_task(task, data)
+
+
+def step_parts(learner, batch: Batch, device: torch.device, amp) -> dict[str, float]:
+    """Seconds of a training step's big parts, each run alone: the text of every seen class under the
+    current prompt (forward and backward), the student's image features (forward and backward) and the
+    teachers (a lookup where they are kept)."""
+
+    def timed(run) -> float:
+        synchronize(device)
         start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append((time.perf_counter() - start) * 1000)
-    return sorted(times)[len(times) // 2]
+        with autocast(device, amp):
+            run()
+        synchronize(device)
+        return time.perf_counter() - start
+
+    task = learner.task
+    stem = learner.batch_stem(batch)
+    return {
+        "text": timed(lambda: learner.class_text(learner.prompts.current, 0, task.stop).sum().backward()),
+        "image": timed(lambda: learner.image_features(stem=learner.batch_stem(batch)).sum().backward()),
+        "teachers": timed(lambda: learner._teacher_cache[batch.index] if learner._teacher_cache is not None
+                          else learner._teacher_inputs(stem)),
+    }
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def cpu_name() -> str:
+    try:
+        return next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "CPU"
+
+
+def peak_memory(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kilobytes on Linux
+
+
+def prepare(args, out: Path) -> None:
+    """The learner at the start of the last task, saved for both paths: tasks 1..T-1 without training, by a
+    learner that keeps no per-task caches (it takes no step, so they would be wasted)."""
+    device = resolve_device(args.device)
+    set_threads(args.threads)
+    backbone = load_backbone(args.model, args.pretrained, device=device)
+    method = MethodConfig(name="seca", stem_cache_gb=0.0, sg_akt=SGAKTConfig(cache_teachers=False))
+    learner = build_learner(backbone, class_names(args), method, seed=0)
+    bring_to_last_task(learner, scenario_of(args), backbone.image_size, device)
+    torch.save({"tensors": learner.state_dict(), "structure": learner.structure(),
+                "frozen_text": learner._frozen_text}, out)
+
+
+def scenario_of(args) -> ClassIncrementalScenario:
+    return ClassIncrementalScenario(list(range(args.classes)), args.increment, args.increment)
+
+
+def run_path(args, path: str, state: dict) -> dict:
+    device = resolve_device(args.device)
+    set_threads(args.threads)
+    torch.manual_seed(0)
+    backbone = load_backbone(args.model, args.pretrained, device=device)
+    names = class_names(args)
+    scenario = scenario_of(args)
+    if path == "naive":
+        reference = ReferenceBackbone(backbone.model, backbone.preprocess, backbone.tokenizer, backbone.model_name, None)
+        learner = NaiveSECA(reference, names, naive_method(MethodConfig(name="seca")), seed=0).to(device)
+    else:
+        learner = build_learner(backbone, names, MethodConfig(name="seca"), seed=0)
+    learner.restore(state["tensors"], state["structure"])
+    # The earlier prompts' text features, which a run has encoded task by task (the same numbers either way).
+    learner._frozen_text = state["frozen_text"].to(device)
+    pool = len(learner.pool)
+    amp = amp_dtype(args.amp, device)
+    last = scenario.tasks[-1]
+    images = random_images(max((args.steps + 1) * args.batch, last.num_classes), backbone.image_size, 99, device)
+    data = task_data(last, images, args.batch)
+
+    synchronize(device)
+    start = time.perf_counter()
+    learner.begin_task(last, data)
+    synchronize(device)
+    setup = time.perf_counter() - start
+
+    zero = TrainConfig(lr=LearningRates(adapter=0.0, prompt=0.0, sg_akt=0.0, se_vpr=0.0))
+    optimizer = make_optimizer(learner, zero)
+    learner.train()
+    steps, losses0, grads0 = [], {}, {}
+    for i, batch in enumerate(data.batches()):
+        if i > args.steps:
+            break
+        torch.manual_seed(1_000 + i)  # the same adapter dropout masks in both paths
+        synchronize(device)
+        start = time.perf_counter()
+        with autocast(device, amp):
+            losses = learner.training_step(batch)
+        optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        optimizer.step()
+        synchronize(device)
+        if i == 0:  # untimed: the step the paths are compared on
+            losses0 = {k: float(v.detach()) for k, v in losses.items()}
+            grads0 = {n: p.grad.detach().float().cpu() for n, p in learner.named_parameters() if p.grad is not None}
+        else:
+            steps.append(time.perf_counter() - start)
+
+    parts = step_parts(learner, next(iter(data.batches())), device, amp) if args.parts else {}
+
+    start = time.perf_counter()
+    learner.end_task(last, data)
+    synchronize(device)
+    end = time.perf_counter() - start
+
+    learner.eval()
+    evaluation, scores0 = [], None
+    with torch.no_grad():
+        for j in range(args.eval_batches):
+            batch = random_images(args.eval_batch, backbone.image_size, 500 + j, device)
+            synchronize(device)
+            start = time.perf_counter()
+            with autocast(device, amp):
+                scores = learner.predict(batch)
+            synchronize(device)
+            evaluation.append(time.perf_counter() - start)
+            if j == 0:
+                scores0 = scores.float().cpu()
+    return {"path": path, "setup_seconds": setup, "setup_images": len(images), "step_seconds": steps,
+            "end_seconds": end, "eval_seconds": evaluation, "peak_memory": peak_memory(device),
+            "threads": torch.get_num_threads(), "device": str(device), "pool": pool,
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
+            "losses": losses0, "grads": grads0, "scores": scores0, "parts": parts}
+
+
+# ---- both paths, compared -------------------------------------------------------------------------
+
+
+def relative_difference(a: torch.Tensor, b: torch.Tensor) -> float:
+    scale = float(b.abs().max())
+    return float((a - b).abs().max()) / scale if scale > 0 else float((a - b).abs().max())
+
+
+def agreement(fast: dict, naive: dict) -> dict[str, dict]:
+    checks = {}
+    if set(fast["grads"]) != set(naive["grads"]) or set(fast["losses"]) != set(naive["losses"]):
+        return {"same_terms": {"max_relative_difference": math.inf, "agree": False}}
+    losses = max(relative_difference(torch.tensor(fast["losses"][k]), torch.tensor(naive["losses"][k]))
+                 for k in naive["losses"])
+    checks["losses"] = {"terms": sorted(naive["losses"]), "max_relative_difference": losses}
+    checks["logits"] = {"max_relative_difference": relative_difference(fast["scores"], naive["scores"])}
+    # A gradient that is zero in exact arithmetic (SE-VPR's text layer-norm bias: shifting every text feature
+    # by one vector leaves their distances alone) is rounding noise in both paths: it counts as zero.
+    largest = max(float(g.abs().max()) for g in naive["grads"].values())
+    zero = {n for n, g in naive["grads"].items()
+            if max(float(g.abs().max()), float(fast["grads"][n].abs().max())) <= ZERO_GRADIENT * largest}
+    grads = {n: relative_difference(fast["grads"][n], g) for n, g in naive["grads"].items() if n not in zero}
+    worst = max(grads, key=grads.get)
+    checks["gradients"] = {"parameters": len(grads), "max_relative_difference": grads[worst], "worst": worst,
+                           "zero": sorted(zero)}
+    for check in checks.values():
+        check["agree"] = check["max_relative_difference"] <= TOLERANCE
+    return checks
+
+
+def median(values: list[float]) -> float:
+    values = sorted(values)
+    return values[len(values) // 2] if len(values) % 2 else 0.5 * (values[len(values) // 2 - 1] + values[len(values) // 2])
+
+
+def task_seconds(result: dict, args) -> float:
+    """One task composed from measured times: set-up scaled to the task's images, steps, end of task."""
+    steps = args.epochs * math.ceil(args.task_images / args.batch)
+    return (result["setup_seconds"] * args.task_images / result["setup_images"] + steps * median(result["step_seconds"])
+            + result["end_seconds"])
+
+
+def summary(fast: dict, naive: dict, args) -> dict:
+    rows = {
+        "train_step_seconds": (median(naive["step_seconds"]), median(fast["step_seconds"])),
+        "task_seconds": (task_seconds(naive, args), task_seconds(fast, args)),
+        "inference_images_per_second": tuple(args.eval_batch * len(r["eval_seconds"]) / sum(r["eval_seconds"])
+                                             for r in (naive, fast)),
+        "peak_memory_bytes": (naive["peak_memory"], fast["peak_memory"]),
+    }
+    checks = agreement(fast, naive)
+    return {
+        "setting": {"model": args.model, "classes": args.classes, "tasks": args.classes // args.increment,
+                    "pool": fast["pool"], "batch": args.batch, "eval_batch": args.eval_batch, "timed_steps": args.steps,
+                    "timed_eval_batches": args.eval_batches, "task_images": args.task_images, "epochs": args.epochs,
+                    "device": fast["device"], "device_name": fast["device_name"], "threads": fast["threads"],
+                    "amp": args.amp, "torch": torch.__version__},
+        "rows": {k: {"naive": n, "fast": f, "ratio": f / n} for k, (n, f) in rows.items()},
+        "checks": checks,
+        "agree": all(c["agree"] for c in checks.values()),
+        "train_ratio": rows["task_seconds"][1] / rows["task_seconds"][0],
+        "inference_ratio": rows["inference_images_per_second"][1] / rows["inference_images_per_second"][0],
+        "memory_ratio": rows["peak_memory_bytes"][1] / rows["peak_memory_bytes"][0],
+        "step_parts": {"naive": naive["parts"], "fast": fast["parts"]},
+    }
+
+
+PARTS = {"text": "text of every seen class, forward and backward", "image": "student image features, forward and backward",
+         "teachers": "teachers of the pool"}
+
+
+def print_table(report: dict, args) -> None:
+    s = report["setting"]
+    steps = args.epochs * math.ceil(args.task_images / args.batch)
+    print(f"{s['model']} on {s['device']} ({s['device_name'] or 'CPU'}, {s['threads']} threads), {s['classes']} classes "
+          f"in {s['tasks']} tasks, the last task, pool of {s['pool']}, batch {s['batch']}, eval batch {s['eval_batch']}, "
+          f"amp {s['amp']}, torch {s['torch']}")
+    labels = {
+        "train_step_seconds": ("training step (s), median of %d" % s["timed_steps"], "{:.3f}"),
+        "task_seconds": (f"one task (s), composed: set-up x {s['task_images']} images + {steps} steps + end", "{:.1f}"),
+        "inference_images_per_second": (f"inference at the last task (images/s), {s['timed_eval_batches']} batches",
+                                        "{:.2f}"),
+        "peak_memory_bytes": ("peak memory (MiB, %s)" % ("allocated" if "cuda" in s["device"] else "RSS"), "{:.0f}"),
+    }
+    width = max(len(label) for label, _ in labels.values())
+    print(f"{'':<{width}}  {'naive':>10}  {'fast':>10}  {'fast/naive':>10}")
+    print("-" * (width + 36))
+    for key, (label, form) in labels.items():
+        row = report["rows"][key]
+        scale = 1 / 2 ** 20 if key == "peak_memory_bytes" else 1
+        print(f"{label:<{width}}  {form.format(row['naive'] * scale):>10}  {form.format(row['fast'] * scale):>10}  "
+              f"{row['ratio']:>10.3f}")
+    if report["step_parts"]["fast"]:
+        print()
+        print(f"{'a training step, part by part (s)':<{width}}  {'naive':>10}  {'fast':>10}  {'fast/naive':>10}")
+        for part in report["step_parts"]["fast"]:
+            naive, fast = report["step_parts"]["naive"][part], report["step_parts"]["fast"][part]
+            print(f"{'  ' + PARTS[part]:<{width}}  {naive:>10.3f}  {fast:>10.3f}  {fast / naive:>10.3f}")
+    print()
+    for name, check in report["checks"].items():
+        extra = f" ({check['worst']})" if "worst" in check else ""
+        if check.get("zero"):
+            extra += f"; zero in both paths: {', '.join(check['zero'])}"
+        print(f"agreement of {name}: max relative difference {check['max_relative_difference']:.2e}{extra}, "
+              f"agree: {str(check['agree']).lower()}")
+    print(f"agree: {str(report['agree']).lower()}  train_ratio {report['train_ratio']:.3f}  "
+          f"inference_ratio {report['inference_ratio']:.1f}  memory_ratio {report['memory_ratio']:.3f}")
+
+
+def spawn(path: str, state: Path, out: Path) -> dict:
+    """Run one path in a fresh process (its own peak memory), passing the same arguments on."""
+    command = [sys.executable, __file__, *sys.argv[1:], "--path", path, "--state", str(state), "--result", str(out)]
+    subprocess.run(command, check=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+    return torch.load(out, weights_only=False)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="seca-test")
-    parser.add_argument("--pretrained", default="none")
-    parser.add_argument("--classes", type=int, default=100, help="total classes, in tasks of --increment")
-    parser.add_argument("--increment", type=int, default=10)
-    parser.add_argument("--batch", type=int, default=32, help="at least --increment")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--small", action="store_true", help="the offline seca-shapes CLIP, 100 classes in 10 tasks")
+    parser.add_argument("--model", help="default ViT-B-16 (seca-shapes with --small)")
+    parser.add_argument("--pretrained", default=None, help="default: random weights (the timing does not depend on them)")
+    parser.add_argument("--classes", type=int, help="default 200 (100 with --small)")
+    parser.add_argument("--increment", type=int, help="classes per task; default 20 (10 with --small)")
+    parser.add_argument("--batch", type=int, help="training batch; default 64 on a GPU, 8 on a CPU (32 with --small)")
+    parser.add_argument("--eval-batch", type=int, help="evaluation batch; default the training batch")
+    parser.add_argument("--steps", type=int, default=2, help="timed training steps after the compared one")
+    parser.add_argument("--eval-batches", type=int, default=1, help="timed evaluation batches")
+    parser.add_argument("--task-images", type=int, help="training images of one task, for the composed task time; "
+                        "default 2400 (ImageNet-R), 400 with --small")
+    parser.add_argument("--epochs", type=int, help="epochs of one task; default 10 (5 with --small)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--amp", default="off", help="auto, bf16, fp16 or off (agreement is checked in fp32)")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--parts", action="store_true", help="also time a step's parts: text, image, teachers")
+    parser.add_argument("--json", type=Path, help="also write the report here")
+    parser.add_argument("--path", choices=("fast", "naive"), help=argparse.SUPPRESS)
+    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--state", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--prepare", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    gpu = resolve_device(args.device).type == "cuda"
+    args.model = args.model or ("seca-shapes" if args.small else "ViT-B-16")
+    args.classes = args.classes or (100 if args.small else 200)
+    args.increment = args.increment or (10 if args.small else 20)
+    args.batch = args.batch or (32 if args.small else 64 if gpu else 8)
+    args.eval_batch = args.eval_batch or args.batch
+    args.task_images = args.task_images or (400 if args.small else 2400)
+    args.epochs = args.epochs or (5 if args.small else 10)
 
-    device = resolve_device(args.device)
-    torch.manual_seed(0)
-    backbone = load_backbone(args.model, args.pretrained, device=device)
-    names = [f"class {i}" for i in range(args.classes)]
-    scenario = ClassIncrementalScenario(list(range(args.classes)), args.increment, args.increment)
-    last = scenario[-1]
-    size = backbone.image_size
-    images = torch.randn(args.batch, 3, size, size, device=device)
-    labels = torch.randint(last.start, last.stop, (args.batch,), device=device)
-    batch = Batch(images, labels, torch.arange(args.batch, device=device))
-    data = TaskData(last, args.batch, lambda: iter([batch]))
-
-    rows = []
-    for cache in (True, False):
-        method = MethodConfig(name="seca", sg_akt=SGAKTConfig(cache_teachers=cache))
-        learner = build_learner(backbone, names, method)
-        # bring the learner to the last task with a full pool, without training the earlier ones
-        for task in scenario.tasks[:-1]:
-            one_each = Batch(images[: task.num_classes], torch.arange(task.start, task.stop, device=device),
-                             torch.arange(task.num_classes, device=device))
-            warmup = TaskData(task, task.num_classes, lambda b=one_each: iter([b]))
-            learner.begin_task(task, warmup)
-            learner.end_task(task, warmup)
-        learner.begin_task(last, data)
-        learner.train()
-
-        def step():
-            learner.zero_grad(set_to_none=True)
-            learner.training_step(batch)["loss"].backward()
-
-        rows.append((f"training step, teachers {'cached once per task' if cache else 'recomputed every step'}",
-                     timed(step, args.repeats, device)))
-        if cache:
-            learner.end_task(last, data)
-            learner.eval()
-            rows.append(("evaluation batch, text features cached once per task",
-                         timed(lambda: learner.predict(images), args.repeats, device)))
-
-            def naive_predict():
-                learner._inference_text = None
-                learner.predict(images)
-
-            rows.append(("evaluation batch, all prompts re-encoded per batch",
-                         timed(naive_predict, args.repeats, device)))
-
-    texts = PromptedClassTexts(backbone, names)
-    prompt = texts.placeholder_prompt()
-    full = backbone.tokenize(["X X X X X X X X " + n for n in names])
-    full_embeddings = backbone.text.embed(full)
-    with torch.no_grad():
-        rows.append((f"encode {args.classes} class prompts, cut after end-of-text ({texts.tokens.shape[1]} tokens)",
-                     timed(lambda: texts.encode(prompt), args.repeats, device)))
-        rows.append((f"encode {args.classes} class prompts, full context ({full.shape[1]} tokens)",
-                     timed(lambda: backbone.text.encode_embeddings(full_embeddings, full), args.repeats, device)))
-
-    width = max(len(r[0]) for r in rows)
-    print(f"{args.model} on {device}, batch {args.batch}, {args.classes} classes, pool {len(learner.pool)}")
-    print(f"{'what':<{width}}  {'ms':>9}")
-    print("-" * (width + 11))
-    for what, ms in rows:
-        print(f"{what:<{width}}  {ms:>9.1f}")
+    if args.prepare:
+        prepare(args, args.prepare)
+        return
+    if args.path:
+        torch.save(run_path(args, args.path, torch.load(args.state, weights_only=False)), args.result)
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        state = Path(folder) / "state.pt"
+        subprocess.run([sys.executable, __file__, *sys.argv[1:], "--prepare", str(state)], check=True)
+        fast = spawn("fast", state, Path(folder) / "fast.pt")
+        naive = spawn("naive", state, Path(folder) / "naive.pt")
+    report = summary(fast, naive, args)
+    print_table(report, args)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

@@ -64,10 +64,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_learn(args: argparse.Namespace) -> int:
     from .api import load
     from .config import apply_overrides, from_dict, to_dict
+    from .engine.device import set_threads
 
     model = load(args.checkpoint, device=args.device)
     if args.set:
         model.config = from_dict(apply_overrides(to_dict(model.config), args.set))
+    set_threads(model.config.train.threads)
     before = len(model.classes)
     task = model.learn(args.data, epochs=args.epochs)
     model.save(args.out)

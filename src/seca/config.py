@@ -96,6 +96,7 @@ class TrainConfig:
     progress: bool = True
     checkpoints: str = "last"  # last (keep the latest task's, for --resume) | all | none
     tensorboard: bool = False  # also log to <out>/tensorboard (needs the tensorboard package)
+    threads: Optional[int] = None  # CPU threads for torch; null: torch's choice (one per core)
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,8 @@ class MethodConfig:
     se_vpr: SEVPRConfig = field(default_factory=SEVPRConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
+    # Memory for the frozen stems of a task's training images (spec §7b); a larger task recomputes them every step.
+    stem_cache_gb: float = 4.0
 
 
 @dataclass(frozen=True)

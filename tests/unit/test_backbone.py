@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seca.clip.backbone import PromptedClassTexts, load_backbone
+from seca.clip.backbone import load_backbone
+from seca.clip.text import PromptedClassTexts
 from seca.errors import SecaError
 from seca.peft.adapter import Adapter, AdapterSet, resolve_blocks
 from seca.peft.prompt import TaskPrompts

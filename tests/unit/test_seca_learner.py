@@ -124,7 +124,8 @@ def test_cached_inference_text_equals_per_batch_encoding(tiny_backbone, images):
     run(learner, images, tasks=2)
     x = images[:6]
     cached = learner.predict(x)
-    learner._inference_text = None  # what classifier.cache_text=false does
+    learner.config = dataclasses.replace(learner.config, classifier=dataclasses.replace(
+        learner.config.classifier, cache_text=False))  # every prompt re-encoded for every batch
     torch.testing.assert_close(learner.predict(x), cached)
 
 

@@ -2,7 +2,9 @@
 
 * ``encode_image(images, adapters)`` runs the image encoder with a chosen adapter set (the current one,
   a frozen snapshot, or none) and returns the projected feature or the last block's class token.
-* ``text`` (a :class:`TextTower`) encodes token embeddings, so learnable prompts can replace some of them.
+  ``stem(images, block)`` is the frozen part before the first adapter, computed once and reused (§7b).
+* ``text`` (a :class:`~seca.clip.text.TextTower`) encodes token embeddings, so learnable prompts can
+  replace some of them (``PromptedClassTexts`` in text.py).
 
 Nothing of CLIP is copied here: the blocks, norms, projections and tokenizer are open_clip's own; this
 module only decides where an adapter's output joins the residual stream.
@@ -15,76 +17,57 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal, Optional, Sequence
+from typing import Callable, Literal, Optional, Sequence, Union
 
 import torch
 from torch import nn
 
 from ..errors import SecaError
-from ..peft.adapter import AdapterSet
+from ..peft.adapter import AdapterSet, StackedAdapters
 from .archs import ARCHITECTURES
+from .text import TextTower
 
 log = logging.getLogger(__name__)
 
 ImageOutput = Literal["projected", "class_token"]
+Adapters = Union[AdapterSet, StackedAdapters]  # anything with ``first_block`` and ``adapter_for(block)``
 
 
-class TextTower:
-    """The pieces of CLIP's text encoder, run from token embeddings instead of token ids."""
+@dataclass
+class FrozenStem:
+    """What the frozen image encoder computes before the first adapter, for a batch of images (spec §7b).
 
-    def __init__(self, model: nn.Module):
-        tower = getattr(model, "text", model)  # CustomTextCLIP keeps them under .text
-        needed = ("token_embedding", "positional_embedding", "transformer", "ln_final")
-        if not all(hasattr(tower, name) for name in needed) or getattr(tower, "cls_emb", None) is not None:
-            raise SecaError(
-                f"the text encoder of this model ({type(tower).__name__}) is not a CLIP text transformer; "
-                "prompted text encoding needs one (use an OpenAI-style CLIP such as ViT-B-16)"
-            )
-        self.token_embedding: nn.Embedding = tower.token_embedding
-        self.positional_embedding: torch.Tensor = tower.positional_embedding
-        self.transformer: nn.Module = tower.transformer
-        self.ln_final: nn.Module = tower.ln_final
-        self.projection = getattr(tower, "text_projection", None)
-        self.attn_mask: Optional[torch.Tensor] = getattr(tower, "attn_mask", None)
-        self.pool_type: str = getattr(tower, "text_pool_type", None) or getattr(tower, "pool_type", "argmax")
-        self.eos_id: Optional[int] = getattr(tower, "text_eos_id", None) or getattr(tower, "eos_id", None)
-        self.width: int = self.token_embedding.weight.shape[1]
-        self.context_length: int = self.positional_embedding.shape[0]
+    With the first adapter in block b: ``residual`` is the stream after block b's attention (what the
+    adapter reads) and ``output`` block b's output without the adapter (what the adapter's output is added
+    to); ``tokens`` is the sequence length. With no augmentation both are functions of the image alone, so
+    a task's stems are computed once with its teachers and reused every step; every adapter set (the
+    current one, each snapshot of the pool) and plain CLIP continue from the same stem.
+    """
 
-    def pooled_positions(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Where the sentence feature is read: the end-of-text token (or the last/first position)."""
-        if self.pool_type == "argmax":
-            return tokens.argmax(dim=-1)
-        if self.pool_type == "eos":
-            return (tokens == self.eos_id).int().argmax(dim=-1)
-        if self.pool_type == "first":
-            return torch.zeros(tokens.shape[0], dtype=torch.long, device=tokens.device)
-        return torch.full((tokens.shape[0],), tokens.shape[1] - 1, dtype=torch.long, device=tokens.device)
+    block: int
+    residual: torch.Tensor  # [N, L, width] (L = 1 at the last block: only the class token is kept)
+    output: torch.Tensor
+    tokens: int
 
-    def useful_length(self, tokens: torch.Tensor) -> int:
-        """How many leading positions decide the output.
+    def __len__(self) -> int:
+        return self.residual.shape[0]
 
-        The text transformer is causal, so positions after the pooled one cannot influence it: cutting the
-        sequences there (about 20 of 77 tokens for class names) gives identical features (spec §7b).
-        """
-        if self.attn_mask is None or self.pool_type == "last":
-            return tokens.shape[1]
-        return int(self.pooled_positions(tokens).max()) + 1
+    def __getitem__(self, rows) -> "FrozenStem":
+        return FrozenStem(self.block, self.residual[rows], self.output[rows], self.tokens)
 
-    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.token_embedding(tokens)
+    def repeat(self, times: int) -> "FrozenStem":
+        """The batch ``times`` over, member-major (for :class:`~seca.peft.adapter.StackedAdapters`)."""
+        return FrozenStem(self.block, self.residual.repeat(times, 1, 1), self.output.repeat(times, 1, 1), self.tokens)
 
-    def encode_embeddings(self, embeddings: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """Text features from ``[N, L, width]`` token embeddings (L may be shorter than the context)."""
-        length = embeddings.shape[1]
-        x = embeddings + self.positional_embedding[:length].to(embeddings.dtype)
-        mask = None if self.attn_mask is None else self.attn_mask[:length, :length]
-        x = self.transformer(x, attn_mask=mask)
-        x = self.ln_final(x)
-        x = x[torch.arange(x.shape[0], device=x.device), self.pooled_positions(tokens[:, :length])]
-        if isinstance(self.projection, nn.Linear):
-            return self.projection(x)
-        return x @ self.projection if self.projection is not None else x
+    @property
+    def nbytes(self) -> int:
+        return self.residual.nbytes + self.output.nbytes
+
+    @staticmethod
+    def cat(stems: Sequence["FrozenStem"]) -> "FrozenStem":
+        first = stems[0]
+        return FrozenStem(first.block, torch.cat([s.residual for s in stems]), torch.cat([s.output for s in stems]),
+                          first.tokens)
 
 
 @dataclass
@@ -138,6 +121,16 @@ class ClipBackbone:
         return self.model.visual.transformer.width
 
     @property
+    def image_tokens(self) -> int:
+        """Tokens per image in the image encoder (patches and the class token)."""
+        return self.model.visual.positional_embedding.shape[0]
+
+    def stem_bytes(self, block: int, images: int = 1) -> int:
+        """Memory of the fp32 :class:`FrozenStem` of ``images`` images up to ``block``."""
+        tokens = 1 if block == self.num_blocks - 1 else self.image_tokens
+        return 2 * images * tokens * self.vision_width * 4
+
+    @property
     def text_width(self) -> int:
         return self.text.width
 
@@ -167,28 +160,66 @@ class ClipBackbone:
         return AdapterSet(self.vision_width, blocks, bottleneck, scale, dropout).to(self.device)
 
     # ---- image side ------------------------------------------------------------------------------
-    def encode_image(self, images: torch.Tensor, adapters: Optional[AdapterSet] = None,
-                     output: ImageOutput = "projected") -> torch.Tensor:
+    def stem(self, images: torch.Tensor, block: int) -> FrozenStem:
+        """The frozen computation of ``images`` up to the adapter of ``block`` (see :class:`FrozenStem`)."""
+        x = self.model.visual._embeds(images)
+        for index in range(block):
+            x = self._run_block(index, x)
+        residual, output = self._block_parts(block, x)
+        return FrozenStem(block, residual, output, x.shape[1])
+
+    def encode_image(self, images: Optional[torch.Tensor] = None, adapters: Optional[Adapters] = None,
+                     output: ImageOutput = "projected", stem: Optional[FrozenStem] = None) -> torch.Tensor:
         """Image features with ``adapters`` (None: plain frozen CLIP); not normalised.
 
         ``output="class_token"`` returns the last block's class token before the final layer norm and
         projection (SG-AKT's teacher feature V, spec §3); ``"projected"`` the usual CLIP image feature.
         Each adapter reads the residual stream after attention, in parallel to the MLP (spec §2):
         ``x = x + attn(ln_1(x));  x = x + mlp(ln_2(x)) + adapter(x)``.
+        ``stem`` replaces ``images`` with their frozen stem, computed earlier (spec §7b); it must end at
+        or before the first adapter.
         """
-        visual = self.model.visual
-        x = visual._embeds(images)
-        for index, block in enumerate(self.blocks):
-            adapter = adapters.adapter_for(index) if adapters is not None else None
-            if adapter is None:
-                x = block(x)
-                continue
-            x = x + block.ls_1(block.attention(q_x=block.ln_1(x)))
-            x = x + block.ls_2(block.mlp(block.ln_2(x))) + adapter(x)
+        if stem is None:
+            stem = self.stem(images, adapters.first_block if adapters is not None else self.num_blocks - 1)
+        elif adapters is not None and adapters.first_block < stem.block:
+            raise ValueError(f"a stem up to block {stem.block} skips the adapter of block {adapters.first_block}")
+        adapter = adapters.adapter_for(stem.block) if adapters is not None else None
+        x = stem.output if adapter is None else stem.output + adapter(stem.residual, stem.tokens)
+        for index in range(stem.block + 1, self.num_blocks):
+            x = self._run_block(index, x, adapters.adapter_for(index) if adapters is not None else None)
         class_token = x[:, 0]
         if output == "class_token":
             return class_token
         return self.project_class_token(class_token)
+
+    @torch.no_grad()
+    def stacked_class_tokens(self, stem: FrozenStem, adapter_sets: Sequence[AdapterSet], max_rows: int = 256
+                             ) -> torch.Tensor:
+        """``[B, sets, W]``: the last block's class token of each image under each of ``adapter_sets``
+        (snapshots, in eval mode), run together: each chunk of images repeated once per set, at most
+        ``max_rows`` rows at a time, through one stacked pass."""
+        stacked, sets = StackedAdapters(adapter_sets), len(adapter_sets)
+        rows = max(1, max_rows // sets)
+        return torch.cat([self.encode_image(stem=stem[i:i + rows].repeat(sets), adapters=stacked, output="class_token")
+                          .unflatten(0, (sets, -1)).transpose(0, 1) for i in range(0, len(stem), rows)])
+
+    def _block_parts(self, index: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Block ``index`` on ``x`` without an adapter: (stream after attention, block output).
+
+        Only the class token is read from the last block, so there it attends from the class token alone
+        and runs the MLP on it alone: the same result up to rounding, a fraction of the work.
+        """
+        block = self.blocks[index]
+        if index == self.num_blocks - 1:
+            h = block.ln_1(x)
+            residual = x[:, :1] + block.ls_1(block.attention(q_x=h[:, :1], k_x=h, v_x=h))
+        else:
+            residual = x + block.ls_1(block.attention(q_x=block.ln_1(x)))
+        return residual, residual + block.ls_2(block.mlp(block.ln_2(residual)))
+
+    def _run_block(self, index: int, x: torch.Tensor, adapter: Optional[Callable] = None) -> torch.Tensor:
+        residual, output = self._block_parts(index, x)
+        return output if adapter is None else output + adapter(residual, x.shape[1])
 
     def project_class_token(self, class_token: torch.Tensor) -> torch.Tensor:
         """CLIP's final layer norm and projection, applied to a class token (student or teacher)."""
@@ -208,52 +239,6 @@ class ClipBackbone:
             tokens = tokens[:, : self.text.useful_length(tokens)]
             features.append(self.text.encode_embeddings(self.text.embed(tokens), tokens))
         return torch.cat(features)
-
-
-class PromptedClassTexts:
-    """The token embeddings of ``"X X X X X X X X {class}"`` for a list of class names (spec §2).
-
-    ``encode(prompt, rows)`` puts a prompt's M vectors in place of the M placeholder embeddings (right
-    after the start token) and runs the frozen text encoder; gradients flow back into the prompt.
-    """
-
-    def __init__(self, backbone: ClipBackbone, class_names: Sequence[str], length: int = 8):
-        self.backbone = backbone
-        self.length = length
-        self.class_names = list(class_names)
-        texts = [" ".join(["X"] * length) + " " + name.replace("_", " ") for name in self.class_names]
-        tokens = backbone.tokenize(texts)
-        placeholder = backbone.tokenize(["X"])[0, 1]
-        if not bool((tokens[:, 1:1 + length] == placeholder).all()):
-            raise SecaError(f"the tokenizer of '{backbone.model_name}' does not keep 'X' as one token per placeholder")
-        self._warn_truncated(texts, tokens)
-        tokens = tokens[:, : backbone.text.useful_length(tokens)]
-        self.tokens = tokens
-        with torch.no_grad():
-            self.embeddings = backbone.text.embed(tokens)
-
-    def _warn_truncated(self, texts: Sequence[str], tokens: torch.Tensor) -> None:
-        encode = getattr(self.backbone.tokenizer, "encode", None)
-        if encode is None:
-            return
-        lost = [t for t in texts if len(encode(t)) + 2 > tokens.shape[1]]
-        if lost:
-            log.warning("%d class prompts exceed the text context and are truncated, e.g. '%s'", len(lost), lost[0])
-
-    def __len__(self) -> int:
-        return len(self.class_names)
-
-    def encode(self, prompt: torch.Tensor, rows: Optional[torch.Tensor | slice] = None) -> torch.Tensor:
-        """Text features (not normalised) of the classes in ``rows`` (default: all) under ``prompt``."""
-        rows = slice(None) if rows is None else rows
-        embeddings, tokens = self.embeddings[rows], self.tokens[rows]
-        prompt = prompt.to(embeddings.dtype).unsqueeze(0).expand(embeddings.shape[0], -1, -1)
-        x = torch.cat([embeddings[:, :1], prompt, embeddings[:, 1 + self.length:]], dim=1)
-        return self.backbone.text.encode_embeddings(x, tokens)
-
-    def placeholder_prompt(self) -> torch.Tensor:
-        """The embeddings of the placeholder tokens themselves: with them, ``encode`` is plain CLIP."""
-        return self.embeddings[0, 1:1 + self.length].clone()
 
 
 # --------------------------------------------------------------------------------------------------

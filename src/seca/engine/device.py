@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+from typing import Optional
 
 import numpy as np
 import torch
@@ -47,6 +48,16 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
+
+
+def set_threads(threads: Optional[int] = None) -> int:
+    """Use ``threads`` CPU threads for torch's operators (None: torch's own choice, one per core, or
+    OMP_NUM_THREADS); returns how many run."""
+    if threads is not None:
+        if threads < 1:
+            raise SecaError(f"train.threads must be at least 1 (or null for one per core), got {threads}")
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
 
 
 def seed_everything(seed: int) -> None:

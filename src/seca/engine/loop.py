@@ -32,12 +32,13 @@ from ..io.files import atomic_write_json, atomic_write_text
 from ..io.logs import RunLog, summary_writer_class
 from ..methods import Learner, build_learner
 from .data import TaskImages
-from .device import amp_dtype, resolve_device, seed_everything
+from .device import amp_dtype, resolve_device, seed_everything, set_threads
 from .evaluate import evaluate_tasks
 from .train import learn_task
 
 # Keys that may differ between an interrupted run and its resumption: they do not change results.
-RESUME_FREE_KEYS = {"train.progress", "train.log_every", "train.tensorboard", "train.checkpoints", "data.num_workers"}
+RESUME_FREE_KEYS = {"train.progress", "train.log_every", "train.tensorboard", "train.checkpoints", "data.num_workers",
+                    "train.threads", "method.stem_cache_gb"}
 
 
 def check_output(out: Path, overwrite: bool = False) -> None:
@@ -102,6 +103,7 @@ def run_experiment(config: ExperimentConfig, out: Optional[Path] = None, overwri
     """Run one class-incremental experiment; returns the results (also written to ``out``)."""
     seed_everything(config.seed)
     device = resolve_device(config.train.device)
+    threads = set_threads(config.train.threads)
     if config.train.checkpoints not in ("last", "all", "none"):
         raise SecaError(f"train.checkpoints must be last, all or none, got '{config.train.checkpoints}'")
     if resume and out is None:
@@ -131,8 +133,10 @@ def run_experiment(config: ExperimentConfig, out: Optional[Path] = None, overwri
         atomic_write_text(out / "config.yaml", dump_yaml(config))
     log = RunLog(out, tensorboard=config.train.tensorboard)
     echo(f"{learner.name} on {config.benchmark}: {data.num_classes} classes in {len(scenario)} tasks, "
-         f"{backbone.model_name} ({backbone.pretrained or 'random weights'}) on {device}")
+         f"{backbone.model_name} ({backbone.pretrained or 'random weights'}) on {device}"
+         f"{f' ({threads} CPU threads)' if device.type == 'cpu' else ''}")
     log("resume" if resume else "start", method=learner.name, benchmark=config.benchmark, device=str(device),
+        threads=threads,
         tasks=len(scenario), classes=data.num_classes, first_task=first_task)
 
     train_labels = scenario.labels(data.train.targets)

@@ -8,12 +8,13 @@ cross-entropy over the current task's classes. SECA (seca.py) extends exactly th
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Iterator, Optional
 
 import torch
 import torch.nn.functional as F
 
-from ..clip.backbone import PromptedClassTexts
+from ..clip.backbone import FrozenStem
+from ..clip.text import PromptedClassTexts
 from ..data.scenario import Task
 from ..peft.adapter import resolve_blocks
 from ..peft.prompt import TaskPrompts
@@ -32,24 +33,83 @@ class HPEFT(Learner):
         self.adapters = self.backbone.new_adapters(blocks, a.bottleneck, a.scale, a.dropout)
         self.prompts = TaskPrompts(self.backbone.text_width, p.length, p.init_std)
         self.texts = PromptedClassTexts(self.backbone, self.class_names, p.length)
-        # Text features of every seen class under every (frozen) prompt, [prompts, classes, E]; valid from
-        # end_task until the next begin_task, so inference never re-encodes prompts (spec §7b).
-        self._inference_text: Optional[torch.Tensor] = None
+        # Normalised text features of seen classes under the prompts that no longer train, [prompts, classes, E].
+        # It grows at the start of a task (old prompts x new classes, which SG-AKT reads) and at its end (the
+        # finished prompt x every class), so each prompt-class pair is encoded once (spec §7b).
+        self._frozen_text = torch.empty(0, 0, self.backbone.embed_dim, device=self.device)
+        # The frozen stem of every training image of the current task (spec §7b), when it fits the budget.
+        self._stems: Optional[FrozenStem] = None
 
     # ---- features --------------------------------------------------------------------------------
-    def image_features(self, images: torch.Tensor) -> torch.Tensor:
-        """Normalised adapted image features f(x)."""
-        return F.normalize(self.backbone.encode_image(images, self.adapters), dim=-1)
+    def image_features(self, images: Optional[torch.Tensor] = None, stem: Optional[FrozenStem] = None) -> torch.Tensor:
+        """Normalised adapted image features f(x), of ``images`` or of their frozen ``stem``."""
+        return F.normalize(self.backbone.encode_image(images, self.adapters, stem=stem), dim=-1)
 
     def class_text(self, prompt: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         """Normalised text features of classes ``start..stop-1`` under ``prompt``."""
         return F.normalize(self.texts.encode(prompt, slice(start, stop)), dim=-1)
 
+    @torch.no_grad()
+    def frozen_text(self, prompts: int, classes: int) -> torch.Tensor:
+        """``[prompts, classes, E]``: classes ``0..classes-1`` under the first ``prompts`` prompts, which must
+        no longer train; encodes only the pairs not encoded before."""
+        done_prompts, done_classes = self._frozen_text.shape[:2]
+        total_prompts, total_classes = max(prompts, done_prompts), max(classes, done_classes)
+        stacked = torch.stack(list(self.prompts)[:total_prompts]) if total_prompts else None
+        cache = self._frozen_text
+        if total_classes > done_classes:  # old prompts, new classes
+            cache = (torch.cat([cache, self._encode_frozen(stacked[:done_prompts], done_classes, total_classes)], 1)
+                     if done_prompts else cache.new_empty(0, total_classes, cache.shape[2]))
+        if total_prompts > done_prompts:  # new prompts, every class
+            cache = torch.cat([cache, self._encode_frozen(stacked[done_prompts:], 0, total_classes)], 0)
+        self._frozen_text = cache
+        return cache[:prompts, :classes]
+
+    def _encode_frozen(self, prompts: torch.Tensor, start: int, stop: int, pairs: int = 4096) -> torch.Tensor:
+        """Normalised ``[T, stop - start, E]``, a bounded number of prompt-class pairs at a time."""
+        step = max(1, pairs // prompts.shape[0])
+        return torch.cat([F.normalize(self.texts.encode_prompts(prompts, slice(c, min(c + step, stop))), dim=-1)
+                          for c in range(start, stop, step)], dim=1)
+
+    def batch_stem(self, batch: Batch) -> FrozenStem:
+        """The frozen stem of a batch of the current task's training images: kept, or computed now."""
+        if self._stems is not None:
+            return self._stems[batch.index]
+        return self.backbone.stem(batch.images, self.adapters.first_block)
+
+    def keeps_stems(self, data: TaskData) -> bool:
+        """Whether the task's stems fit in ``method.stem_cache_gb``."""
+        return self.backbone.stem_bytes(self.adapters.first_block, data.size) <= self.config.stem_cache_gb * 2 ** 30
+
+    def stem_pass(self, data: TaskData) -> Iterator[tuple[Batch, FrozenStem]]:
+        """Every training image of the task once, in order, with its frozen stem; the stems are kept for
+        the task's steps if they fit (``method.stem_cache_gb``)."""
+        keep = self.keeps_stems(data)
+        residual = output = stem = None
+        for batch in data.batches():
+            stem = self.backbone.stem(batch.images, self.adapters.first_block)
+            if keep:
+                if residual is None:
+                    residual = stem.residual.new_empty((data.size, *stem.residual.shape[1:]))
+                    output = stem.output.new_empty((data.size, *stem.output.shape[1:]))
+                residual[batch.index], output[batch.index] = stem.residual, stem.output
+            yield batch, stem
+        if keep and stem is not None:
+            self._stems = FrozenStem(stem.block, residual, output, stem.tokens)
+
     # ---- the protocol ----------------------------------------------------------------------------
     def begin_task(self, task: Task, data: TaskData) -> None:
         super().begin_task(task, data)
-        self._inference_text = None
         self.prompts.add_task(self.task_rng(task), device=self.device)
+        self._stems = None
+        self._precompute(task, data)
+
+    @torch.no_grad()
+    def _precompute(self, task: Task, data: TaskData) -> None:
+        """What stays fixed during the task, in one pass over its images (spec §7b): here the stems."""
+        if self.keeps_stems(data):
+            for _ in self.stem_pass(data):
+                pass
 
     def extend_classes(self, names) -> None:
         super().extend_classes(names)
@@ -60,9 +120,10 @@ class HPEFT(Learner):
             self.prompts.add_task(device=self.device)
 
     def after_restore(self) -> None:
-        self._inference_text = None
-        if self.config.classifier.cache_text and self.tasks:
-            self._inference_text = self.inference_text_features()
+        # Grown task by task as during training, so a restored model computes exactly the same numbers.
+        self._frozen_text = self._frozen_text[:0, :0]
+        for task in self.tasks:
+            self.frozen_text(task.index + 1, task.stop)
 
     def parameter_groups(self) -> list[dict]:
         return [
@@ -72,26 +133,28 @@ class HPEFT(Learner):
 
     def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         task = self.task
-        features = self.image_features(batch.images)
+        features = self.image_features(stem=self.batch_stem(batch))
         text = self.class_text(self.prompts.current, task.start, task.stop)
         logits = self.backbone.logit_scale * features @ text.T
         loss = F.cross_entropy(logits, batch.labels - task.start)  # L_ce-T over the current classes
         return {"loss": loss, "ce_text": loss.detach()}
 
     def end_task(self, task: Task, data: TaskData) -> None:
+        self._stems = None
         if self.config.classifier.cache_text:
-            self._inference_text = self.inference_text_features()
+            self.frozen_text(len(self.prompts), task.stop)  # the finished prompt on every class
 
     @torch.no_grad()
     def inference_text_features(self) -> torch.Tensor:
         """[prompts, seen classes, E]: every seen class under every task prompt, normalised.
 
-        All prompts are frozen at inference, so this is computed once per task and kept; with
-        ``classifier.cache_text: false`` it is recomputed for every batch, as the reference does.
+        All prompts are frozen at inference, so this is encoded once (incrementally, task by task) and
+        kept; with ``classifier.cache_text: false`` every prompt is re-encoded for every batch, as the
+        reference does.
         """
-        if self._inference_text is not None:
-            return self._inference_text
-        return torch.stack([self.class_text(p, 0, self.num_seen) for p in self.prompts])
+        if self.config.classifier.cache_text:
+            return self.frozen_text(len(self.prompts), self.num_seen)
+        return F.normalize(self.texts.encode_prompts(torch.stack(list(self.prompts)), slice(0, self.num_seen)), dim=-1)
 
     def scores_from_features(self, features: torch.Tensor) -> torch.Tensor:
         """Class scores of normalised adapted features: the text branch of spec §6."""

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..clip.backbone import FrozenStem
 from ..data.scenario import Task
 from ..errors import SecaError
 from .base import Batch, TaskData, register
@@ -95,7 +96,7 @@ class SECA(HPEFT):
 
     # ---- the protocol ---------------------------------------------------------------------------
     def begin_task(self, task: Task, data: TaskData) -> None:
-        super().begin_task(task, data)
+        super().begin_task(task, data)  # a new prompt, then _precompute
         if self.pool is not None:
             self.pool.reset_utility()
         if self.linear_heads is not None:
@@ -107,25 +108,24 @@ class SECA(HPEFT):
             self.linear_heads.append(nn.Parameter(weight.to(self.device)))
         if self.replay:
             self._replay_rng = self.task_rng(task, stream=2)
-        self._precompute(task, data)
 
     @torch.no_grad()
     def _precompute(self, task: Task, data: TaskData) -> None:
-        """One pass over the task's images: frozen-CLIP class means, and teacher features (spec §7b)."""
+        """One pass over the task's images (spec §7b): their frozen stems, frozen-CLIP class means and
+        teacher features; and the old prompts' text features of the new classes."""
         was_training = self.training
         self.eval()
         if task.index > 0 and self.teacher == "sg-akt":
             # S^(i) of the current classes under every earlier (frozen) prompt: [prompts - 1, classes, E]
-            self._earlier_prompt_text = torch.stack(
-                [self.class_text(p, task.start, task.stop) for p in list(self.prompts)[:-1]])
+            self._earlier_prompt_text = self.frozen_text(len(self.prompts) - 1, task.stop)[:, task.start:]
         cache_teachers = task.index > 0 and self.teacher != "none" and self.caches_teachers
-        if self.needs_frozen_features or cache_teachers:
+        if self.needs_frozen_features or cache_teachers or self.keeps_stems(data):
             frozen, teachers, labels = [], [], []
-            for batch in data.batches():
+            for batch, stem in self.stem_pass(data):
                 if self.needs_frozen_features:
-                    frozen.append(self.backbone.encode_image(batch.images).float())
+                    frozen.append(self.backbone.encode_image(stem=stem).float())
                 if cache_teachers and self.teacher != "clip":
-                    teachers.append(self._teacher_inputs(batch.images))
+                    teachers.append(self._teacher_inputs(stem))
                 labels.append(batch.labels)
             if self.needs_frozen_features:
                 frozen = torch.cat(frozen)
@@ -136,14 +136,23 @@ class SECA(HPEFT):
             self._teacher_cache = torch.cat(teachers) if cache_teachers else None
         self.train(was_training)
 
-    def _teacher_inputs(self, images: torch.Tensor) -> torch.Tensor:
-        """Per image: the frozen-CLIP feature (``clip``) or every snapshot's class token V^(p) ``[B, P, W]``,
-        normalised. No gradient."""
+    def _teacher_inputs(self, stem: FrozenStem) -> torch.Tensor:
+        """Per image (given by its frozen stem): the frozen-CLIP feature (``clip``) or every snapshot's class
+        token V^(p) ``[B, P, W]``, normalised. No gradient.
+
+        The snapshots run together, stacked in one batch (a bounded number of rows at a time), unless
+        their dropout is on (``teacher_dropout``): then one after another, as the reference draws it.
+        """
         with torch.no_grad():
             if self.teacher == "clip":
-                return F.normalize(self.backbone.encode_image(images).float(), dim=-1)
-            tokens = [self.backbone.encode_image(images, member, output="class_token") for member in self.pool.members]
-            return F.normalize(torch.stack(tokens, dim=1).float(), dim=-1)
+                return F.normalize(self.backbone.encode_image(stem=stem).float(), dim=-1)
+            members = list(self.pool.members)
+            if any(member.training for member in members):
+                tokens = torch.stack([self.backbone.encode_image(stem=stem, adapters=member, output="class_token")
+                                      for member in members], dim=1)
+            else:
+                tokens = self.backbone.stacked_class_tokens(stem, members)
+            return F.normalize(tokens.float(), dim=-1)
 
     def parameter_groups(self) -> list[dict]:
         groups = super().parameter_groups()
@@ -160,7 +169,8 @@ class SECA(HPEFT):
         task, c = self.task, self.config
         targets = batch.labels - task.start
         scale = self.backbone.logit_scale
-        features = self.image_features(batch.images)
+        stem = self.batch_stem(batch)
+        features = self.image_features(stem=stem)
         # Z: every seen class under the current prompt (SE-VPR and replay need all; else only the current)
         first = 0 if (self.refiner is not None or self.replay) else task.start
         text = self.class_text(self.prompts.current, first, task.stop)
@@ -179,7 +189,7 @@ class SECA(HPEFT):
 
         kd_weight = 0.0
         if self.teacher != "none" and task.index > 0:
-            teacher = self._teacher_feature(batch, current_text, targets, losses)
+            teacher = self._teacher_feature(batch, stem, current_text, targets, losses)
             losses["kd"] = distillation_kl(features, teacher, current_text, c.sg_akt.temperature)
             kd_weight = c.sg_akt.beta * task.index  # beta_s = beta (s - 1)
         if self.replay and task.index > 0:
@@ -188,10 +198,10 @@ class SECA(HPEFT):
         total = sum(v for k, v in losses.items() if k != "kd") + kd_weight * losses.get("kd", 0.0)
         return {"loss": total, **{k: v.detach() for k, v in losses.items()}}
 
-    def _teacher_feature(self, batch: Batch, current_text: torch.Tensor, targets: torch.Tensor,
+    def _teacher_feature(self, batch: Batch, stem: FrozenStem, current_text: torch.Tensor, targets: torch.Tensor,
                          losses: dict[str, torch.Tensor]) -> torch.Tensor:
         """The normalised projected teacher feature of each image (adds L_agg for SG-AKT)."""
-        inputs = self._teacher_cache[batch.index] if self._teacher_cache is not None else self._teacher_inputs(batch.images)
+        inputs = self._teacher_cache[batch.index] if self._teacher_cache is not None else self._teacher_inputs(stem)
         if self.teacher == "clip":
             return inputs
         if self.teacher == "vanilla":
@@ -242,7 +252,8 @@ class SECA(HPEFT):
         self.adapters.train(self.config.replay.stats_dropout)
         features, labels = [], []
         for batch in data.batches():
-            features.append(self.backbone.encode_image(batch.images, self.adapters).float())
+            stem = self.batch_stem(batch)
+            features.append(self.backbone.encode_image(stem=stem, adapters=self.adapters).float())
             labels.append(batch.labels)
         self.adapters.eval()
         classes, means, covariances = class_statistics(torch.cat(features), torch.cat(labels),
@@ -258,7 +269,8 @@ class SECA(HPEFT):
         if self.visual_classifier is None:
             return
         if self.visual_classifier == "se-vpr":
-            refined = self.refiner(self.raw_prototypes[: task.stop], self.class_text(self.prompts.current, 0, task.stop))
+            text = self.frozen_text(len(self.prompts), task.stop)[-1]  # the finished prompt; kept for inference
+            refined = self.refiner(self.raw_prototypes[: task.stop], text)
             keep = refined if self.replay else refined[task.start:]
             base = self.stored_prototypes[:0] if self.replay else self.stored_prototypes
             self.stored_prototypes = torch.cat([base, keep.to(base)])

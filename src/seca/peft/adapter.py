@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Iterable, Optional, Sequence, Union
+from typing import Callable, Iterable, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -24,8 +24,18 @@ class Adapter(nn.Module):
         nn.init.kaiming_uniform_(self.down.weight, a=math.sqrt(5))
         nn.init.zeros_(self.up.weight)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.up(self.dropout(torch.relu(self.down(x)))) * self.scale
+    def forward(self, x: torch.Tensor, sequence_length: Optional[int] = None) -> torch.Tensor:
+        """``x`` [B, L, width]. When ``x`` holds only the first L positions of sequences of
+        ``sequence_length`` (the class token of the last block), the dropout mask is still drawn for the
+        whole sequence, so the random stream, and every later draw, is that of the full computation."""
+        hidden = torch.relu(self.down(x))
+        if sequence_length is not None and sequence_length != x.shape[1] and self.training and self.dropout.p > 0:
+            # dropout(ones) is exactly the mask that dropout(hidden) multiplies hidden by
+            mask = self.dropout(hidden.new_ones(x.shape[0], sequence_length, hidden.shape[-1]))
+            hidden = hidden * mask[:, : x.shape[1]]
+        else:
+            hidden = self.dropout(hidden)
+        return self.up(hidden) * self.scale
 
 
 def resolve_blocks(blocks: Union[str, Sequence[int]], num_blocks: int) -> tuple[int, ...]:
@@ -54,6 +64,11 @@ class AdapterSet(nn.Module):
             {str(b): Adapter(width, bottleneck, scale, dropout) for b in self.blocks}
         )
 
+    @property
+    def first_block(self) -> int:
+        """The first block an adapter sits in: everything before it is frozen."""
+        return self.blocks[0]
+
     def adapter_for(self, block: int) -> Optional[Adapter]:
         key = str(block)
         return self.adapters[key] if key in self.adapters else None
@@ -64,3 +79,36 @@ class AdapterSet(nn.Module):
         snapshot.requires_grad_(False)
         snapshot.eval()
         return snapshot
+
+
+class StackedAdapters:
+    """Several adapter sets with the same blocks (the pool's snapshots), run at once on a batch stacked
+    member-major: ``[members * B, L, width]``, rows ``m * B .. (m + 1) * B`` going through member m.
+
+    For inference only (no dropout, no gradient): one batched matrix product per block instead of one
+    pass of the whole image encoder per member.
+    """
+
+    def __init__(self, sets: Sequence[AdapterSet]):
+        if not sets or any(s.blocks != sets[0].blocks for s in sets):
+            raise ValueError("stacked adapter sets must be non-empty and sit in the same blocks")
+        self.members = len(sets)
+        self.blocks = sets[0].blocks
+        self.first_block = self.blocks[0]
+        self._weights = {
+            b: (torch.stack([s.adapter_for(b).down.weight.T for s in sets]),  # [members, width, bottleneck]
+                torch.stack([s.adapter_for(b).up.weight.T for s in sets]),  # [members, bottleneck, width]
+                sets[0].adapter_for(b).scale)
+            for b in self.blocks
+        }
+
+    def adapter_for(self, block: int) -> Optional[Callable[..., torch.Tensor]]:
+        if block not in self._weights:
+            return None
+        down, up, scale = self._weights[block]
+
+        def stacked(x: torch.Tensor, sequence_length: Optional[int] = None) -> torch.Tensor:
+            rows = x.reshape(self.members, -1, x.shape[-1])  # [members, B * L, width]
+            return (torch.relu(rows @ down.to(x.dtype)) @ up.to(x.dtype) * scale).view_as(x)
+
+        return stacked
