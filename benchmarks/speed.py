@@ -29,6 +29,7 @@ import math
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -95,9 +96,10 @@ def naive_method(method: MethodConfig) -> MethodConfig:
 # ---- one path, in its own process ------------------------------------------------------------------
 
 
-def class_names(args) -> list[str]:
-    names = shapes_class_names() if args.small else reference_data("class_names")["imagenet_r"]
-    return [names[i % len(names)] + (f" {i // len(names)}" if i >= len(names) else "") for i in range(args.classes)]
+def class_names(count: int, small: bool = False) -> list[str]:
+    """``count`` class names: ImageNet-R's (the shapes world's with ``small``), numbered past the end."""
+    names = shapes_class_names() if small else reference_data("class_names")["imagenet_r"]
+    return [names[i % len(names)] + (f" {i // len(names)}" if i >= len(names) else "") for i in range(count)]
 
 
 def random_images(count: int, size: int, seed: int, device: torch.device) -> torch.Tensor:
@@ -178,7 +180,7 @@ def prepare(args, out: Path) -> None:
     set_threads(args.threads)
     backbone = load_backbone(args.model, args.pretrained, device=device)
     method = MethodConfig(name="seca", stem_cache_gb=0.0, sg_akt=SGAKTConfig(cache_teachers=False))
-    learner = build_learner(backbone, class_names(args), method, seed=0)
+    learner = build_learner(backbone, class_names(args.classes, args.small), method, seed=0)
     bring_to_last_task(learner, scenario_of(args), backbone.image_size, device)
     torch.save({"tensors": learner.state_dict(), "structure": learner.structure(),
                 "frozen_text": learner._frozen_text}, out)
@@ -193,7 +195,7 @@ def run_path(args, path: str, state: dict) -> dict:
     set_threads(args.threads)
     torch.manual_seed(0)
     backbone = load_backbone(args.model, args.pretrained, device=device)
-    names = class_names(args)
+    names = class_names(args.classes, args.small)
     scenario = scenario_of(args)
     if path == "naive":
         reference = ReferenceBackbone(backbone.model, backbone.preprocess, backbone.tokenizer, backbone.model_name, None)
@@ -294,21 +296,16 @@ def agreement(fast: dict, naive: dict) -> dict[str, dict]:
     return checks
 
 
-def median(values: list[float]) -> float:
-    values = sorted(values)
-    return values[len(values) // 2] if len(values) % 2 else 0.5 * (values[len(values) // 2 - 1] + values[len(values) // 2])
-
-
 def task_seconds(result: dict, args) -> float:
     """One task composed from measured times: set-up scaled to the task's images, steps, end of task."""
     steps = args.epochs * math.ceil(args.task_images / args.batch)
-    return (result["setup_seconds"] * args.task_images / result["setup_images"] + steps * median(result["step_seconds"])
-            + result["end_seconds"])
+    setup = result["setup_seconds"] * args.task_images / result["setup_images"]
+    return setup + steps * statistics.median(result["step_seconds"]) + result["end_seconds"]
 
 
 def summary(fast: dict, naive: dict, args) -> dict:
     rows = {
-        "train_step_seconds": (median(naive["step_seconds"]), median(fast["step_seconds"])),
+        "train_step_seconds": (statistics.median(naive["step_seconds"]), statistics.median(fast["step_seconds"])),
         "task_seconds": (task_seconds(naive, args), task_seconds(fast, args)),
         "inference_images_per_second": tuple(args.eval_batch * len(r["eval_seconds"]) / sum(r["eval_seconds"])
                                              for r in (naive, fast)),

@@ -65,8 +65,7 @@ def main() -> None:
     set_threads(args.threads)
     torch.manual_seed(0)
     backbone = load_backbone(args.model, None, device=device)
-    args.small = False
-    names = class_names(args)
+    names = class_names(args.classes)
     scenario = ClassIncrementalScenario(list(range(args.classes)), args.increment, args.increment)
     learner = build_learner(backbone, names, MethodConfig(name=args.method), seed=0)
     bring_to_last_task(learner, scenario, backbone.image_size, device)

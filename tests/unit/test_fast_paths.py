@@ -17,6 +17,7 @@ from seca.clip.text import PromptedClassTexts
 from seca.config import MethodConfig
 from seca.data.datasets import reference_data
 from seca.data.scenario import ClassIncrementalScenario
+from seca.errors import SecaError
 from seca.methods import Batch, TaskData, build_learner
 from seca.peft.adapter import StackedAdapters
 
@@ -265,6 +266,11 @@ def test_stems_over_the_memory_budget_are_recomputed_each_step(tiny_backbone, im
     learner, _ = two_task_learner(tiny_backbone, images, stem_cache_gb=1e-9)
     assert learner._stems is None
     assert tiny_backbone.stem_bytes(0, 4) == 2 * 4 * tiny_backbone.image_tokens * tiny_backbone.vision_width * 4
+
+
+def test_a_negative_stem_budget_is_refused(tiny_backbone):
+    with pytest.raises(SecaError, match="method.stem_cache_gb must be 0 or more"):
+        build_learner(tiny_backbone, CLASSES, MethodConfig(stem_cache_gb=-1.0))
 
 
 def test_one_frozen_prototype_per_seen_class(tiny_backbone, images):

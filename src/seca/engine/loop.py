@@ -132,9 +132,9 @@ def run_experiment(config: ExperimentConfig, out: Optional[Path] = None, overwri
         out = prepare_output(out, overwrite)
         atomic_write_text(out / "config.yaml", dump_yaml(config))
     log = RunLog(out, tensorboard=config.train.tensorboard)
+    cpu = f" ({threads} CPU thread{'s' if threads > 1 else ''})" if device.type == "cpu" else ""
     echo(f"{learner.name} on {config.benchmark}: {data.num_classes} classes in {len(scenario)} tasks, "
-         f"{backbone.model_name} ({backbone.pretrained or 'random weights'}) on {device}"
-         f"{f' ({threads} CPU threads)' if device.type == 'cpu' else ''}")
+         f"{backbone.model_name} ({backbone.pretrained or 'random weights'}) on {device}{cpu}")
     log("resume" if resume else "start", method=learner.name, benchmark=config.benchmark, device=str(device),
         threads=threads,
         tasks=len(scenario), classes=data.num_classes, first_task=first_task)

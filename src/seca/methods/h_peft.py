@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from ..clip.backbone import FrozenStem
 from ..clip.text import PromptedClassTexts
 from ..data.scenario import Task
+from ..errors import SecaError
 from ..peft.adapter import resolve_blocks
 from ..peft.prompt import TaskPrompts
 from .base import Batch, Learner, TaskData, register
@@ -29,6 +30,9 @@ class HPEFT(Learner):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         a, p = self.config.adapter, self.config.prompt
+        if not self.config.stem_cache_gb >= 0:
+            raise SecaError(f"method.stem_cache_gb must be 0 or more (0: never keep the stems), "
+                            f"got {self.config.stem_cache_gb}")
         blocks = resolve_blocks(a.blocks, self.backbone.num_blocks)
         self.adapters = self.backbone.new_adapters(blocks, a.bottleneck, a.scale, a.dropout)
         self.prompts = TaskPrompts(self.backbone.text_width, p.length, p.init_std)
@@ -54,6 +58,8 @@ class HPEFT(Learner):
         """``[prompts, classes, E]``: classes ``0..classes-1`` under the first ``prompts`` prompts, which must
         no longer train; encodes only the pairs not encoded before."""
         done_prompts, done_classes = self._frozen_text.shape[:2]
+        if prompts <= done_prompts and classes <= done_classes:  # every inference batch: nothing to encode
+            return self._frozen_text[:prompts, :classes]
         total_prompts, total_classes = max(prompts, done_prompts), max(classes, done_classes)
         stacked = torch.stack(list(self.prompts)[:total_prompts]) if total_prompts else None
         cache = self._frozen_text
