@@ -51,7 +51,7 @@ def small_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def shapes_clip_weights():
     """The real pretrained shapes CLIP, from the cache ($SECA_CACHE or ~/.cache/seca); the first session on a
-    machine builds it (about 3 minutes on 2 cores), later ones find it."""
+    machine builds it (3 to 5 minutes on 2 cores), later ones find it."""
     from seca.offline.pretrain import ensure_shapes_clip
 
     return ensure_shapes_clip(progress=False)

@@ -13,6 +13,11 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
+
+# The offline world's pretrained CLIP, reachable as `backbone.pretrained: shapes` (built on first use).
+from .clip.archs import register_pretrained  # noqa: E402  (after the environment above)
+
+register_pretrained("shapes", "seca-shapes", "seca.offline.pretrain:ensure_shapes_clip")
 __all__ = ["load", "SecaModel", "Prediction", "__version__"]
 
 

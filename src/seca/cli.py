@@ -12,16 +12,33 @@ from .errors import SecaError
 
 
 def _default_out(config) -> Path:
+    if config.seeds is not None:
+        return Path("runs") / config.benchmark / config.method.name / ("seeds-" + "-".join(map(str, config.seeds)))
     return Path("runs") / config.benchmark / config.method.name / f"seed{config.seed}"
 
 
+def _seeds(text: Optional[str]):
+    from .engine.seeds import parse_seeds
+
+    return None if text is None else parse_seeds(text)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from .config import load_config
     from .engine.loop import run_experiment
+    from .engine.seeds import check_seeds, run_seeds
 
     config = load_config(args.config, args.set)
-    run_experiment(config, Path(args.out) if args.out else _default_out(config), overwrite=args.overwrite,
-                   resume=args.resume)
+    seeds = _seeds(args.seeds)
+    if seeds is not None:
+        config = dataclasses.replace(config, seeds=seeds)
+    out = Path(args.out) if args.out else _default_out(config)
+    if config.seeds is not None:
+        run_seeds(config, out, check_seeds(config.seeds, "seeds"), overwrite=args.overwrite, resume=args.resume)
+    else:
+        run_experiment(config, out, overwrite=args.overwrite, resume=args.resume)
     return 0
 
 
@@ -108,7 +125,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from .eval.report import format_comparison, read_results
 
     runs = [read_results(Path(folder)) for folder in args.outs]
-    print(format_comparison(runs, args.outs))
+    reference = 0
+    if args.against is not None:
+        if args.against not in args.outs:
+            raise SecaError(f"--against '{args.against}' is not one of the folders compared; give one of them")
+        reference = args.outs.index(args.against)
+    print(format_comparison(runs, args.outs, reference))
     return 0
 
 
@@ -132,7 +154,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     base = args.base or ablation.base
     out = Path(args.out) if args.out else Path("runs") / "ablations" / ablation.name / Path(base).stem
     only = [name.strip() for name in args.only.split(",")] if args.only else None
-    run_ablation(ablation, out, base=args.base, overrides=args.set, only=only, overwrite=args.overwrite)
+    run_ablation(ablation, out, base=args.base, overrides=args.set, only=only, overwrite=args.overwrite,
+                 seeds=_seeds(args.seeds), against=args.against)
     return 0
 
 
@@ -186,10 +209,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("config", help="a YAML file, or the name of a packaged preset (see `seca presets`)")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config key, e.g. --set train.epochs=3 (repeatable)")
-    run.add_argument("--out", help="output folder (default: runs/<benchmark>/<method>/seed<seed>)")
+    run.add_argument("--seeds", metavar="LIST",
+                     help="run once per seed into OUT/seed<k>/ and aggregate (mean, std, 95%% interval), "
+                          "e.g. --seeds 0,1,2 or 0-4")
+    run.add_argument("--out", help="output folder (default: runs/<benchmark>/<method>/seed<seed>, "
+                                   "or .../seeds-0-1-2 with --seeds)")
     run.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in --out")
     run.add_argument("--resume", action="store_true",
-                     help="continue the interrupted run in --out from its last completed task")
+                     help="continue the interrupted run in --out from its last completed task "
+                          "(with --seeds: keep the finished seeds, resume or run the others)")
     run.set_defaults(handler=cmd_run)
 
     predict = sub.add_parser("predict", help="classify images with a saved model",
@@ -232,8 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--zero-shot", help="a zero-shot run's folder to draw beside it (default: found next to OUT)")
     report.set_defaults(handler=cmd_report)
 
-    compare = sub.add_parser("compare", help="Last / Avg / forgetting of several runs side by side")
+    compare = sub.add_parser("compare", help="Last / Avg / forgetting of several runs side by side",
+                             description="Mean ± std over seeds of each run folder's metrics and, where the runs "
+                                         "share two or more seeds, the paired difference in Last and Avg to the "
+                                         "first folder (or --against) with its 95% interval.")
     compare.add_argument("outs", nargs="+", metavar="OUT", help="output folders of finished runs")
+    compare.add_argument("--against", metavar="OUT", help="the folder the differences are taken to (default: the first)")
     compare.set_defaults(handler=cmd_compare)
 
     prep = sub.add_parser("prepare", help="split ImageNet-R or ImageNet-A 80/20 into train/ and test/",
@@ -257,6 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key in every variant (repeatable)")
     ablate.add_argument("--only", help="comma-separated variant names to run (default: all)")
+    ablate.add_argument("--seeds", metavar="LIST", help="run every variant once per seed (e.g. 0-4) and print "
+                                                        "mean ± std and paired differences with 95%% intervals")
+    ablate.add_argument("--against", metavar="VARIANT",
+                        help="the reference variant of the paired differences (default: the set's first)")
     ablate.add_argument("--out", help="output folder (default: runs/ablations/<name>/<base>)")
     ablate.add_argument("--overwrite", action="store_true", help="rerun variants that already have results")
     ablate.set_defaults(handler=cmd_ablate)
@@ -265,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Build (once) a small CLIP pretrained on generated clean drawings, then run "
                                       "zero-shot CLIP and METHOD on the shifted renditions of 100 classes in 10 "
                                       "tasks, print the per-task table, write results, model and plots, and "
-                                      "explain the numbers. About 3.5 minutes the first time on 2 CPU cores.")
+                                      "explain the numbers. About 6 to 7 minutes the first time on 2 CPU cores, 2 after that.")
     demo.add_argument("--method", default="seca", choices=["seca", "seca++", "h-peft", "zero-shot"])
     demo.add_argument("--out", help="output folder (default: runs/demo)")
     demo.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -130,6 +130,10 @@ class SGAKTConfig:
     beta: float = 1.0  # beta_s = beta * (s - 1)
     temperature: float = 20.0
     cache_teachers: bool = True  # compute teacher features once per task (spec §7b); false: every step
+    # Diagnostics of SG-AKT (docs/method.md#sg-akt-diagnostics); the defaults are the method.
+    detach_query: bool = False  # true: the current prompt's semantic vector enters the relevance query detached
+    agg_loss: bool = True  # false: no L_agg, so the relevance network keeps its initial weights
+    reset_aggregator: bool = False  # true: a fresh relevance network at the start of every task
 
 
 @dataclass(frozen=True)
@@ -165,6 +169,7 @@ class MethodConfig:
     name: str = "seca"  # zero-shot | h-peft | seca | seca++
     template: str = "a good photo of a {}."
     temperature: float = 20.0  # fixed inference temperature (spec §1)
+    ce_scale: Optional[float] = None  # scale of the training cross-entropies; null: the backbone's logit_scale.exp()
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     prompt: PromptConfig = field(default_factory=PromptConfig)
     sg_akt: SGAKTConfig = field(default_factory=SGAKTConfig)
@@ -179,6 +184,7 @@ class MethodConfig:
 class ExperimentConfig:
     benchmark: str = "custom"
     seed: int = 0
+    seeds: Optional[tuple[int, ...]] = None  # run once per seed into OUT/seed<k>/ and aggregate (docs/statistics.md)
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     data: DataConfig = field(default_factory=DataConfig)
     scenario: ScenarioConfig = field(default_factory=ScenarioConfig)

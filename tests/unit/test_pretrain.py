@@ -136,3 +136,47 @@ def test_the_command_line_builds_and_reports(tmp_path, monkeypatch, capsys):
     assert main(["pretrain-shapes", "--steps", "3"]) == 2  # the cache keeps the default recipe only
     assert main(["pretrain-shapes", "--out", str(tmp_path), "--steps", "1"]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_the_logit_scale_is_held_at_clips_clamp_unless_learned(tmp_path):
+    """The recipe ends where OpenAI's CLIP ends, at a scale of 100, so that cross-entropies at the backbone's scale
+    and distillation at 20 stand in the paper's ratio (docs/offline.md, "The temperature regime")."""
+    import math
+
+    tiny_build(tmp_path / "held.safetensors")
+    assert load_file(str(tmp_path / "held.safetensors"))["logit_scale"].item() == pytest.approx(math.log(100))
+    learned = PretrainRecipe(pool_per_class=2, warmup_steps=1, logit_scale_init=1 / 0.07, learn_logit_scale=True)
+    pretrain_shapes_clip(tmp_path / "learned.safetensors", steps=2, batch_size=8, progress=False, recipe=learned,
+                         eval_per_class=1)
+    scale = load_file(str(tmp_path / "learned.safetensors"))["logit_scale"].item()
+    assert scale != pytest.approx(math.log(1 / 0.07), abs=1e-6) and scale < math.log(100)
+    assert recipe_tag(recipe=learned) != recipe_tag()
+
+
+def test_the_backbone_finds_pretrained_tags_through_the_registry_not_an_import():
+    """clip/ depends on nothing above it: the offline world registers its tag (item 7 of issue 11)."""
+    from pathlib import Path
+
+    import seca.clip.backbone as backbone_module
+    from seca.clip.archs import PRETRAINED_TAGS, pretrained_weights, register_pretrained
+
+    import ast
+
+    for module in Path(backbone_module.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.ImportFrom):  # nothing from the layers above clip/
+                above = ("offline", "methods", "engine", "eval", "api", "cli", "data")
+                assert (node.module or "").split(".")[-1 if node.level else 1:][:1] not in [[a] for a in above] \
+                    and not any(part in above for part in (node.module or "").split(".")), (module.name, node.module)
+    assert PRETRAINED_TAGS["shapes"] == ("seca-shapes", "seca.offline.pretrain:ensure_shapes_clip")
+    assert pretrained_weights("openai", "seca-test") is None  # not a registered tag: left to the caller
+    register_pretrained("unit-test-tag", "seca-test", "os.path:curdir")
+    try:
+        with pytest.raises(TypeError):  # the provider is called: os.path.curdir is a string, not a function
+            pretrained_weights("unit-test-tag", "seca-test")
+        with pytest.raises(SecaError, match="exist for model 'seca-test' only"):
+            pretrained_weights("unit-test-tag", "seca-shapes")
+    finally:
+        del PRETRAINED_TAGS["unit-test-tag"]
+    with pytest.raises(ValueError):
+        register_pretrained("x", "no-such-architecture", "os:getcwd")

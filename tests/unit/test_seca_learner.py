@@ -215,3 +215,80 @@ def test_unknown_switch_values_are_refused(tiny_backbone):
         new_learner(tiny_backbone, make_method(teacher="ema"))
     with pytest.raises(SecaError, match="method.classifier.visual must be one of"):
         new_learner(tiny_backbone, make_method(visual="knn"))
+
+
+# ---- SG-AKT's diagnostic switches and the cross-entropies' scale ------------------------------------
+
+
+def test_detach_query_cuts_l_agg_from_the_current_prompt(tiny_backbone, images):
+    grads = {}
+    for detach in (False, True):
+        learner = new_learner(tiny_backbone, make_method(detach_query=detach))
+        _, data = run(learner, images, tasks=3, stop_before_last_end=True)  # two teachers: weights that vary
+        learner.eval()
+        batch = next(iter(data.batches()))
+        task, targets = learner.task, batch.labels - learner.task.start
+        stem = learner.batch_stem(batch)
+        text = learner.class_text(learner.prompts.current, 0, task.stop)
+        current = text[task.start:]
+        losses = {}
+        learner.zero_grad(set_to_none=True)
+        learner._teacher_feature(batch, stem, current, targets, losses)
+        losses["agg"].backward()
+        grads[detach] = learner.prompts.current.grad
+        aggregator_grad = learner.aggregator.query.weight.grad
+        assert aggregator_grad is not None and aggregator_grad.abs().sum() > 0  # the network still learns
+    assert grads[False] is not None and grads[False].abs().sum() > 0
+    assert grads[True] is None or grads[True].abs().sum() == 0
+
+
+def test_without_agg_loss_the_relevance_network_keeps_its_initial_weights(tiny_backbone, images):
+    learner = new_learner(tiny_backbone, make_method(agg_loss=False))
+    initial = {k: v.clone() for k, v in learner.aggregator.state_dict().items()}
+    _, data = run(learner, images, tasks=3, stop_before_last_end=True)
+    learner.eval()
+    losses = learner.training_step(next(iter(data.batches())))
+    assert "agg" not in losses and "kd" in losses  # SG-AKT still distils, through the untrained network
+    for key, value in learner.aggregator.state_dict().items():
+        assert torch.equal(value, initial[key]), key
+
+
+def test_reset_aggregator_starts_every_task_with_a_fresh_network(tiny_backbone, images):
+    learners = [new_learner(tiny_backbone, make_method(reset_aggregator=True)) for _ in range(2)]
+    kept = new_learner(tiny_backbone, make_method())
+    for learner in (*learners, kept):
+        scenario, _ = run(learner, images, tasks=2)
+    trained = {k: v.clone() for k, v in kept.aggregator.state_dict().items()}
+    task = scenario[2]
+    for learner in (*learners, kept):
+        learner.begin_task(task, task_data(task, images))
+    fresh = learners[0].aggregator
+    assert torch.equal(fresh.ln_out.weight, torch.ones_like(fresh.ln_out.weight))
+    assert torch.equal(fresh.ln_text.bias, torch.zeros_like(fresh.ln_text.bias))
+    bound = 1 / fresh.query.in_features ** 0.5
+    assert fresh.query.weight.abs().max() <= bound and fresh.query.weight.std() > bound / 3  # nn.Linear's draw
+    for key, value in learners[1].aggregator.state_dict().items():  # drawn from (seed, task): reproducible
+        assert torch.equal(value, fresh.state_dict()[key]), key
+    assert not torch.equal(fresh.key.weight, kept.aggregator.key.weight)
+    for key, value in kept.aggregator.state_dict().items():  # without the switch, the network carries on
+        assert torch.equal(value, trained[key]), key
+
+
+def test_ce_scale_sets_the_training_cross_entropies_scale(tiny_backbone, images):
+    import torch.nn.functional as F
+
+    scenario = ClassIncrementalScenario(list(range(6)), 2, 2)
+    for scale, expected_scale in ((None, tiny_backbone.logit_scale), (7.0, 7.0)):
+        method = dataclasses.replace(make_method(), ce_scale=scale)
+        learner = new_learner(tiny_backbone, method)
+        data = task_data(scenario[0], images)
+        learner.begin_task(scenario[0], data)
+        learner.eval()  # no dropout: the features below are the step's own
+        batch = next(iter(data.batches()))
+        losses = learner.training_step(batch)
+        features = learner.image_features(stem=learner.batch_stem(batch))
+        text = learner.class_text(learner.prompts.current, 0, 2)
+        expected = F.cross_entropy(expected_scale * features @ text.T, batch.labels)
+        assert float(losses["ce_text"]) == pytest.approx(float(expected.detach()), rel=1e-5)
+    with pytest.raises(SecaError, match="method.ce_scale must be above 0"):
+        new_learner(tiny_backbone, dataclasses.replace(make_method(), ce_scale=0.0))

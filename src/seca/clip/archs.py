@@ -6,7 +6,9 @@ name (``ViT-B-16``, ...) works as well; these names are simply tried first.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
+
+from ..errors import SecaError
 
 # Each entry is the keyword arguments of ``open_clip.CLIP``. All use the 49,408-token CLIP vocabulary.
 ARCHITECTURES: dict[str, dict[str, Any]] = {
@@ -24,3 +26,29 @@ ARCHITECTURES: dict[str, dict[str, Any]] = {
         "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 128, "heads": 4, "layers": 4},
     },
 }
+
+
+# Pretrained tags of these architectures, registered by the packages that can build the weights (the offline
+# world registers "shapes"), so that clip/ depends on nothing above it. A provider is "module:function" naming a
+# function that returns the path of the weights file (building it if needed); it is imported on first use only.
+PRETRAINED_TAGS: dict[str, tuple[str, str]] = {}
+
+
+def register_pretrained(tag: str, architecture: str, provider: str) -> None:
+    """Make ``backbone.pretrained: TAG`` load ``architecture``'s weights from ``provider()`` ("module:function")."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"no architecture '{architecture}' to register the tag '{tag}' for")
+    PRETRAINED_TAGS[tag] = (architecture, provider)
+
+
+def pretrained_weights(tag: str, architecture: str) -> Optional[str]:
+    """The weights file of a registered tag (None if ``tag`` is not one); an error if it is another architecture's."""
+    import importlib
+
+    if tag not in PRETRAINED_TAGS:
+        return None
+    owner, provider = PRETRAINED_TAGS[tag]
+    if owner != architecture:
+        raise SecaError(f"the '{tag}' weights exist for model '{owner}' only, not '{architecture}'")
+    module, _, function = provider.partition(":")
+    return str(getattr(importlib.import_module(module), function)())

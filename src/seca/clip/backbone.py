@@ -24,7 +24,7 @@ from torch import nn
 
 from ..errors import SecaError
 from ..peft.adapter import AdapterSet, StackedAdapters
-from .archs import ARCHITECTURES
+from .archs import ARCHITECTURES, pretrained_weights
 from .text import TextTower
 
 log = logging.getLogger(__name__)
@@ -255,12 +255,8 @@ def _load_seca_arch(name: str, pretrained: Optional[str]) -> tuple[nn.Module, Ca
 
     arch = ARCHITECTURES[name]
     model = open_clip.CLIP(**arch)
-    if pretrained == "shapes":  # the offline world's pretrained weights, built into the cache on first use
-        from ..offline.pretrain import ARCHITECTURE, ensure_shapes_clip
-
-        if name != ARCHITECTURE:
-            raise SecaError(f"the 'shapes' weights exist for model '{ARCHITECTURE}' only, not '{name}'")
-        pretrained = str(ensure_shapes_clip())
+    if pretrained:  # a registered tag (the offline world's "shapes": built into the cache on first use)
+        pretrained = pretrained_weights(pretrained, name) or pretrained
     if pretrained:
         path = Path(pretrained).expanduser()
         if not path.is_file():

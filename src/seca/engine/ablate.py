@@ -1,4 +1,5 @@
-"""Run a set of variants of one experiment and tabulate Last / Avg / forgetting per variant.
+"""Run a set of variants of one experiment and tabulate Last / Avg / forgetting per variant, over seeds,
+with each variant's paired difference to a reference variant and its 95% interval.
 
 An ablation file names a base preset, optional overrides for every variant, and the variants themselves,
 each a mapping of config keys to values (docs/ablations.md):
@@ -13,17 +14,19 @@ each a mapping of config keys to values (docs/ablations.md):
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import yaml
 
 from ..config import apply_overrides, from_dict, load_raw, resolve_preset_path, set_key
 from ..errors import SecaError
-from ..io.files import atomic_write_json, atomic_write_text
-from .loop import run_experiment
+from ..eval.plots import plot_ablation
+from ..eval.report import comparison_rows, format_comparison
+from ..io.files import atomic_write, atomic_write_json, atomic_write_text
+from .loop import latest_checkpoint, run_experiment
+from .seeds import check_seeds, finished_run, run_seeds
 
 
 @dataclass
@@ -80,44 +83,52 @@ def variant_configs(ablation: Ablation, base: Optional[str] = None, overrides: O
     return configs
 
 
-def format_ablation(rows: list[dict], paper: dict[str, float]) -> str:
-    def num(v):
-        return "-" if v is None else f"{v:.2f}"
-
-    width = max([len("variant")] + [len(r["variant"]) for r in rows])
-    head = f"{'variant':<{width}}  {'Last':>6}  {'Avg':>6}  {'Forget':>6}"
-    if paper:
-        head += f"  {'paper Last':>10}"
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        line = f"{r['variant']:<{width}}  {num(r['last']):>6}  {num(r['avg']):>6}  {num(r['forgetting']):>6}"
-        if paper:
-            line += f"  {num(paper.get(r['variant'])):>10}"
-        lines.append(line)
-    return "\n".join(lines)
-
-
 def run_ablation(ablation: Ablation, out: Path, base: Optional[str] = None, overrides: Optional[list[str]] = None,
-                 only: Optional[list[str]] = None, overwrite: bool = False,
-                 echo: Callable[[str], None] = print) -> list[dict]:
-    """Run every variant into ``out/<variant>/`` (a variant whose results exist is reused unless
-    ``overwrite``), then write ``out/summary.json`` and ``out/summary.md`` and return the rows."""
+                 only: Optional[list[str]] = None, overwrite: bool = False, seeds: Optional[Sequence[int]] = None,
+                 against: Optional[str] = None, echo: Callable[[str], None] = print) -> list[dict]:
+    """Run every variant into ``out/<variant>/`` (over ``seeds``: ``out/<variant>/seed<k>/``), then write
+    ``out/summary.json``, ``out/summary.md`` and ``out/ablation.png`` and return the rows.
+
+    A variant's finished runs are reused unless ``overwrite`` (after checking that they ran this variant's
+    config); interrupted ones are resumed. Each row holds the variant's metrics over the seeds and its paired
+    differences to the reference variant ``against`` (default: the set's first).
+    """
     configs = variant_configs(ablation, base, overrides, only)
-    rows = []
+    if against is not None and against not in configs:
+        raise SecaError(f"--against '{against}' is not a variant of {ablation.name}; variants: {', '.join(configs)}")
+    reference = against or next(iter(configs))
+    seed_list = check_seeds(seeds) if seeds is not None else None
+    results = {}
     for name, config in configs.items():
         folder = Path(out) / name
-        if (folder / "results.json").exists() and not overwrite:
-            echo(f"== {name}: reusing {folder / 'results.json'}")
-            results = json.loads((folder / "results.json").read_text())
+        listed = seed_list or config.seeds
+        echo(f"== {name}")
+        if listed is not None:
+            results[name] = run_seeds(config, folder, listed, overwrite=overwrite, resume=not overwrite, echo=echo)
+            continue
+        kept = None if overwrite else finished_run(folder, config)
+        if kept is not None:
+            echo(f"reusing {folder / 'results.json'}")
+            results[name] = kept
         else:
-            echo(f"== {name}")
-            results = run_experiment(config, folder, overwrite=True, echo=echo)
-        rows.append({"variant": name, "last": results["last"], "avg": results["avg"],
-                     "forgetting": results["forgetting"], "bwt": results["bwt"],
-                     "paper_last": ablation.paper.get(name), "results": str(folder / "results.json")})
-    table = format_ablation(rows, ablation.paper)
+            again = not overwrite and latest_checkpoint(folder) is not None
+            results[name] = run_experiment(config, folder, overwrite=True, resume=again, echo=echo)
+
+    names = list(results)
+    table = format_comparison(list(results.values()), names, names.index(reference),
+                              extra=ablation.paper or None, extra_title="paper Last", title="variant")
+    rows = comparison_rows(list(results.values()), names, names.index(reference))
+    records = [{"variant": row["name"], "seeds": row["seeds"], "paper_last": ablation.paper.get(row["name"]),
+                "results": str(Path(out) / row["name"] / "results.json"),
+                **{key: None if row[key] is None else row[key].as_dict()
+                   for key in ("last", "avg", "forgetting", "bwt", "delta_last", "delta_avg")}}
+               for row in rows]
     atomic_write_json(Path(out) / "summary.json", {"ablation": ablation.name, "base": base or ablation.base,
-                                                   "rows": rows})
-    atomic_write_text(Path(out) / "summary.md", f"# {ablation.name}\n\n```\n{table}\n```\n")
+                                                   "reference": reference, "rows": records})
+    atomic_write_text(Path(out) / "summary.md", f"# {ablation.name}\n\n![Last per variant](ablation.png)\n\n"
+                                                f"```\n{table}\n```\n")
+    atomic_write(Path(out) / "ablation.png",
+                 lambda tmp: plot_ablation([{"variant": r["name"], "last": r["last"]} for r in rows], tmp,
+                                           f"{ablation.name} on {Path(base or ablation.base).stem}", reference))
     echo(table)
-    return rows
+    return records

@@ -66,9 +66,10 @@ def latest_checkpoint(out: Path) -> Optional[Path]:
     return found[-1] if found else None
 
 
-def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
+def config_differences(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """The keys at which two plain configs differ in a way that changes results (``a`` now, ``b`` in the run)."""
     if isinstance(a, dict) and isinstance(b, dict):
-        return [d for k in sorted(set(a) | set(b)) for d in _differences(a.get(k), b.get(k), f"{prefix}{k}.")]
+        return [d for k in sorted(set(a) | set(b)) for d in config_differences(a.get(k), b.get(k), f"{prefix}{k}.")]
     key = prefix.rstrip(".")
     return [] if a == b or key in RESUME_FREE_KEYS else [f"{key} ({a!r} now, {b!r} in the run)"]
 
@@ -222,7 +223,7 @@ def _resume(config: ExperimentConfig, out: Path, learner: Learner, device: torch
     if path is None:
         raise SecaError(f"'{out}' holds no checkpoint to resume from; run without --resume to start it")
     tensors, meta = load_checkpoint(path, device)
-    differences = _differences(to_dict(config), meta["config"])
+    differences = config_differences(to_dict(config), meta["config"])
     if differences:
         raise SecaError(f"the config differs from the interrupted run's at {differences[0]}"
                         f"{f' and {len(differences) - 1} more keys' if len(differences) > 1 else ''}; "

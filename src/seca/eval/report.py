@@ -1,4 +1,5 @@
-"""Text tables of results: one line per finished task, and the per-task table of a whole run."""
+"""Text tables of results: one line per finished task, the per-task table of a run, the mean ± std table
+of a multi-seed run, comparisons with paired differences; and the report (summary.md and plots)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ..io.files import atomic_write, atomic_write_text
+from .aggregate import METRICS, is_aggregate, metric, paired
+from .stats import Summary
+
+NAMES = {"last": "Last", "avg": "Avg", "forgetting": "Forgetting", "bwt": "BWT"}
 
 
 def _fmt(value: Optional[float]) -> str:
@@ -37,17 +42,76 @@ def format_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def format_comparison(runs: Sequence[dict], names: Sequence[str]) -> str:
-    """Last / Avg / forgetting / BWT of several runs side by side."""
-    def num(v):
-        return "-" if v is None else f"{v:.2f}"
+def format_interval(summary: Optional[Summary], signed: bool = False) -> str:
+    """``"+1.20 [-0.40, +2.80]"`` (mean and 95% interval), ``*`` appended when the interval excludes 0."""
+    if summary is None:
+        return "-"
+    sign = "+" if signed else ""
+    text = f"{summary.mean:{sign}.2f}"
+    if summary.low is not None:
+        text += f" [{summary.low:{sign}.2f}, {summary.high:{sign}.2f}]" + ("*" if signed and summary.excludes_zero else "")
+    return text
 
-    width = max([len("run")] + [len(n) for n in names])
-    head = f"{'run':<{width}}  {'method':<10} {'benchmark':<14} {'Last':>6} {'Avg':>6} {'Forget':>7} {'BWT':>7}"
-    lines = [head, "-" * len(head)]
-    for name, r in zip(names, runs):
-        lines.append(f"{name:<{width}}  {r['method']:<10} {r['benchmark']:<14} {num(r['last']):>6} "
-                     f"{num(r['avg']):>6} {num(r['forgetting']):>7} {num(r['bwt']):>7}")
+
+def _mean_std(summary: Optional[Summary]) -> str:
+    return "-" if summary is None else summary.format()
+
+
+def comparison_rows(runs: Sequence[dict], names: Sequence[str], reference: int = 0) -> list[dict]:
+    """Per run: its metrics over seeds, and its paired differences in Last and Avg to ``runs[reference]``."""
+    rows = []
+    for i, (name, results) in enumerate(zip(names, runs)):
+        row = {"name": name, "seeds": len(results["seeds"]) if is_aggregate(results) else 1,
+               **{key: metric(results, key) for key in METRICS}}
+        for key in ("last", "avg"):
+            row[f"delta_{key}"] = None if i == reference else paired(results, runs[reference], key)
+        rows.append(row)
+    return rows
+
+
+def format_comparison(runs: Sequence[dict], names: Sequence[str], reference: int = 0,
+                      extra: Optional[dict[str, Optional[float]]] = None, extra_title: str = "",
+                      title: str = "run") -> str:
+    """Last / Avg / forgetting / BWT (mean ± std over seeds) of several runs, and each run's paired
+    difference in Last and Avg to the reference run, with its 95% interval over the shared seeds."""
+    rows = comparison_rows(runs, names, reference)
+    paired_any = any(r["delta_last"] is not None for r in rows)
+    columns = [(title, lambda r: r["name"], "<"), ("seeds", lambda r: str(r["seeds"]), ">")]
+    columns += [(NAMES[key], lambda r, key=key: _mean_std(r[key]), ">") for key in METRICS]
+    if paired_any:
+        columns += [(f"Δ{NAMES[key]} (95% CI)", lambda r, key=key: format_interval(r[f"delta_{key}"], True), ">")
+                    for key in ("last", "avg")]
+    if extra:
+        columns.append((extra_title, lambda r: "-" if extra.get(r["name"]) is None else f"{extra[r['name']]:.2f}", ">"))
+    cells = [[get(r) for _, get, _ in columns] for r in rows]
+    widths = [max(len(title), *(len(c[i]) for c in cells)) for i, (title, _, _) in enumerate(columns)]
+    line = lambda values: "  ".join(f"{v:{align}{w}}" for v, w, (_, _, align) in zip(values, widths, columns))
+    head = line([title for title, _, _ in columns])
+    lines = [head, "-" * len(head)] + [line(c) for c in cells]
+    seeds = max(r["seeds"] for r in rows)
+    if seeds == 1 and len(rows) > 1:
+        lines.append("one seed each: no spread, so no difference here is a finding (run with --seeds for intervals)")
+    if seeds > 1:
+        lines.append("mean ± std over seeds (sample std);" + (
+            f" Δ: paired difference to '{rows[reference]['name']}' over the seeds both ran, 95% Student-t "
+            "interval; * the interval excludes 0" if paired_any else ""))
+    return "\n".join(lines)
+
+
+def format_seed_table(results: dict) -> str:
+    """The metrics of a multi-seed run: per seed, then mean ± std and the 95% interval."""
+    seeds = results["seeds"]
+    width = max(6, *(len(f"seed {k}") for k in seeds))
+    lines = [f"{results['method']} on {results['benchmark']}, {len(seeds)} seeds",
+             f"{'':<{width}}  " + "  ".join(f"{NAMES[key]:>10}" for key in METRICS)]
+    for i, k in enumerate(seeds):
+        cells = [_fmt(None if results[key] is None else results[key]["values"][i]) for key in METRICS]
+        lines.append(f"{'seed ' + str(k):<{width}}  " + "  ".join(f"{c:>10}" for c in cells))
+    summaries = {key: metric(results, key) for key in METRICS}
+    lines.append(f"{'mean':<{width}}  " + "  ".join(f"{_fmt(s and s.mean):>10}" for s in summaries.values()))
+    lines.append(f"{'std':<{width}}  " + "  ".join(f"{_fmt(s and s.std):>10}" for s in summaries.values()))
+    for key in ("last", "avg"):
+        lines.append(f"{NAMES[key]} {format_interval(summaries[key])} (mean [95% interval over seeds])")
     return "\n".join(lines)
 
 
@@ -69,13 +133,15 @@ def find_zero_shot(folder: Path, results: dict) -> Optional[dict]:
     for candidate in (folder.parent.parent / "zero-shot" / folder.name, folder.parent / "zero-shot"):
         if (candidate / "results.json").is_file():
             zero_shot = json.loads((candidate / "results.json").read_text())
-            if zero_shot["benchmark"] == results["benchmark"] and zero_shot["class_order"] == results["class_order"]:
+            if zero_shot["benchmark"] == results["benchmark"] and zero_shot.get("class_order") == results.get("class_order"):
                 return zero_shot
     return None
 
 
 def summary_markdown(results: dict, zero_shot: Optional[dict] = None) -> str:
     """A Markdown summary: what ran, the headline metrics, the per-task table, the figures."""
+    if is_aggregate(results):
+        return _seeds_markdown(results, zero_shot)
     backbone = results["backbone"]
     lines = [
         f"# {results['method']} on {results['benchmark']}",
@@ -91,10 +157,41 @@ def summary_markdown(results: dict, zero_shot: Optional[dict] = None) -> str:
     ]
     for key, name in (("last", "Last"), ("avg", "Avg"), ("forgetting", "Forgetting"), ("bwt", "BWT")):
         row = f"| {name} | {_fmt(results[key])} |"
-        lines.append(row + (f" {_fmt(zero_shot[key])} |" if zero_shot else ""))
+        lines.append(row + (f" {_mean_std(metric(zero_shot, key))} |" if zero_shot else ""))
     lines += ["", "Accuracy (%) after each task (rows) on each task's test data (columns):", "", "```",
               format_table(results), "```", "",
               "![accuracy matrix](accuracy_matrix.png)", "", "![accuracy per step](accuracy_curve.png)", ""]
+    return "\n".join(lines)
+
+
+def _seeds_markdown(results: dict, zero_shot: Optional[dict]) -> str:
+    backbone = results["backbone"]
+    seeds = results["seeds"]
+    lines = [
+        f"# {results['method']} on {results['benchmark']}, {len(seeds)} seeds",
+        "",
+        f"- backbone: {backbone['model']} ({backbone['pretrained'] or 'random weights'}), "
+        f"seeds {', '.join(map(str, seeds))} (one run folder each: {', '.join(results['runs'])})",
+        f"- {len(results['tasks'])} tasks; {sum(results['test_counts'])} test images"
+        + ("" if results["class_order"] is not None else "; the class order differs between seeds"),
+        f"- training {results['seconds']['train']:.0f} s, evaluation {results['seconds']['eval']:.0f} s in all "
+        f"on {results.get('device', '?')}",
+        "",
+        "| metric | mean ± std | 95% interval |" + (" zero-shot |" if zero_shot else ""),
+        "| --- | --- | --- |" + (" --- |" if zero_shot else ""),
+    ]
+    for key in METRICS:
+        summary = metric(results, key)
+        interval = "-" if summary is None or summary.low is None else f"[{summary.low:.2f}, {summary.high:.2f}]"
+        row = f"| {NAMES[key]} | {_mean_std(summary)} | {interval} |"
+        lines.append(row + (f" {_mean_std(metric(zero_shot, key))} |" if zero_shot else ""))
+    lines += ["", "Per seed:", "", "```", format_seed_table(results), "```", "",
+              "Accuracy (%) on all seen classes after each task, mean ± std over the seeds:", "",
+              "| task | " + " | ".join(str(s + 1) for s in range(len(results["acc_per_step"]))) + " |",
+              "| --- |" + " --- |" * len(results["acc_per_step"]),
+              "| accuracy | " + " | ".join(f"{s['mean']:.2f} ± {s['std'] or 0:.2f}" for s in results["acc_per_step"]) + " |",
+              "", "![accuracy matrix, mean over the seeds](accuracy_matrix.png)", "",
+              "![accuracy per step, band of ± one std](accuracy_curve.png)", ""]
     return "\n".join(lines)
 
 

@@ -33,6 +33,9 @@ class HPEFT(Learner):
         if not self.config.stem_cache_gb >= 0:
             raise SecaError(f"method.stem_cache_gb must be 0 or more (0: never keep the stems), "
                             f"got {self.config.stem_cache_gb}")
+        if self.config.ce_scale is not None and not self.config.ce_scale > 0:
+            raise SecaError(f"method.ce_scale must be above 0 (or null: the backbone's logit scale), "
+                            f"got {self.config.ce_scale}")
         blocks = resolve_blocks(a.blocks, self.backbone.num_blocks)
         self.adapters = self.backbone.new_adapters(blocks, a.bottleneck, a.scale, a.dropout)
         self.prompts = TaskPrompts(self.backbone.text_width, p.length, p.init_std)
@@ -137,11 +140,16 @@ class HPEFT(Learner):
             {"name": "prompt", "params": [self.prompts.current]},
         ]
 
+    @property
+    def ce_scale(self) -> float:
+        """The scale of the training cross-entropies: ``method.ce_scale``, else CLIP's own ``logit_scale.exp()``."""
+        return self.backbone.logit_scale if self.config.ce_scale is None else self.config.ce_scale
+
     def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         task = self.task
         features = self.image_features(stem=self.batch_stem(batch))
         text = self.class_text(self.prompts.current, task.start, task.stop)
-        logits = self.backbone.logit_scale * features @ text.T
+        logits = self.ce_scale * features @ text.T
         loss = F.cross_entropy(logits, batch.labels - task.start)  # L_ce-T over the current classes
         return {"loss": loss, "ce_text": loss.detach()}
 

@@ -99,6 +99,8 @@ class SECA(HPEFT):
         super().begin_task(task, data)  # a new prompt, then _precompute
         if self.pool is not None:
             self.pool.reset_utility()
+        if self.aggregator is not None and self.config.sg_akt.reset_aggregator and task.index > 0:
+            self.aggregator.reset_parameters(self.task_rng(task, stream=3))
         if self.linear_heads is not None:
             for head in self.linear_heads:
                 head.requires_grad_(False)
@@ -168,7 +170,7 @@ class SECA(HPEFT):
     def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         task, c = self.task, self.config
         targets = batch.labels - task.start
-        scale = self.backbone.logit_scale
+        scale = self.ce_scale
         stem = self.batch_stem(batch)
         features = self.image_features(stem=stem)
         # Z: every seen class under the current prompt (SE-VPR and replay need all; else only the current)
@@ -201,6 +203,7 @@ class SECA(HPEFT):
     def _teacher_feature(self, batch: Batch, stem: FrozenStem, current_text: torch.Tensor, targets: torch.Tensor,
                          losses: dict[str, torch.Tensor]) -> torch.Tensor:
         """The normalised projected teacher feature of each image (adds L_agg for SG-AKT)."""
+        c = self.config.sg_akt
         inputs = self._teacher_cache[batch.index] if self._teacher_cache is not None else self._teacher_inputs(stem)
         if self.teacher == "clip":
             return inputs
@@ -211,13 +214,15 @@ class SECA(HPEFT):
         else:
             # semantic vectors S^(i): the image's class under every task prompt, the current one with gradient
             semantic = current_text[targets].unsqueeze(1)
+            if c.detach_query:
+                semantic = semantic.detach()
             if self._earlier_prompt_text is not None:
                 semantic = torch.cat([self._earlier_prompt_text[:, targets].transpose(0, 1).to(semantic), semantic], 1)
             token, member_weights = self.aggregator(semantic, inputs)
             self.pool.update_utility(member_weights)
         teacher = F.normalize(self.backbone.project_class_token(token.to(current_text.dtype)), dim=-1)
-        if self.teacher == "sg-akt":
-            logits = self.backbone.logit_scale * teacher @ current_text.detach().T
+        if self.teacher == "sg-akt" and c.agg_loss:
+            logits = self.ce_scale * teacher @ current_text.detach().T
             losses["agg"] = F.cross_entropy(logits, targets)
         return teacher
 
@@ -228,7 +233,7 @@ class SECA(HPEFT):
         draws, draw_labels = self.gaussians.sample(r.samples_per_class, self._replay_rng, num_classes=self.task.start)
         mixed = F.normalize(torch.cat([features.detach().float(), draws.float()]), dim=-1)
         targets = torch.cat([labels, draw_labels])
-        scale = self.backbone.logit_scale
+        scale = self.ce_scale
         loss = F.cross_entropy(scale * mixed @ text.float().T, targets)
         if prototypes is not None:
             loss = loss + F.cross_entropy(scale * mixed @ prototypes.float().T, targets)

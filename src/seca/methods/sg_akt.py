@@ -105,6 +105,17 @@ class RelevanceAggregator(nn.Module):
         self.ln_out = nn.LayerNorm(vision_width)
         self.scale = 1.0 / math.sqrt(vision_width)
 
+    @torch.no_grad()
+    def reset_parameters(self, generator: torch.Generator) -> None:
+        """A fresh network (``method.sg_akt.reset_aggregator``): unit gains, zero biases, and projections drawn
+        as ``nn.Linear`` draws them (uniform within 1/sqrt(fan_in)), from ``generator`` for reproducibility."""
+        for norm in (self.ln_text, self.ln_teacher, self.ln_out):
+            norm.reset_parameters()
+        for linear in (self.query, self.key):
+            bound = 1.0 / math.sqrt(linear.in_features)
+            weight = torch.empty(linear.weight.shape).uniform_(-bound, bound, generator=generator)
+            linear.weight.copy_(weight)
+
     def forward(self, semantic: torch.Tensor, teachers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``semantic`` [B, prompts, text_dim], ``teachers`` [B, members, width]."""
         with torch.autocast(semantic.device.type, enabled=False):

@@ -42,7 +42,7 @@ The real benchmarks (CLIP ViT-B/16, a GPU):
   seca run imagenet-r                    # published: SECA Last 83.18 / Avg 88.58
   seca run imagenet-a --set data.root=/data/imagenet-a
   seca run cifar100 --set data.download=true
-  seca ablate ablations/kd               # the distillation ablation table
+  seca ablate ablations/kd --seeds 0-2   # the distillation ablation, mean ± std over 3 seeds
 """
 
 

@@ -1,0 +1,116 @@
+"""One experiment, once per seed: ``OUT/seed<k>/`` run folders and the aggregate ``OUT/results.json``.
+
+Each seed's folder is an ordinary run folder (config.yaml with ``seed: k``, checkpoints, results, report),
+resumable on its own. ``resume=True`` keeps the seeds that finished (after checking that their config is
+this one), resumes the interrupted ones from their checkpoint, and runs the rest; so adding seeds to a
+finished experiment runs only the new ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from tqdm import tqdm
+
+from ..config import ExperimentConfig, dump_yaml, to_dict
+from ..errors import SecaError
+from ..eval.aggregate import aggregate_runs
+from ..eval.report import format_seed_table, write_report
+from ..io.files import atomic_write_json, atomic_write_text
+from .loop import config_differences, latest_checkpoint, run_experiment
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``"0,1,2"`` or ``"0-4"`` -> (0, 1, 2, ...); distinct non-negative integers."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part[1:]:
+                low, high = (int(x) for x in part.split("-", 1))
+                if high < low:
+                    raise ValueError
+                seeds.extend(range(low, high + 1))
+            else:
+                seeds.append(int(part))
+    except ValueError:
+        raise SecaError(f"--seeds '{text}' must list seeds as integers, e.g. --seeds 0,1,2 or --seeds 0-4") from None
+    return check_seeds(seeds, "--seeds")
+
+
+def check_seeds(seeds: Sequence[int], where: str = "seeds") -> tuple[int, ...]:
+    seeds = tuple(seeds)
+    if not seeds:
+        raise SecaError(f"{where} is empty; give at least one seed, e.g. 0,1,2")
+    if any(k < 0 for k in seeds):
+        raise SecaError(f"{where} must be 0 or more, got {min(seeds)}")
+    if len(set(seeds)) != len(seeds):
+        repeated = next(k for k in seeds if seeds.count(k) > 1)
+        raise SecaError(f"{where} lists seed {repeated} twice; each seed runs once")
+    return seeds
+
+
+def seed_folder(out: Path, seed: int) -> Path:
+    return Path(out) / f"seed{seed}"
+
+
+def seed_config(config: ExperimentConfig, seed: int) -> ExperimentConfig:
+    """The config of one seed's run: ``seed: k`` and no ``seeds`` list."""
+    return dataclasses.replace(config, seed=seed, seeds=None)
+
+
+def finished_run(folder: Path, config: ExperimentConfig) -> Optional[dict]:
+    """The results in ``folder`` if that run finished with ``config`` (keys that do not change results aside);
+    None if it has not finished; an error if it is a run of another config."""
+    path = Path(folder) / "results.json"
+    if not path.is_file():
+        return None
+    results = json.loads(path.read_text())
+    differences = config_differences(to_dict(config), results.get("config", {}))
+    if differences:
+        raise SecaError(f"'{folder}' holds a finished run of another config (at {differences[0]}); "
+                        "pass --overwrite to replace it, or choose another --out")
+    return results
+
+
+def run_seeds(config: ExperimentConfig, out: Path, seeds: Sequence[int], overwrite: bool = False,
+              resume: bool = False, echo: Callable[[str], None] = tqdm.write) -> dict:
+    """Run ``config`` once per seed into ``out/seed<k>/``; write and return the aggregate results."""
+    seeds = check_seeds(seeds)
+    out = Path(out)
+    configs = {k: seed_config(config, k) for k in seeds}
+    if not (resume or overwrite):
+        started = [k for k in seeds if (seed_folder(out, k) / "results.json").exists()
+                   or latest_checkpoint(seed_folder(out, k)) is not None]
+        if (out / "results.json").exists() or started:
+            raise SecaError(f"'{out}' already holds runs of this experiment; pass --resume to finish the missing "
+                            "seeds, --overwrite to start again, or choose another --out")
+    if resume:  # every kept run is checked before any work
+        for k in seeds:
+            finished_run(seed_folder(out, k), configs[k])
+    out.mkdir(parents=True, exist_ok=True)
+    if overwrite:
+        (out / "results.json").unlink(missing_ok=True)  # never beside runs it does not summarise
+    atomic_write_text(out / "config.yaml", dump_yaml(dataclasses.replace(config, seeds=seeds)))
+
+    runs = []
+    for number, k in enumerate(seeds, 1):
+        folder = seed_folder(out, k)
+        kept = finished_run(folder, configs[k]) if resume else None
+        if kept is not None:
+            echo(f"== seed {k} ({number}/{len(seeds)}): finished earlier, {folder / 'results.json'}")
+            runs.append(kept)
+            continue
+        again = resume and latest_checkpoint(folder) is not None
+        echo(f"== seed {k} ({number}/{len(seeds)}){': resuming' if again else ''}")
+        runs.append(run_experiment(configs[k], folder, overwrite=True, resume=again, echo=echo))
+
+    results = aggregate_runs(runs, [seed_folder(out, k).name for k in seeds],
+                             to_dict(dataclasses.replace(config, seeds=seeds)))
+    atomic_write_json(out / "results.json", results)
+    write_report(out)
+    echo(format_seed_table(results))
+    return results
