@@ -48,10 +48,24 @@ def small_run(tmp_path_factory):
     return out
 
 
-@pytest.fixture(scope="session")
-def shapes_clip_weights():
-    """The real pretrained shapes CLIP, from the cache ($SECA_CACHE or ~/.cache/seca); the first session on a
-    machine builds it (3 to 5 minutes on 2 cores), later ones find it."""
-    from seca.offline.pretrain import ensure_shapes_clip
+def pytest_collection_modifyitems(config, items):
+    """Every test that needs the pretrained offline CLIP is marked ``shapes_clip`` (``-m "not shapes_clip"``
+    skips them on a machine without the cached weights)."""
+    for item in items:
+        if "shapes_clip_weights" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.shapes_clip)
 
+
+@pytest.fixture(scope="session")
+def shapes_clip_weights(request):
+    """The real pretrained shapes CLIP, from the cache ($SECA_CACHE or ~/.cache/seca); the first session on a
+    machine builds it (3 to 5 minutes on 2 cores) and says so, later ones find it."""
+    from seca.offline.pretrain import BUILD_MINUTES, ensure_shapes_clip, shapes_clip_path
+
+    path = shapes_clip_path()
+    if not path.is_file():  # one line past pytest's capture, so a long silence is explained
+        capture = request.config.pluginmanager.getplugin("capturemanager")
+        with capture.global_and_fixture_disabled():
+            print(f"\nbuilding the pretrained shapes CLIP into {path} for the tests that need it (once; about "
+                  f"{BUILD_MINUTES} minutes on 2 CPU cores; skip them with -m 'not shapes_clip')", flush=True)
     return ensure_shapes_clip(progress=False)

@@ -100,6 +100,10 @@ def test_ablate_over_seeds_prints_spreads_and_paired_differences(tmp_path, capsy
     printed = capsys.readouterr().out
     assert printed.count("finished earlier") == 4 and "paired difference to 'hybrid'" in printed
 
+    # a kept run of another config is refused before anything trains, naming the key
+    assert main(["ablate", str(ablation), "--seeds", "0,1", "--out", str(out), *FAST, "--set", "train.epochs=2"]) == 2
+    assert "holds a finished run of another config (at train.epochs" in capsys.readouterr().err
+
     # compare reads multi-seed folders the same way
     assert main(["compare", str(out / "text"), str(out / "hybrid")]) == 0
     assert "ΔLast (95% CI)" in capsys.readouterr().out

@@ -26,7 +26,7 @@ from ..eval.plots import plot_ablation
 from ..eval.report import comparison_rows, format_comparison
 from ..io.files import atomic_write, atomic_write_json, atomic_write_text
 from .loop import latest_checkpoint, run_experiment
-from .seeds import check_seeds, finished_run, run_seeds
+from .seeds import check_seeds, finished_run, run_seeds, seed_config, seed_folder
 
 
 @dataclass
@@ -98,6 +98,12 @@ def run_ablation(ablation: Ablation, out: Path, base: Optional[str] = None, over
         raise SecaError(f"--against '{against}' is not a variant of {ablation.name}; variants: {', '.join(configs)}")
     reference = against or next(iter(configs))
     seed_list = check_seeds(seeds) if seeds is not None else None
+    if not overwrite:  # a kept run of another config is refused before anything trains
+        for name, config in configs.items():
+            listed = seed_list or config.seeds
+            for folder, seed in ([(seed_folder(Path(out) / name, k), k) for k in listed] if listed is not None
+                                 else [(Path(out) / name, None)]):
+                finished_run(folder, config if seed is None else seed_config(config, seed))
     results = {}
     for name, config in configs.items():
         folder = Path(out) / name
