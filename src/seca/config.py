@@ -71,6 +71,9 @@ class ScenarioConfig:
     order_seed: Optional[int] = None  # null: the experiment seed
     first_task: int = 20
     increment: int = 20
+    # The tasks by class name ([[cat, dog], [fox, owl]]): decides the order and the task sizes, so order,
+    # first_task and increment are not read. Names as the data set gives them (folder names for imagefolder).
+    tasks: Optional[tuple[tuple[Union[str, int], ...], ...]] = None
 
 
 @dataclass(frozen=True)

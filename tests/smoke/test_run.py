@@ -177,3 +177,38 @@ def test_tensorboard_missing_is_a_clear_error(tmp_path, monkeypatch, capsys):
     code, out = run(tmp_path, "--set", "train.tensorboard=true", "--set", "method.name=zero-shot")
     assert code == 2 and "pip install 'seca[tensorboard]'" in capsys.readouterr().err
     assert not out.exists()
+
+
+def _own_folders(root):
+    """train/ and test/ with one folder per class, as a user's own data set would be."""
+    from tests.conftest import write_shapes_folder
+
+    names = ["red star", "blue star", "red circle", "blue circle", "green heart", "green star"]
+    for split, per_class in (("train", 4), ("test", 2)):
+        write_shapes_folder(root / split, names, per_class=per_class, split=split)
+    return root
+
+
+@pytest.mark.parametrize("scenario, expected", [
+    (["--set", "scenario.tasks=[[red_star, green_heart], [blue_circle, blue_star, red_circle, green_star]]"],
+     [["red star", "green heart"], ["blue circle", "blue star", "red circle", "green star"]]),
+    (["--set", "scenario.first_task=2", "--set", "scenario.increment=2"],  # sorted folder names
+     [["blue circle", "blue star"], ["green heart", "green star"], ["red circle", "red star"]]),
+])
+def test_a_run_on_your_own_folders_takes_tasks_by_folder_name(tmp_path, scenario, expected):
+    root = _own_folders(tmp_path / "data")
+    code, out = run(tmp_path, "--set", "data.dataset=imagefolder", "--set", f"data.root={root}",
+                    "--set", "data.cache_images=false", *scenario)
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    names = results["class_names"]
+    assert [[names[results["class_order"].index(c)] for c in task] for task in results["tasks"]] == expected
+    assert results["test_counts"] == [2 * len(t) for t in expected]
+
+
+def test_a_task_list_naming_a_missing_folder_fails_before_any_work(tmp_path, capsys):
+    root = _own_folders(tmp_path / "data")
+    code, out = run(tmp_path, "--set", "data.dataset=imagefolder", "--set", f"data.root={root}",
+                    "--set", "scenario.tasks=[[red_star, green_hart]]")
+    assert code == 2 and not out.exists()
+    assert "names 'green_hart', which is not a class of the data set; did you mean 'green heart'?" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """Class orders, label remapping and argument validation of the class-incremental scenario."""
 
 import json
+import re
 from importlib import resources
 
 import numpy as np
@@ -62,3 +63,37 @@ def test_bad_trial_and_order_names():
         class_order("reference", 100, "cifar100", trial=3)
     with pytest.raises(SecaError, match="scenario.order must be"):
         class_order("random", 10)
+
+
+# ---- tasks by class name (scenario.tasks) ----------------------------------------------------------------
+
+NAMES = ["eight", "five", "four", "nine", "red star"]
+
+
+def test_tasks_by_name_give_the_order_and_the_sizes():
+    from seca.data.scenario import tasks_by_name
+
+    order, sizes = tasks_by_name([["nine", "Red_Star"], ["four"], ["eight", "five"]], NAMES)
+    assert order == [3, 4, 2, 0, 1] and sizes == [2, 1, 2]
+    scenario = ClassIncrementalScenario(order, num_classes=5, sizes=sizes)
+    assert [t.classes for t in scenario] == [(3, 4), (2,), (0, 1)]
+    assert [(t.start, t.stop) for t in scenario] == [(0, 2), (2, 3), (3, 5)]
+    assert tasks_by_name([[8, 5]], ["5", "8"]) == ([1, 0], [2])  # YAML reads folder names 5 and 8 as numbers
+
+
+@pytest.mark.parametrize("tasks, message", [
+    ([["nine", "fiev"], ["four", "eight", "red star"]], "names 'fiev', which is not a class of the data set; did you mean 'five'?"),
+    ([["nine", "five"], ["nine", "four", "eight", "red star"]], "names 'nine' twice (tasks 0 and 1)"),
+    ([["nine", "five"], ["four"]], "leaves out 2 of the 5 classes (e.g. 'eight')"),
+    ([["nine", "five"], [], ["four", "eight", "red star"]], "scenario.tasks[1] is empty"),
+])
+def test_bad_task_lists_are_refused_with_the_reason(tasks, message):
+    from seca.data.scenario import tasks_by_name
+
+    with pytest.raises(SecaError, match=re.escape(message)):
+        tasks_by_name(tasks, NAMES)
+
+
+def test_sizes_must_add_up():
+    with pytest.raises(SecaError, match="must be positive and add up to the 3 classes"):
+        ClassIncrementalScenario([0, 1, 2], num_classes=3, sizes=[2, 2])

@@ -6,6 +6,7 @@ gets label k. Arguments are checked up front (the order is a permutation, task s
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
@@ -30,6 +31,8 @@ def class_order(order: Union[str, Sequence[int]], num_classes: int, dataset: str
         if order == "reference":
             if dataset == "shapes":  # the shapes world's fixed order
                 return [int(c) for c in np.random.default_rng(1993).permutation(num_classes)]
+            if dataset == "imagefolder":  # your own folders: their sorted names (the class ids' order)
+                return list(range(num_classes))
             if dataset not in REFERENCE_ORDER_KEYS:
                 raise SecaError(
                     f"no reference class order exists for '{dataset or 'this data set'}'; "
@@ -41,6 +44,37 @@ def class_order(order: Union[str, Sequence[int]], num_classes: int, dataset: str
             return list(orders[trial])
         raise SecaError(f"scenario.order must be reference, seeded, identity or a list of class ids, got '{order}'")
     return [int(c) for c in order]
+
+
+def tasks_by_name(tasks: Sequence[Sequence[Union[str, int]]], class_names: Sequence[str]) -> tuple[list[int], list[int]]:
+    """The class order and task sizes of ``scenario.tasks``, given as lists of class names.
+
+    A name matches a class whatever its underscores and case (``red_star`` is "red star"); every class of
+    the data set must appear exactly once.
+    """
+    def key(name: Union[str, int]) -> str:
+        return " ".join(str(name).replace("_", " ").split()).lower()
+
+    ids = {key(name): c for c, name in enumerate(class_names)}
+    order, seen = [], {}
+    for t, task in enumerate(tasks):
+        if not task:
+            raise SecaError(f"scenario.tasks[{t}] is empty; every task needs at least one class")
+        for name in task:
+            if key(name) not in ids:
+                close = difflib.get_close_matches(key(name), list(ids), n=1)
+                hint = f"; did you mean '{class_names[ids[close[0]]]}'?" if close else ""
+                raise SecaError(f"scenario.tasks[{t}] names '{name}', which is not a class of the data set{hint}")
+            if key(name) in seen:
+                raise SecaError(f"scenario.tasks names '{name}' twice (tasks {seen[key(name)]} and {t}); "
+                                "each class arrives once")
+            seen[key(name)] = t
+            order.append(ids[key(name)])
+    missing = [name for name in class_names if key(name) not in seen]
+    if missing:
+        raise SecaError(f"scenario.tasks leaves out {len(missing)} of the {len(class_names)} classes (e.g. "
+                        f"'{missing[0]}'); list every class once")
+    return order, [len(task) for task in tasks]
 
 
 @dataclass(frozen=True)
@@ -64,8 +98,10 @@ class Task:
 class ClassIncrementalScenario:
     """Split ``order`` into a first task of ``first_task`` classes and further tasks of ``increment``."""
 
-    def __init__(self, order: Sequence[int], first_task: int, increment: int,
-                 num_classes: Optional[int] = None):
+    def __init__(self, order: Sequence[int], first_task: Optional[int] = None, increment: Optional[int] = None,
+                 num_classes: Optional[int] = None, sizes: Optional[Sequence[int]] = None):
+        """``sizes``, when given, are the classes of every task (``scenario.tasks``), instead of
+        ``first_task`` and ``increment``."""
         order = [int(c) for c in order]
         num_classes = len(order) if num_classes is None else num_classes
         if sorted(order) != list(range(num_classes)):
@@ -76,6 +112,22 @@ class ClassIncrementalScenario:
                 f"the class order must be a permutation of the {num_classes} class ids 0..{num_classes - 1}; "
                 f"it has {len(order)} entries and {detail}"
             )
+        if sizes is None:
+            if first_task is None or increment is None:
+                raise TypeError("give first_task and increment, or sizes")
+            sizes = self._uniform_sizes(num_classes, first_task, increment)
+        elif not sizes or min(sizes) < 1 or sum(sizes) != num_classes:
+            raise SecaError(f"task sizes {list(sizes)} must be positive and add up to the {num_classes} classes")
+        self.order = order
+        self.num_classes = num_classes
+        bounds = np.cumsum([0, *sizes])
+        self.tasks = [Task(i, tuple(order[a:b]), int(a), int(b)) for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
+        # label_of[class id] = the class's position in the order
+        self.label_of = np.empty(num_classes, dtype=np.int64)
+        self.label_of[np.asarray(order)] = np.arange(num_classes)
+
+    @staticmethod
+    def _uniform_sizes(num_classes: int, first_task: int, increment: int) -> list[int]:
         if first_task < 1 or increment < 1:
             raise SecaError(f"scenario.first_task and scenario.increment must be positive, got {first_task} and {increment}")
         if first_task > num_classes:
@@ -86,14 +138,7 @@ class ClassIncrementalScenario:
                 f"{increment} leave {(num_classes - first_task) % increment} over; change scenario.first_task "
                 "or scenario.increment"
             )
-        self.order = order
-        self.num_classes = num_classes
-        sizes = [first_task] + [increment] * ((num_classes - first_task) // increment)
-        bounds = np.cumsum([0] + sizes)
-        self.tasks = [Task(i, tuple(order[a:b]), int(a), int(b)) for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
-        # label_of[class id] = the class's position in the order
-        self.label_of = np.empty(num_classes, dtype=np.int64)
-        self.label_of[np.asarray(order)] = np.arange(num_classes)
+        return [first_task] + [increment] * ((num_classes - first_task) // increment)
 
     def __len__(self) -> int:
         return len(self.tasks)

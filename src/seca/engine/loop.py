@@ -23,7 +23,7 @@ from .. import __version__
 from ..clip.backbone import load_backbone
 from ..config import ExperimentConfig, dump_yaml, to_dict
 from ..data.datasets import build_datasets
-from ..data.scenario import ClassIncrementalScenario, class_order
+from ..data.scenario import ClassIncrementalScenario, class_order, tasks_by_name
 from ..errors import SecaError
 from ..eval.metrics import summarize
 from ..eval.report import format_step, format_table, write_report
@@ -117,9 +117,13 @@ def run_experiment(config: ExperimentConfig, out: Optional[Path] = None, overwri
     d = config.data
     data = build_datasets(d.dataset, d.root, backbone.preprocess, d.download, d.shapes)
     s = config.scenario
-    order = class_order(s.order, data.num_classes, d.dataset, s.trial,
-                        config.seed if s.order_seed is None else s.order_seed)
-    scenario = ClassIncrementalScenario(order, s.first_task, s.increment, data.num_classes)
+    if s.tasks is not None:
+        order, sizes = tasks_by_name(s.tasks, data.class_names)
+        scenario = ClassIncrementalScenario(order, num_classes=data.num_classes, sizes=sizes)
+    else:
+        order = class_order(s.order, data.num_classes, d.dataset, s.trial,
+                            config.seed if s.order_seed is None else s.order_seed)
+        scenario = ClassIncrementalScenario(order, s.first_task, s.increment, data.num_classes)
     learner = build_learner(backbone, scenario.names_in_label_order(data.class_names), config.method, config.seed)
     amp = amp_dtype(config.train.amp, device)
     if config.train.tensorboard:
