@@ -139,8 +139,14 @@ class SecaModel:
                            [(self.classes[int(j)], float(p)) for p, j in zip(v, i)])
                 for v, i in zip(values, indices)]
 
-    def evaluate(self, data: Union[str, Path], batch_size: int = 64, progress: bool = False) -> dict:
-        """Accuracy on ``data/<class>/`` images (or ``data/test/<class>/``), whose folder names are known classes."""
+    def evaluate(self, data: Union[str, Path], batch_size: int = 64, progress: bool = False,
+                 confusion: bool = False) -> dict:
+        """Accuracy on ``data/<class>/`` images (or ``data/test/<class>/``), whose folder names are known classes.
+
+        ``confusion=True`` adds ``"confusion"``: ``{"rows": evaluated classes, "columns": every known class
+        (both in label order, so in task order),
+        "counts": [row][column] images, "task_bounds": the label where each task starts, then the count}``.
+        """
         names, files = class_folders(data, "test")
         unknown = [n for n in names if n not in self.classes]
         if unknown:
@@ -149,9 +155,16 @@ class SecaModel:
         labels = [self.classes.index(n) for n in names]
         sets = [self._task_images(f, [label] * len(f)) for f, label in zip(files, labels)]
         amp = amp_dtype(self.config.train.amp, self.device)
-        correct, total = evaluate_tasks(self.learner, sets, batch_size, self.device, amp, 0, progress)
+        matrix = torch.zeros(len(self.classes), len(self.classes), dtype=torch.long) if confusion else None
+        correct, total = evaluate_tasks(self.learner, sets, batch_size, self.device, amp, 0, progress, matrix)
         per_class = {n: {"accuracy": 100.0 * c / t, "images": t} for n, c, t in zip(names, correct, total)}
-        return {"accuracy": 100.0 * sum(correct) / sum(total), "images": sum(total), "per_class": per_class}
+        report = {"accuracy": 100.0 * sum(correct) / sum(total), "images": sum(total), "per_class": per_class}
+        if confusion:  # rows in label (task) order, as the columns, so the diagonal and task blocks show
+            rows = sorted(labels)
+            report["confusion"] = {"rows": [self.classes[k] for k in rows], "columns": list(self.classes),
+                                   "counts": matrix[rows].tolist(),
+                                   "task_bounds": [t.start for t in self.learner.tasks] + [len(self.classes)]}
+        return report
 
     def _task_images(self, files: Sequence[Path], labels: Sequence[int]) -> TaskImages:
         dataset = ImageFiles(files, labels, self.classes, self.preprocess)

@@ -101,14 +101,39 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     from .api import load
 
+    out = None
+    if args.top < 1:
+        raise SecaError(f"--top must be at least 1, got {args.top}")
+    if args.confusion:
+        out = Path(args.out) if args.out else Path(args.checkpoint).expanduser().parent
+        if out.exists() and not out.is_dir():
+            raise SecaError(f"--out '{out}' is a file; give a folder for confusion.csv and confusion.png")
     model = load(args.checkpoint, device=args.device)
-    report = model.evaluate(args.data, batch_size=args.batch_size)
+    report = model.evaluate(args.data, batch_size=args.batch_size, confusion=args.confusion)
+    if args.confusion:
+        from .eval.confusion import most_confused, plot_confusion, write_confusion_csv
+        from .io.files import atomic_write
+
+        c = report["confusion"]
+        report["confusion"]["most_confused"] = most_confused(c["counts"], c["rows"], c["columns"], args.top)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write(out / "confusion.csv", lambda tmp: write_confusion_csv(tmp, c["counts"], c["rows"], c["columns"]))
+        title = f"{model.method}: {len(c['rows'])} classes evaluated, {len(c['columns'])} known, {len(c['task_bounds']) - 1} tasks"
+        atomic_write(out / "confusion.png",
+                     lambda tmp: plot_confusion(c["counts"], c["rows"], c["columns"], c["task_bounds"], tmp, title))
     if args.json:
         print(json.dumps(report, indent=1))
         return 0
     print(f"accuracy {report['accuracy']:.2f}% on {report['images']} images of {len(report['per_class'])} classes")
     for name, row in report["per_class"].items():
         print(f"  {name:<30} {row['accuracy']:6.2f}%  ({row['images']} images)")
+    if args.confusion:
+        pairs = report["confusion"]["most_confused"]
+        print(f"most confused ({len(pairs)} pairs; true -> predicted):" if pairs else "no image went to a wrong class")
+        for pair in pairs:
+            print(f"  {pair['true']:<24} -> {pair['predicted']:<24} {pair['images']:5d} images "
+                  f"({pair['share']:.1f}% of {pair['true']})")
+        print(f"wrote {out / 'confusion.csv'} and {out / 'confusion.png'}")
     return 0
 
 
@@ -249,6 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("checkpoint")
     evaluate.add_argument("--data", required=True, help="a folder with one sub-folder of images per class")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of text")
+    evaluate.add_argument("--confusion", action="store_true",
+                          help="also print the most confused class pairs and write confusion.csv and confusion.png")
+    evaluate.add_argument("--top", type=int, default=10, help="how many confused pairs to print (default 10)")
+    evaluate.add_argument("--out", help="folder for confusion.csv/png (default: the checkpoint's folder)")
     evaluate.add_argument("--batch-size", type=int, default=64)
     evaluate.add_argument("--device", default="auto")
     evaluate.set_defaults(handler=cmd_evaluate)

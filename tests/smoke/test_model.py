@@ -185,3 +185,54 @@ def test_checkpoint_metadata_describes_the_model(small_run):
     assert len(meta["class_names"]) == 20 and len(meta["tasks"]) == 5 and meta["method"] == "seca"
     assert meta["seca_version"] == seca.__version__ and len(meta["content_sha256"]) == 64
     assert meta["config"]["train"]["epochs"] == 1
+
+
+def test_a_runs_results_keep_the_final_confusion_counts(small_run):
+    results = json.loads((small_run / "results.json").read_text())
+    confusion = results["confusion"]
+    classes = len(results["class_order"])
+    assert len(confusion) == classes and all(len(row) == classes for row in confusion)
+    per_class = results["test_counts"][0] // len(results["tasks"][0])
+    assert all(sum(row) == per_class for row in confusion)  # every test image counted once
+    # the diagonal is the final row of the accuracy matrix, task by task
+    diagonal = [confusion[k][k] for k in range(classes)]
+    for task, accuracy, (start, stop) in zip(results["tasks"], results["acc_matrix"][-1],
+                                              [(4 * t, 4 * t + 4) for t in range(len(results["tasks"]))]):
+        assert 100.0 * sum(diagonal[start:stop]) / (per_class * len(task)) == pytest.approx(accuracy)
+
+
+def test_evaluate_shows_where_the_errors_go(small_run, tmp_path, capsys):
+    model = seca.load(small_run / "model.safetensors")
+    names = model.classes[:3] + model.classes[-2:]
+    data = write_shapes_folder(tmp_path / "data", names, per_class=4)
+    out = tmp_path / "report"
+    assert main(["evaluate", str(small_run / "model.safetensors"), "--data", str(data), "--confusion",
+                 "--out", str(out), "--top", "3", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    c = report["confusion"]
+    assert c["rows"] == names and c["columns"] == model.classes  # both in the model's label (task) order
+    assert c["task_bounds"] == [0, 4, 8, 12, 16, 20]
+    assert [sum(row) for row in c["counts"]] == [4] * 5
+    for row_name, row in zip(c["rows"], c["counts"]):  # the diagonal is each class's accuracy
+        assert 100.0 * row[model.classes.index(row_name)] / 4 == report["per_class"][row_name]["accuracy"]
+    pairs = c["most_confused"]
+    assert len(pairs) <= 3 and all(p["true"] != p["predicted"] for p in pairs)
+    assert [p["images"] for p in pairs] == sorted((p["images"] for p in pairs), reverse=True)
+    lines = (out / "confusion.csv").read_text().splitlines()
+    assert lines[0].split(",")[1:] == model.classes and len(lines) == 6
+    assert (out / "confusion.png").stat().st_size > 1000
+    assert main(["evaluate", str(small_run / "model.safetensors"), "--data", str(data), "--confusion",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "most confused" in printed or "no image went to a wrong class" in printed
+    assert main(["evaluate", str(small_run / "model.safetensors"), "--data", str(data), "--top", "0"]) == 2
+
+
+def test_most_confused_pairs_by_hand():
+    from seca.eval.confusion import most_confused
+
+    counts = [[5, 3, 2], [0, 6, 4], [1, 1, 8]]
+    pairs = most_confused(counts, ["a", "b", "c"], ["a", "b", "c"], top=3)
+    assert [(p["true"], p["predicted"], p["images"]) for p in pairs] == [("b", "c", 4), ("a", "b", 3), ("a", "c", 2)]
+    assert pairs[0]["share"] == pytest.approx(40.0) and pairs[1]["share"] == pytest.approx(30.0)
+    assert most_confused([[2, 0], [0, 3]], ["a", "b"], ["a", "b"]) == []

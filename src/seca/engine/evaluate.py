@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 from tqdm import tqdm
@@ -14,8 +14,12 @@ from .device import autocast
 
 @torch.no_grad()
 def evaluate_tasks(learner: Learner, test_sets: Sequence[TaskImages], batch_size: int, device: torch.device,
-                   amp: torch.dtype | None = None, num_workers: int = 0, progress: bool = True) -> tuple[list[int], list[int]]:
-    """(correct, total) test images per task, predicting over all classes seen so far."""
+                   amp: torch.dtype | None = None, num_workers: int = 0, progress: bool = True,
+                   confusion: Optional[torch.Tensor] = None) -> tuple[list[int], list[int]]:
+    """(correct, total) test images per task, predicting over all classes seen so far.
+
+    ``confusion``, a ``[true label, predicted label]`` count matrix, is added to when given.
+    """
     learner.eval()
     correct, total = [], []
     bar = tqdm(total=sum(len(s) for s in test_sets), desc="evaluate", leave=False, disable=None if progress else True,
@@ -26,7 +30,11 @@ def evaluate_tasks(learner: Learner, test_sets: Sequence[TaskImages], batch_size
             batch = batch.to(device)
             with autocast(device, amp):
                 scores = learner.predict(batch.images)
-            right += int((scores.argmax(dim=1) == batch.labels).sum())
+            predicted = scores.argmax(dim=1)
+            right += int((predicted == batch.labels).sum())
+            if confusion is not None:
+                confusion.index_put_((batch.labels.cpu(), predicted.cpu()), torch.ones_like(predicted.cpu()),
+                                     accumulate=True)
             bar.update(batch.labels.shape[0])
         correct.append(right)
         total.append(len(test_set))

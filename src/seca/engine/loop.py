@@ -164,8 +164,10 @@ def run_experiment(config: ExperimentConfig, out: Optional[Path] = None, overwri
         progress.seconds["train"].append(time.perf_counter() - start)
 
         start = time.perf_counter()
+        last = task.index == len(scenario) - 1
+        confusion = torch.zeros(task.stop, task.stop, dtype=torch.long) if last else None
         correct, total = evaluate_tasks(learner, test_sets, config.train.eval_batch_size, device, amp,
-                                        d.num_workers, config.train.progress)
+                                        d.num_workers, config.train.progress, confusion)
         progress.seconds["eval"].append(time.perf_counter() - start)
         row = [100.0 * c / n if n else 0.0 for c, n in zip(correct, total)]
         progress.acc_matrix.append(row)
@@ -189,6 +191,7 @@ def run_experiment(config: ExperimentConfig, out: Optional[Path] = None, overwri
         "test_counts": progress.test_counts,
         "acc_matrix": progress.acc_matrix,
         **summarize(progress.acc_matrix, progress.test_counts),
+        "confusion": confusion.tolist(),  # after the last task: [true label][predicted label] test images
         "seconds": progress.seconds,
         "device": str(device),
         "versions": {"seca": __version__, "torch": torch.__version__, "python": platform.python_version()},
