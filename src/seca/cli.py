@@ -28,7 +28,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from .config import load_config
     from .engine.loop import run_experiment
-    from .engine.seeds import check_seeds, run_seeds
+    from .engine.seeds import run_seeds
 
     config = load_config(args.config, args.set)
     seeds = _seeds(args.seeds)
@@ -36,7 +36,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, seeds=seeds)
     out = Path(args.out) if args.out else _default_out(config)
     if config.seeds is not None:
-        run_seeds(config, out, check_seeds(config.seeds, "seeds"), overwrite=args.overwrite, resume=args.resume)
+        run_seeds(config, out, config.seeds, overwrite=args.overwrite, resume=args.resume)
     else:
         run_experiment(config, out, overwrite=args.overwrite, resume=args.resume)
     return 0

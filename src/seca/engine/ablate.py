@@ -23,10 +23,10 @@ import yaml
 from ..config import apply_overrides, from_dict, load_raw, resolve_preset_path, set_key
 from ..errors import SecaError
 from ..eval.plots import plot_ablation
-from ..eval.report import comparison_rows, format_comparison
+from ..eval.report import comparison_rows, format_rows
 from ..io.files import atomic_write, atomic_write_json, atomic_write_text
 from .loop import latest_checkpoint, run_experiment
-from .seeds import check_seeds, finished_run, run_seeds, seed_config, seed_folder
+from .seeds import check_seeds, kept_runs, run_seeds
 
 
 @dataclass
@@ -98,32 +98,28 @@ def run_ablation(ablation: Ablation, out: Path, base: Optional[str] = None, over
         raise SecaError(f"--against '{against}' is not a variant of {ablation.name}; variants: {', '.join(configs)}")
     reference = against or next(iter(configs))
     seed_list = check_seeds(seeds) if seeds is not None else None
-    if not overwrite:  # a kept run of another config is refused before anything trains
-        for name, config in configs.items():
-            listed = seed_list or config.seeds
-            for folder, seed in ([(seed_folder(Path(out) / name, k), k) for k in listed] if listed is not None
-                                 else [(Path(out) / name, None)]):
-                finished_run(folder, config if seed is None else seed_config(config, seed))
+    listed = {name: seed_list or config.seeds for name, config in configs.items()}
+    # Every kept run is read and checked before anything trains: one of another config is refused now.
+    kept = {} if overwrite else {name: kept_runs(config, Path(out) / name, listed[name])
+                                  for name, config in configs.items()}
     results = {}
     for name, config in configs.items():
         folder = Path(out) / name
-        listed = seed_list or config.seeds
         echo(f"== {name}")
-        if listed is not None:
-            results[name] = run_seeds(config, folder, listed, overwrite=overwrite, resume=not overwrite, echo=echo)
-            continue
-        kept = None if overwrite else finished_run(folder, config)
-        if kept is not None:
+        if listed[name] is not None:
+            results[name] = run_seeds(config, folder, listed[name], overwrite=overwrite, resume=not overwrite,
+                                      echo=echo, kept=kept.get(name))
+        elif None in kept.get(name, {}):
             echo(f"reusing {folder / 'results.json'}")
-            results[name] = kept
+            results[name] = kept[name][None]
         else:
             again = not overwrite and latest_checkpoint(folder) is not None
             results[name] = run_experiment(config, folder, overwrite=True, resume=again, echo=echo)
 
     names = list(results)
-    table = format_comparison(list(results.values()), names, names.index(reference),
-                              extra=ablation.paper or None, extra_title="paper Last", title="variant")
     rows = comparison_rows(list(results.values()), names, names.index(reference))
+    table = format_rows(rows, names.index(reference), extra=ablation.paper or None, extra_title="paper Last",
+                        title="variant")
     records = [{"variant": row["name"], "seeds": row["seeds"], "paper_last": ablation.paper.get(row["name"]),
                 "results": str(Path(out) / row["name"] / "results.json"),
                 **{key: None if row[key] is None else row[key].as_dict()

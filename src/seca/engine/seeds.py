@@ -76,9 +76,24 @@ def finished_run(folder: Path, config: ExperimentConfig) -> Optional[dict]:
     return results
 
 
+def kept_runs(config: ExperimentConfig, out: Path, seeds: Optional[Sequence[int]] = None) -> dict:
+    """The finished runs of ``config`` in ``out`` (``out/seed<k>/`` per seed when ``seeds`` is given), keyed
+    by seed (None without seeds); an error names the first one of another config, before any work."""
+    if seeds is None:
+        found = {None: finished_run(out, config)}
+    else:
+        found = {k: finished_run(seed_folder(out, k), seed_config(config, k)) for k in seeds}
+    return {k: results for k, results in found.items() if results is not None}
+
+
 def run_seeds(config: ExperimentConfig, out: Path, seeds: Sequence[int], overwrite: bool = False,
-              resume: bool = False, echo: Callable[[str], None] = tqdm.write) -> dict:
-    """Run ``config`` once per seed into ``out/seed<k>/``; write and return the aggregate results."""
+              resume: bool = False, echo: Callable[[str], None] = tqdm.write,
+              kept: Optional[dict] = None) -> dict:
+    """Run ``config`` once per seed into ``out/seed<k>/``; write and return the aggregate results.
+
+    With ``resume``, the finished runs (``kept``, as :func:`kept_runs` returns them, found here if not given)
+    are reused.
+    """
     seeds = check_seeds(seeds)
     out = Path(out)
     configs = {k: seed_config(config, k) for k in seeds}
@@ -88,9 +103,9 @@ def run_seeds(config: ExperimentConfig, out: Path, seeds: Sequence[int], overwri
         if (out / "results.json").exists() or started:
             raise SecaError(f"'{out}' already holds runs of this experiment; pass --resume to finish the missing "
                             "seeds, --overwrite to start again, or choose another --out")
-    if resume:  # every kept run is checked before any work
-        for k in seeds:
-            finished_run(seed_folder(out, k), configs[k])
+    if resume and kept is None:  # every kept run is checked before any work
+        kept = kept_runs(config, out, seeds)
+    kept = kept if resume else {}
     out.mkdir(parents=True, exist_ok=True)
     if overwrite:
         (out / "results.json").unlink(missing_ok=True)  # never beside runs it does not summarise
@@ -99,10 +114,9 @@ def run_seeds(config: ExperimentConfig, out: Path, seeds: Sequence[int], overwri
     runs = []
     for number, k in enumerate(seeds, 1):
         folder = seed_folder(out, k)
-        kept = finished_run(folder, configs[k]) if resume else None
-        if kept is not None:
+        if k in kept:
             echo(f"== seed {k} ({number}/{len(seeds)}): finished earlier, {folder / 'results.json'}")
-            runs.append(kept)
+            runs.append(kept[k])
             continue
         again = resume and latest_checkpoint(folder) is not None
         echo(f"== seed {k} ({number}/{len(seeds)}){': resuming' if again else ''}")

@@ -69,12 +69,15 @@ def comparison_rows(runs: Sequence[dict], names: Sequence[str], reference: int =
     return rows
 
 
-def format_comparison(runs: Sequence[dict], names: Sequence[str], reference: int = 0,
-                      extra: Optional[dict[str, Optional[float]]] = None, extra_title: str = "",
-                      title: str = "run") -> str:
+def format_comparison(runs: Sequence[dict], names: Sequence[str], reference: int = 0) -> str:
     """Last / Avg / forgetting / BWT (mean ± std over seeds) of several runs, and each run's paired
     difference in Last and Avg to the reference run, with its 95% interval over the shared seeds."""
-    rows = comparison_rows(runs, names, reference)
+    return format_rows(comparison_rows(runs, names, reference), reference)
+
+
+def format_rows(rows: Sequence[dict], reference: int = 0, extra: Optional[dict[str, Optional[float]]] = None,
+                extra_title: str = "", title: str = "run") -> str:
+    """The table of :func:`comparison_rows`, with an optional ``extra`` column of numbers by name."""
     paired_any = any(r["delta_last"] is not None for r in rows)
     columns = [(title, lambda r: r["name"], "<"), ("seeds", lambda r: str(r["seeds"]), ">")]
     columns += [(NAMES[key], lambda r, key=key: _mean_std(r[key]), ">") for key in METRICS]
