@@ -3,6 +3,8 @@
     import seca
     model = seca.load("runs/imagenet-r/seca/seed0/model.safetensors")
     model.predict(["image.jpg"])
+
+    model = seca.new("seca-shapes")         # or a model that knows no class yet, grown with model.learn(folder)
 """
 
 import os
@@ -18,12 +20,12 @@ __version__ = "0.1.0"
 from .clip.archs import register_pretrained  # noqa: E402  (after the environment above)
 
 register_pretrained("shapes", "seca-shapes", "seca.offline.pretrain:ensure_shapes_clip")
-__all__ = ["load", "SecaModel", "Prediction", "__version__"]
+__all__ = ["load", "new", "SecaModel", "Prediction", "__version__"]
 
 
 def __getattr__(name: str):
     # The API pulls in torch and open_clip; import it on first use so `seca --help` stays quick.
-    if name in ("load", "SecaModel", "Prediction"):
+    if name in ("load", "new", "SecaModel", "Prediction"):
         from . import api
 
         return getattr(api, name)

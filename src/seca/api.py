@@ -7,11 +7,16 @@
     model.evaluate("data/test_folder")         # {"accuracy": ..., "per_class": {...}}
     model.learn("data/new_classes")            # one new task: its folder names are the new classes
     model.save("model-v2.safetensors")
+
+    model = seca.new("seca-shapes")            # a model that knows no class yet, on the offline CLIP
+    model.learn("digits/task-1", eval_data="digits/test")   # its first task, evaluated on what it knows
+    model.history                              # one entry per task: classes, images, seconds, accuracy
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence, Union
@@ -19,18 +24,19 @@ from typing import Any, Iterable, Optional, Sequence, Union
 import torch
 from PIL import Image
 
-from .clip.backbone import load_backbone
-from .config import ExperimentConfig, from_dict
+from .clip.backbone import check_model_name, load_backbone
+from .config import BackboneConfig, ExperimentConfig, apply_overrides, from_dict, load_raw, parse_override
 from .data.datasets import IMAGE_SUFFIXES, ImageFiles, list_images
 from .data.scenario import Task
 from .engine.data import TaskImages
-from .engine.device import amp_dtype, autocast, resolve_device
+from .engine.device import amp_dtype, autocast, resolve_device, seed_everything
 from .engine.evaluate import evaluate_tasks
 from .engine.loop import model_metadata
 from .engine.train import learn_task
 from .errors import SecaError
+from .eval.history import eval_record, history_entry
 from .io.checkpoint import load_checkpoint, save_checkpoint
-from .methods import Learner, build_learner
+from .methods import LEARNERS, Learner, build_learner
 
 ImageLike = Union[str, Path, Image.Image, torch.Tensor]
 
@@ -67,6 +73,12 @@ class SecaModel:
 
     def __init__(self, learner: Learner, config: ExperimentConfig, meta: dict[str, Any], device: torch.device):
         self.learner, self.config, self.meta, self.device = learner, config, meta, device
+
+    @property
+    def history(self) -> list[dict]:
+        """One entry per task learned: its classes, training images and seconds, and the accuracy measured after
+        it (``seca run``'s test set, or ``learn(eval_data=...)``; None when not evaluated). See docs/results.md."""
+        return self.meta.setdefault("history", [])
 
     @property
     def classes(self) -> list[str]:
@@ -107,6 +119,11 @@ class SecaModel:
             raise SecaError(f"cannot classify a {type(image).__name__}: give paths, PIL images or tensors")
         return self.preprocess(image.convert("RGB"))
 
+    def _require_classes(self) -> None:
+        if not self.classes:
+            raise SecaError("the model knows no class yet; teach it a first task with `seca learn MODEL --data DIR` "
+                            "(model.learn(folder) in Python)")
+
     def _batches(self, images: Sequence[ImageLike], batch_size: int) -> Iterable[torch.Tensor]:
         if isinstance(images, torch.Tensor) and images.dim() == 4:
             images = list(images)
@@ -118,6 +135,7 @@ class SecaModel:
     @torch.no_grad()
     def probabilities(self, images: Union[ImageLike, Sequence[ImageLike]], batch_size: int = 64) -> torch.Tensor:
         """``[images, classes]`` class probabilities (the learner's scores, normalised to sum to one)."""
+        self._require_classes()
         self.learner.eval()
         amp = amp_dtype(self.config.train.amp, self.device)
         out = []
@@ -140,30 +158,49 @@ class SecaModel:
                 for v, i in zip(values, indices)]
 
     def evaluate(self, data: Union[str, Path], batch_size: int = 64, progress: bool = False,
-                 confusion: bool = False) -> dict:
+                 confusion: bool = False, known_only: bool = False) -> dict:
         """Accuracy on ``data/<class>/`` images (or ``data/test/<class>/``), whose folder names are known classes.
 
+        Returns ``{"accuracy", "images", "per_class": {name: {"accuracy", "images"}}, "per_task": [accuracy or None
+        per task], "task_images": [...]}``. ``known_only=True`` evaluates the folders of known classes and lists the
+        others under ``"left_out"`` (instead of refusing them): one test folder of every class serves every step.
         ``confusion=True`` adds ``"confusion"``: ``{"rows": evaluated classes, "columns": every known class
         (both in label order, so in task order),
         "counts": [row][column] images, "task_bounds": the label where each task starts, then the count}``.
         """
+        self._require_classes()
         names, files = class_folders(data, "test")
         unknown = [n for n in names if n not in self.classes]
-        if unknown:
+        if unknown and not known_only:
             raise SecaError(f"the model does not know class '{unknown[0]}' (folder of {data}); "
                             f"it knows {len(self.classes)} classes, see model.classes")
+        if len(unknown) == len(names):
+            raise SecaError(f"none of the {len(names)} class folders of '{data}' is a class the model knows "
+                            f"(it knows {', '.join(self.classes[:3])}{', ...' if len(self.classes) > 3 else ''})")
+        files = [f for n, f in zip(names, files) if n not in unknown]
+        names = [n for n in names if n not in unknown]
         labels = [self.classes.index(n) for n in names]
         sets = [self._task_images(f, [label] * len(f)) for f, label in zip(files, labels)]
         amp = amp_dtype(self.config.train.amp, self.device)
         matrix = torch.zeros(len(self.classes), len(self.classes), dtype=torch.long) if confusion else None
         correct, total = evaluate_tasks(self.learner, sets, batch_size, self.device, amp, 0, progress, matrix)
         per_class = {n: {"accuracy": 100.0 * c / t, "images": t} for n, c, t in zip(names, correct, total)}
-        report = {"accuracy": 100.0 * sum(correct) / sum(total), "images": sum(total), "per_class": per_class}
+        tasks = self.learner.tasks
+        task_correct, task_total = [0] * len(tasks), [0] * len(tasks)
+        for label, c, n in zip(labels, correct, total):
+            k = next(t.index for t in tasks if t.start <= label < t.stop)
+            task_correct[k] += c
+            task_total[k] += n
+        record = eval_record(str(data), task_correct, task_total, len(names), unknown)
+        report = {"accuracy": record["accuracy"], "images": record["images"], "per_class": per_class,
+                  "per_task": record["per_task"], "task_images": record["task_images"]}
+        if known_only:
+            report["left_out"] = unknown
         if confusion:  # rows in label (task) order, as the columns, so the diagonal and task blocks show
             rows = sorted(labels)
             report["confusion"] = {"rows": [self.classes[k] for k in rows], "columns": list(self.classes),
                                    "counts": matrix[rows].tolist(),
-                                   "task_bounds": [t.start for t in self.learner.tasks] + [len(self.classes)]}
+                                   "task_bounds": [t.start for t in tasks] + [len(self.classes)]}
         return report
 
     def _task_images(self, files: Sequence[Path], labels: Sequence[int]) -> TaskImages:
@@ -172,14 +209,23 @@ class SecaModel:
 
     # ---- learning ---------------------------------------------------------------------------------
     def learn(self, data: Union[str, Path], epochs: Optional[int] = None, batch_size: Optional[int] = None,
-              progress: bool = True) -> Task:
+              progress: bool = True, eval_data: Union[str, Path, None] = None) -> Task:
         """Learn one new task from ``data/<class>/`` (or ``data/train/<class>/``): its folder names are
-        the new classes. Classes the model already knows are refused. Returns the new task."""
+        the new classes. Classes the model already knows are refused. ``eval_data``: a folder of test images
+        (``eval_data/<class>/`` or ``eval_data/test/<class>/``) to measure the accuracy on every class known after
+        the task (folders of classes not learned yet are left out). Appends an entry to :attr:`history` and
+        returns the new task."""
         names, files = class_folders(data, "train")
         known = [n for n in names if n in self.classes]
         if known:
             raise SecaError(f"class '{known[0]}' is already known to the model; learn adds new classes only "
                             "(remove or rename that folder)")
+        if eval_data is not None:  # checked before any training: a wrong folder costs nothing
+            eval_names, _ = class_folders(eval_data, "test")
+            if not set(eval_names) & set(self.classes + names):
+                raise SecaError(f"the evaluation folder '{eval_data}' holds none of the classes the model will know "
+                                "after this task "
+                                f"(its folders: {', '.join(eval_names[:3])}{', ...' if len(eval_names) > 3 else ''})")
         train = dataclasses.replace(self.config.train, progress=progress,
                                     **({"epochs": epochs} if epochs is not None else {}),
                                     **({"batch_size": batch_size} if batch_size is not None else {}))
@@ -189,17 +235,71 @@ class SecaModel:
         learner.extend_classes(names)
         labels = [start + k for k, f in enumerate(files) for _ in f]
         images = self._task_images([p for f in files for p in f], labels)
+        began = time.perf_counter()
         learn_task(learner, task, images, train, self.device, self.config.seed)
+        seconds = time.perf_counter() - began
         learner.eval()
         self.meta["class_order"] = list(self.meta.get("class_order", [])) + list(task.classes)
+        evaluation = None
+        if eval_data is not None:
+            report = self.evaluate(eval_data, train.eval_batch_size, progress, known_only=True)
+            evaluation = {"data": str(eval_data), "classes": len(report["per_class"]),
+                          **{key: report[key] for key in ("accuracy", "images", "per_task", "task_images", "left_out")}}
+        self.history.append(history_entry(task.index, names, len(labels), seconds, str(data), evaluation))
         return task
 
     # ---- saving -----------------------------------------------------------------------------------
     def save(self, path: Union[str, Path]) -> Path:
         """Write the model to ``path`` (safetensors + metadata, atomically)."""
-        meta = model_metadata(self.config, self.learner, list(self.meta.get("class_order", [])))
+        meta = model_metadata(self.config, self.learner, list(self.meta.get("class_order", [])), self.history)
         save_checkpoint(path, self.learner.state_dict(), meta)
         return Path(path)
+
+
+# The packaged preset whose training and method settings a new model starts from, by backbone; imagenet-r's
+# (the paper's settings) for every other backbone.
+DEFAULT_PRESETS = {"seca-shapes": "shapes", "seca-test": "cpu-small"}
+_FROM_PRESET: Any = object()
+
+
+def new(backbone: str = "ViT-B-16", pretrained: Optional[str] = _FROM_PRESET, method: Optional[str] = None,
+        preset: Optional[str] = None, overrides: Sequence[str] = (), device: str = "auto") -> SecaModel:
+    """A model that knows no class yet: frozen CLIP ``backbone`` and the ``method``'s learner, ready for
+    :meth:`SecaModel.learn` to add a first task, then more.
+
+    ``pretrained``: an open_clip tag (``openai``), ``shapes`` (the offline CLIP), a local weights file, or None
+    for random weights; by default the preset's when the preset is for this backbone. ``preset`` (a packaged
+    name or YAML file) gives the training and method settings: by default ``shapes`` for ``seca-shapes``,
+    ``cpu-small`` for ``seca-test`` and ``imagenet-r`` (the paper's) otherwise. ``overrides`` are ``--set``
+    strings (``train.epochs=3``); data and scenario keys do not apply, as the data come to :meth:`SecaModel.learn`.
+    """
+    raw = load_raw(preset or DEFAULT_PRESETS.get(backbone, "imagenet-r"))
+    for text in overrides:
+        key = parse_override(text)[0][0]
+        if key in ("data", "scenario", "seeds"):
+            raise SecaError(f"'{text}' sets a {key} key, which a model grown with learn does not use: its data are "
+                            "the folders given to learn")
+    check_model_name(backbone)
+    preset_backbone = raw.get("backbone") or {}
+    if pretrained is _FROM_PRESET:
+        if preset_backbone.get("model", BackboneConfig.model) != backbone:
+            raise SecaError(f"say which weights '{backbone}' starts from: --pretrained TAG (e.g. openai), a weights "
+                            "file, or none for random weights")
+        pretrained = preset_backbone.get("pretrained", BackboneConfig.pretrained)
+    raw = {key: value for key, value in raw.items() if key not in ("data", "scenario", "seeds")}
+    raw["benchmark"] = "custom"
+    raw["backbone"] = {**preset_backbone, "model": backbone, "pretrained": pretrained}
+    if method is not None:
+        raw["method"] = {**(raw.get("method") or {}), "name": method}
+    config = from_dict(apply_overrides(raw, list(overrides)))
+    if config.method.name not in LEARNERS:
+        raise SecaError(f"unknown method '{config.method.name}'; choose one of {', '.join(sorted(LEARNERS))}")
+    seed_everything(config.seed)  # as seca run does before building its learner: the same initial weights
+    device = resolve_device(device)
+    weights = load_backbone(config.backbone.model, config.backbone.pretrained, config.backbone.cache_dir, device)
+    learner = build_learner(weights, [], config.method, config.seed)
+    learner.eval()
+    return SecaModel(learner, config, {"class_order": [], "history": []}, device)
 
 
 def load(path: Union[str, Path], device: str = "auto", pretrained: Optional[str] = None) -> SecaModel:

@@ -78,21 +78,56 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_new(args: argparse.Namespace) -> int:
+    from .api import new
+
+    out = Path(args.out).expanduser()
+    if out.suffix != ".safetensors":
+        raise SecaError(f"'{args.out}' should be the model file to write, ending in .safetensors "
+                        f"(e.g. {out / 'model.safetensors'})")
+    if out.exists() and not args.overwrite:
+        raise SecaError(f"'{out}' already exists; pass --overwrite to replace it, or choose another path")
+    pretrained = args.pretrained
+    if pretrained is not None and pretrained.lower() in ("none", "null"):
+        pretrained = None
+    extra = {} if args.pretrained is None else {"pretrained": pretrained}
+    model = new(args.backbone, method=args.method, preset=args.preset, overrides=args.set, device=args.device, **extra)
+    model.save(out)
+    b = model.config.backbone
+    print(f"a new {model.method} model on {b.model} ({b.pretrained or 'random weights'}) that knows no class yet; "
+          f"saved to {out}")
+    print(f"next: seca learn {out} --data DIR [--eval TEST_DIR]   (DIR/<class name>/<images>: the first task)")
+    return 0
+
+
 def cmd_learn(args: argparse.Namespace) -> int:
     from .api import load
     from .config import apply_overrides, from_dict, to_dict
     from .engine.device import set_threads
 
+    out = Path(args.out) if args.out else Path(args.checkpoint)
+    if out.is_dir():
+        raise SecaError(f"--out '{out}' is a folder; give the model file to write (e.g. {out / 'model.safetensors'})")
     model = load(args.checkpoint, device=args.device)
     if args.set:
         model.config = from_dict(apply_overrides(to_dict(model.config), args.set))
     set_threads(model.config.train.threads)
     before = len(model.classes)
-    task = model.learn(args.data, epochs=args.epochs)
-    model.save(args.out)
+    task = model.learn(args.data, epochs=args.epochs, eval_data=args.eval)
+    model.save(out)
     new = model.classes[before:]
-    print(f"learned task {task.index + 1}: {len(new)} new classes ({', '.join(new[:5])}{', ...' if len(new) > 5 else ''}); "
-          f"the model now knows {len(model.classes)} classes; saved to {args.out}")
+    entry = model.history[-1]
+    shown = ", ".join(new[:5]) + (", ..." if len(new) > 5 else "")
+    print(f"learned task {task.index + 1}: {len(new)} new classes ({shown}) from {entry['images']} images in "
+          f"{entry['seconds']:.1f}s; the model now knows {len(model.classes)} classes")
+    evaluation = entry["eval"]
+    if evaluation:
+        cells = " ".join("-" if a is None else f"{a:.1f}" for a in evaluation["per_task"])
+        left = evaluation["left_out"]
+        print(f"accuracy {evaluation['accuracy']:.2f}% on {evaluation['images']} images of {evaluation['classes']} "
+              f"classes of {args.eval}  [per task: {cells}]"
+              + (f"; {len(left)} folders of classes not learned yet left out" if left else ""))
+    print(f"saved to {out}")
     return 0
 
 
@@ -125,6 +160,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=1))
         return 0
     print(f"accuracy {report['accuracy']:.2f}% on {report['images']} images of {len(report['per_class'])} classes")
+    print("per task, in the order learned: " + "  ".join(
+        f"{k + 1}: {a:.2f}% ({n} images)" for k, (a, n) in enumerate(zip(report["per_task"], report["task_images"]))
+        if n))
     for name, row in report["per_class"].items():
         print(f"  {name:<30} {row['accuracy']:6.2f}%  ({row['images']} images)")
     if args.confusion:
@@ -140,8 +178,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from .eval.report import read_results, write_report
 
-    zero_shot = read_results(Path(args.zero_shot)) if args.zero_shot else None
-    for path in write_report(Path(args.out), zero_shot):
+    target = Path(args.out).expanduser()
+    model = target / "model.safetensors" if target.is_dir() and not (target / "results.json").exists() else target
+    if model.is_file() or target.suffix == ".safetensors":  # a model: its report comes from its own history
+        from .eval.history import history_results
+        from .io.checkpoint import read_metadata
+
+        if args.zero_shot:
+            raise SecaError("--zero-shot applies to the folder of a seca run, not to a model file")
+        to = Path(args.to) if args.to else model.parent
+        if to.exists() and not to.is_dir():
+            raise SecaError(f"--to '{to}' is a file; give the folder to write the report into")
+        paths = write_report(to, results=history_results(read_metadata(model), str(model)))
+    else:
+        if args.to:
+            raise SecaError("--to applies to a model file; a run's report is written into its own folder")
+        zero_shot = read_results(Path(args.zero_shot)) if args.zero_shot else None
+        paths = write_report(target, zero_shot)
+    for path in paths:
         print(path)
     return 0
 
@@ -256,12 +310,36 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--device", default="auto")
     predict.set_defaults(handler=cmd_predict)
 
+    new = sub.add_parser("new", help="start a model that knows no class yet, to grow with seca learn",
+                         description="Write a model over a frozen CLIP that knows no class yet; `seca learn` then "
+                                     "adds its first task, and every task after it.")
+    new.add_argument("out", help="the model file to write (ending in .safetensors)")
+    new.add_argument("--backbone", required=True,
+                     help="seca-shapes (the offline CLIP), seca-test, or an open_clip model name such as ViT-B-16")
+    new.add_argument("--pretrained", metavar="TAG|FILE",
+                     help="weights: an open_clip tag (openai), shapes, a local weights file, or none (random); "
+                          "default: the preset's for its backbone")
+    new.add_argument("--method", choices=["seca", "seca++", "h-peft", "zero-shot"],
+                     help="the learner (default: the preset's, seca)")
+    new.add_argument("--preset", help="preset or YAML file of the training and method settings (default: shapes for "
+                                      "seca-shapes, cpu-small for seca-test, imagenet-r otherwise)")
+    new.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a train.* or method.* key, e.g. --set train.epochs=3 (repeatable)")
+    new.add_argument("--overwrite", action="store_true", help="replace an existing file at OUT")
+    new.add_argument("--device", default="auto")
+    new.set_defaults(handler=cmd_new)
+
     learn = sub.add_parser("learn", help="teach a saved model a new task of classes",
                            description="Learn one new task from DIR/<class>/ images (or DIR/train/<class>/): "
-                                       "the folder names are the new classes. Known classes are refused.")
-    learn.add_argument("checkpoint", help="the model to start from")
+                                       "the folder names are the new classes. Known classes are refused. "
+                                       "The task is added to the model's history.")
+    learn.add_argument("checkpoint", help="the model to start from (seca new, seca run or an earlier seca learn)")
     learn.add_argument("--data", required=True, help="a folder with one sub-folder of images per new class")
-    learn.add_argument("--out", required=True, help="where to save the updated model")
+    learn.add_argument("--out", help="where to save the updated model (default: replace CHECKPOINT)")
+    learn.add_argument("--eval", metavar="DIR",
+                       help="after learning, measure the accuracy on DIR/<class>/ (or DIR/test/<class>/) images of "
+                            "every class known so far (folders of classes not learned yet are left out); "
+                            "it goes into the history that seca report draws")
     learn.add_argument("--epochs", type=int, help="epochs (default: the model's train.epochs)")
     learn.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a train.* key of the model's config for this task (repeatable)")
@@ -282,11 +360,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default="auto")
     evaluate.set_defaults(handler=cmd_evaluate)
 
-    report = sub.add_parser("report", help="(re)draw the plots and summary of a finished run",
+    report = sub.add_parser("report", help="(re)draw the plots and summary of a finished run or a model",
                             description="Write accuracy_matrix.png, accuracy_curve.png and summary.md into a "
-                                        "run's output folder.")
-    report.add_argument("out", help="the output folder of a finished seca run")
+                                        "run's output folder; for a model file (grown with seca learn --eval), "
+                                        "from the model's own history, next to the model or into --to.")
+    report.add_argument("out", metavar="OUT", help="the output folder of a finished seca run, or a model file")
     report.add_argument("--zero-shot", help="a zero-shot run's folder to draw beside it (default: found next to OUT)")
+    report.add_argument("--to", metavar="DIR", help="for a model file: the folder to write to (default: its folder)")
     report.set_defaults(handler=cmd_report)
 
     compare = sub.add_parser("compare", help="Last / Avg / forgetting of several runs side by side",

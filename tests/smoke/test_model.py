@@ -150,6 +150,14 @@ def test_a_killed_run_resumes_to_the_same_results(tmp_path):
     assert resumed["last"] == expected["last"]
     events = [json.loads(line)["event"] for line in (out / "log.jsonl").read_text().splitlines()]
     assert "resume" in events
+    # the model's history holds every task, the one before the kill too, as the uninterrupted run's does
+    from seca.io.checkpoint import read_metadata
+
+    def without_seconds(path):
+        return [{k: v for k, v in e.items() if k != "seconds"} for e in read_metadata(path)["history"]]
+
+    assert without_seconds(out / "model.safetensors") == without_seconds(reference / "model.safetensors")
+    assert len(without_seconds(out / "model.safetensors")) == 5
 
 
 def test_resume_refuses_another_config_and_finished_runs(small_run, tmp_path, capsys):

@@ -270,13 +270,20 @@ def _load_seca_arch(name: str, pretrained: Optional[str]) -> tuple[nn.Module, Ca
     return model, preprocess, tokenizer
 
 
-def _load_open_clip(name: str, pretrained: Optional[str], cache_dir: Optional[str]) -> tuple[nn.Module, Callable, Callable]:
+def check_model_name(name: str) -> None:
+    """Refuse a CLIP model name that is neither this project's nor open_clip's, with the closest names."""
     import open_clip
 
-    if name not in open_clip.list_models():
+    if name not in ARCHITECTURES and name not in open_clip.list_models():
         close = difflib.get_close_matches(name, open_clip.list_models() + list(ARCHITECTURES), n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise SecaError(f"unknown CLIP model '{name}'{hint}; see open_clip.list_models()")
+
+
+def _load_open_clip(name: str, pretrained: Optional[str], cache_dir: Optional[str]) -> tuple[nn.Module, Callable, Callable]:
+    import open_clip
+
+    check_model_name(name)
     if pretrained and _looks_like_path(pretrained):
         if not Path(pretrained).expanduser().is_file():
             raise SecaError(f"backbone.pretrained '{pretrained}' is not a file; give the path of a CLIP weights file")

@@ -87,7 +87,7 @@ class TextTower:
         The text transformer is causal, so positions after the pooled one cannot influence it: cutting the
         sequences there (about 20 of 77 tokens for class names) gives identical features (spec §7b).
         """
-        if self.attn_mask is None or self.pool_type == "last":
+        if self.attn_mask is None or self.pool_type == "last" or not len(tokens):
             return tokens.shape[1]
         return int(self.pooled_positions(tokens).max()) + 1
 

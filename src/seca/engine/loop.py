@@ -14,7 +14,7 @@ import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 from tqdm import tqdm
@@ -25,6 +25,7 @@ from ..config import ExperimentConfig, dump_yaml, to_dict
 from ..data.datasets import build_datasets
 from ..data.scenario import ClassIncrementalScenario, class_order, tasks_by_name
 from ..errors import SecaError
+from ..eval.history import eval_record, history_entry
 from ..eval.metrics import summarize
 from ..eval.report import format_step, format_table, write_report
 from ..io.checkpoint import load_checkpoint, save_checkpoint
@@ -74,8 +75,10 @@ def config_differences(a: Any, b: Any, prefix: str = "") -> list[str]:
     return [] if a == b or key in RESUME_FREE_KEYS else [f"{key} ({a!r} now, {b!r} in the run)"]
 
 
-def model_metadata(config: ExperimentConfig, learner: Learner, order: list[int]) -> dict:
-    """What a checkpoint says about the model besides its tensors."""
+def model_metadata(config: ExperimentConfig, learner: Learner, order: list[int],
+                   history: Sequence[dict] = ()) -> dict:
+    """What a checkpoint says about the model besides its tensors; ``history`` is one entry per task learned
+    (see :mod:`seca.eval.history`)."""
     return {
         "seca_version": __version__,
         "method": learner.name,
@@ -86,6 +89,7 @@ def model_metadata(config: ExperimentConfig, learner: Learner, order: list[int])
         "tasks": [list(t.classes) for t in learner.tasks],
         "config": to_dict(config),
         "learner": learner.structure(),
+        "history": list(history),
     }
 
 
@@ -97,6 +101,7 @@ class Progress:
     test_counts: list[int] = field(default_factory=list)
     seconds: dict[str, list[float]] = field(default_factory=lambda: {"train": [], "eval": []})
     steps: int = 0  # optimisation steps so far
+    history: list[dict] = field(default_factory=list)  # one entry per task (seca.eval.history)
 
 
 def run_experiment(config: ExperimentConfig, out: Optional[Path] = None, overwrite: bool = False,
@@ -173,6 +178,10 @@ def run_experiment(config: ExperimentConfig, out: Optional[Path] = None, overwri
         progress.acc_matrix.append(row)
         progress.test_counts = total
         step_acc = 100.0 * sum(correct) / max(sum(total), 1)
+        names = learner.class_names[task.start:task.stop]
+        progress.history.append(history_entry(
+            task.index, names, len(train_set), progress.seconds["train"][-1], f"{config.benchmark} train",
+            eval_record(f"{config.benchmark} test", correct, total, task.stop)))
         log("task_end", task=task.index, classes=task.stop, acc=step_acc, acc_row=row, correct=correct,
             total=total, train_seconds=progress.seconds["train"][-1], eval_seconds=progress.seconds["eval"][-1])
         echo(format_step(task.index, len(scenario), task.stop, step_acc, row, progress.seconds["train"][-1],
@@ -201,7 +210,8 @@ def run_experiment(config: ExperimentConfig, out: Optional[Path] = None, overwri
     log.close()
     if out is not None:
         tensors = learner.state_dict()
-        save_checkpoint(Path(out) / "model.safetensors", tensors, model_metadata(config, learner, order))
+        save_checkpoint(Path(out) / "model.safetensors", tensors,
+                        model_metadata(config, learner, order, progress.history))
         atomic_write_json(Path(out) / "results.json", results)
         if config.train.checkpoints != "all":
             for old in (Path(out) / "checkpoints").glob("task-*.safetensors"):
@@ -213,8 +223,8 @@ def run_experiment(config: ExperimentConfig, out: Optional[Path] = None, overwri
 
 def _save_task_checkpoint(config: ExperimentConfig, out: Path, learner: Learner, order: list[int],
                           task_index: int, progress: Progress) -> None:
-    meta = {**model_metadata(config, learner, order), "task": task_index,
-            "progress": dataclasses.asdict(progress)}
+    state = {k: v for k, v in dataclasses.asdict(progress).items() if k != "history"}  # the history is beside it
+    meta = {**model_metadata(config, learner, order, progress.history), "task": task_index, "progress": state}
     path = checkpoint_path(out, task_index)
     save_checkpoint(path, learner.state_dict(), meta)
     if config.train.checkpoints == "last":
@@ -236,4 +246,4 @@ def _resume(config: ExperimentConfig, out: Path, learner: Learner, device: torch
                         f"{f' and {len(differences) - 1} more keys' if len(differences) > 1 else ''}; "
                         "resume with the same config and --set options")
     learner.restore(tensors, meta["learner"])
-    return Progress(**meta["progress"]), meta["task"] + 1
+    return Progress(**meta["progress"], history=meta.get("history", [])), meta["task"] + 1

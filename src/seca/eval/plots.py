@@ -25,12 +25,14 @@ def plot_accuracy_matrix(results: dict, path: Path) -> None:
     rows = results["acc_matrix_mean"] if aggregate else results["acc_matrix"]
     n = len(rows)
     grid = np.full((n, n), np.nan)
-    for s, row in enumerate(rows):
-        grid[s, : len(row)] = row
-    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * n, 0.8 + 0.55 * n), dpi=120)
+    for s, row in enumerate(rows):  # None: not evaluated (a model's history may lack some steps)
+        grid[s, : len(row)] = [np.nan if a is None else a for a in row]
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.0 + 0.6 * n), max(3.5, 0.8 + 0.55 * n)), dpi=120)
     image = ax.imshow(grid, vmin=0, vmax=100, cmap="viridis")
     for s in range(n):
         for j in range(s + 1):
+            if np.isnan(grid[s, j]):
+                continue
             ax.text(j, s, f"{grid[s, j]:.0f}", ha="center", va="center", fontsize=8,
                     color="white" if grid[s, j] < 60 else "black")
     ax.set_xticks(range(n), [str(j + 1) for j in range(n)])
@@ -55,8 +57,11 @@ def plot_accuracy_curves(runs: Sequence[dict], path: Path) -> None:
     for results in runs:
         means, stds = step_curve(results)
         seen = np.cumsum([len(t) for t in results["tasks"]])[: len(means)]
+        kept = [s for s, m in enumerate(means) if m is not None]  # steps a model's history did not evaluate
+        seen, means = seen[kept], [means[s] for s in kept]
+        stds = None if stds is None else [stds[s] for s in kept]
         last, avg = metric(results, "last"), metric(results, "avg")
-        label = f"{results['method']} (Last {last.format(1)}, Avg {avg.format(1)})"
+        label = f"{results['method']} (Last {last.format(1) if last else '-'}, Avg {avg.format(1) if avg else '-'})"
         style = "--" if results["method"] == "zero-shot" else "-"
         (line,) = ax.plot(seen, means, style, marker="o", markersize=3, label=label)
         if stds is not None:

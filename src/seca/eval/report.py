@@ -35,8 +35,8 @@ def format_table(results: dict) -> str:
     seen = 0
     for s, (row, acc) in enumerate(zip(matrix, steps)):
         seen += len(results["tasks"][s])
-        cells = " ".join(f"{a:>{width}.2f}" for a in row)
-        lines.append(f"{s + 1:>4} {seen:>7} {acc:>7.2f} | {cells}")
+        cells = " ".join(f"{_fmt(a):>{width}}" for a in row)
+        lines.append(f"{s + 1:>4} {seen:>7} {_fmt(acc):>7} | {cells}")
     lines.append(f"Last {_fmt(results['last'])}  Avg {_fmt(results['avg'])}  "
                  f"Forgetting {_fmt(results['forgetting'])}  BWT {_fmt(results['bwt'])}")
     return "\n".join(lines)
@@ -145,6 +145,8 @@ def summary_markdown(results: dict, zero_shot: Optional[dict] = None) -> str:
     """A Markdown summary: what ran, the headline metrics, the per-task table, the figures."""
     if is_aggregate(results):
         return _seeds_markdown(results, zero_shot)
+    if results.get("kind") == "history":
+        return _history_markdown(results)
     backbone = results["backbone"]
     lines = [
         f"# {results['method']} on {results['benchmark']}",
@@ -198,13 +200,43 @@ def _seeds_markdown(results: dict, zero_shot: Optional[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_report(folder: Path, zero_shot: Optional[dict] = None) -> list[Path]:
-    """accuracy_matrix.png, accuracy_curve.png and summary.md for the run in ``folder``."""
+def _history_markdown(results: dict) -> str:
+    from .history import format_history
+
+    backbone = results["backbone"]
+    evaluated = {e["eval"]["data"] for e in results["history"] if e and e.get("eval")}
+    lines = [
+        f"# {results['method']} model grown task by task",
+        "",
+        f"- backbone: {backbone['model']} ({backbone['pretrained'] or 'random weights'}), seed {results['seed']}",
+        f"- {len(results['class_names'])} classes in {len(results['tasks'])} tasks, from the model's own history",
+        f"- evaluated on: {', '.join(sorted(evaluated))}"
+        + (" (different folders: the steps are not measured on the same images)" if len(evaluated) > 1 else ""),
+        "",
+        "| metric | value |",
+        "| --- | --- |",
+        *(f"| {NAMES[key]} | {_fmt(results[key])} |" for key in METRICS),
+        "",
+        "Avg, forgetting and BWT need every task evaluated after every step; '-' where that is not so.",
+        "",
+        *format_history(results),
+        "",
+        "Accuracy (%) after each task (rows) on each task's classes (columns):", "", "```",
+        format_table(results), "```", "",
+        "![accuracy matrix](accuracy_matrix.png)", "", "![accuracy per step](accuracy_curve.png)", "",
+    ]
+    return "\n".join(lines)
+
+
+def write_report(folder: Path, zero_shot: Optional[dict] = None, results: Optional[dict] = None) -> list[Path]:
+    """accuracy_matrix.png, accuracy_curve.png and summary.md for the run in ``folder`` (or, given ``results``,
+    such as a model's history from :func:`~seca.eval.history.history_results`, for those, written to ``folder``)."""
     from .plots import plot_accuracy_curves, plot_accuracy_matrix
 
     folder = Path(folder)
-    results = read_results(folder)
-    zero_shot = zero_shot if zero_shot is not None else find_zero_shot(folder, results)
+    if results is None:
+        results = read_results(folder)
+        zero_shot = zero_shot if zero_shot is not None else find_zero_shot(folder, results)
     matrix, curve, summary = folder / "accuracy_matrix.png", folder / "accuracy_curve.png", folder / "summary.md"
     atomic_write(matrix, lambda tmp: plot_accuracy_matrix(results, tmp))
     runs = [results] + ([zero_shot] if zero_shot else [])
