@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from dataclasses import dataclass
@@ -26,7 +27,8 @@ from PIL import Image
 
 from .clip.backbone import check_model_name, load_backbone
 from .config import BackboneConfig, ExperimentConfig, apply_overrides, from_dict, load_raw, parse_override
-from .data.datasets import IMAGE_SUFFIXES, ImageFiles, list_images
+from .data.datasets import (IMAGE_SUFFIXES, ImageFiles, bad_images_error, check_distinct_names, find_bad_images, list_images, open_image,
+                            report_other_files)
 from .data.scenario import Task
 from .engine.data import TaskImages
 from .engine.device import amp_dtype, autocast, resolve_device, seed_everything
@@ -51,7 +53,23 @@ class Prediction:
     top_k: list[tuple[str, float]]
 
 
-def class_folders(folder: Union[str, Path], split: str) -> tuple[list[str], list[list[Path]]]:
+def readable_images(files: Sequence[Sequence[Path]], max_pixels: int, skip_bad: bool,
+                    echo=None) -> list[list[Path]]:
+    """``files`` (a list per class) after reading every image in full: a bad file (unreadable, truncated, too
+    large) is an error that lists them all, or with ``skip_bad`` is left out and named through ``echo``."""
+    bad = dict(find_bad_images([p for group in files for p in group], max_pixels))
+    if bad and not skip_bad:
+        raise bad_images_error(bad, "pass --skip-bad-images (skip_bad_images=True)")
+    for why in bad.values():
+        (echo or print)(f"skipped: {why}")
+    kept = [[p for p in group if Path(p) not in bad] for group in files]
+    emptied = [group[0].parent for group, left in zip(files, kept) if group and not left]
+    if emptied:
+        raise SecaError(f"'{emptied[0]}' holds no usable image once the bad ones are skipped")
+    return kept
+
+
+def class_folders(folder: Union[str, Path], split: str, report: bool = True) -> tuple[list[str], list[list[Path]]]:
     """(class names, image files per class) of ``folder/<class>/`` (or ``folder/<split>/<class>/``)."""
     root = Path(folder).expanduser()
     if not root.is_dir():
@@ -61,6 +79,9 @@ def class_folders(folder: Union[str, Path], split: str) -> tuple[list[str], list
     dirs = sorted(p for p in root.iterdir() if p.is_dir())
     if not dirs:
         raise SecaError(f"'{root}' has no class sub-folders (expected {root}/<class name>/<images>)")
+    check_distinct_names([d.name for d in dirs], root)
+    if report:  # files that are not images: said once, when the folder is used
+        report_other_files(dirs, root)
     files = [list_images(d) for d in dirs]
     empty = [d.name for d, f in zip(dirs, files) if not f]
     if empty:
@@ -110,11 +131,7 @@ class SecaModel:
             path = Path(image).expanduser()
             if not path.is_file():
                 raise SecaError(f"image '{image}' not found")
-            try:
-                with Image.open(path) as opened:
-                    image = opened.convert("RGB")
-            except OSError:
-                raise SecaError(f"'{path}' is not an image PIL can read") from None
+            image = open_image(path, self.config.data.max_pixels)
         if not isinstance(image, Image.Image):
             raise SecaError(f"cannot classify a {type(image).__name__}: give paths, PIL images or tensors")
         return self.preprocess(image.convert("RGB"))
@@ -158,13 +175,14 @@ class SecaModel:
                 for v, i in zip(values, indices)]
 
     def evaluate(self, data: Union[str, Path], batch_size: int = 64, progress: bool = False,
-                 confusion: bool = False, known_only: bool = False) -> dict:
+                 confusion: bool = False, known_only: bool = False, skip_bad_images: bool = False) -> dict:
         """Accuracy on ``data/<class>/`` images (or ``data/test/<class>/``), whose folder names are known classes.
 
         Returns ``{"accuracy", "images", "per_class": {name: {"accuracy", "images"}}, "per_task": [accuracy or None
         per task], "task_images": [...]}``. ``known_only=True`` evaluates the folders of known classes and lists the
         others under ``"left_out"`` (instead of refusing them): one test folder of every class serves every step.
-        ``confusion=True`` adds ``"confusion"``: ``{"rows": evaluated classes, "columns": every known class
+        Every image is read before any is classified: a bad file is an error, or with ``skip_bad_images`` left
+        out (and named). ``confusion=True`` adds ``"confusion"``: ``{"rows": evaluated classes, "columns": every known class
         (both in label order, so in task order),
         "counts": [row][column] images, "task_bounds": the label where each task starts, then the count}``.
         """
@@ -177,7 +195,8 @@ class SecaModel:
         if len(unknown) == len(names):
             raise SecaError(f"none of the {len(names)} class folders of '{data}' is a class the model knows "
                             f"(it knows {', '.join(self.classes[:3])}{', ...' if len(self.classes) > 3 else ''})")
-        files = [f for n, f in zip(names, files) if n not in unknown]
+        files = readable_images([f for n, f in zip(names, files) if n not in unknown], self.config.data.max_pixels,
+                                skip_bad_images)
         names = [n for n in names if n not in unknown]
         labels = [self.classes.index(n) for n in names]
         sets = [self._task_images(f, [label] * len(f)) for f, label in zip(files, labels)]
@@ -204,16 +223,18 @@ class SecaModel:
         return report
 
     def _task_images(self, files: Sequence[Path], labels: Sequence[int]) -> TaskImages:
-        dataset = ImageFiles(files, labels, self.classes, self.preprocess)
+        dataset = ImageFiles(files, labels, self.classes, self.preprocess, self.config.data.max_pixels)
         return TaskImages(dataset, range(len(files)), labels)
 
     # ---- learning ---------------------------------------------------------------------------------
     def learn(self, data: Union[str, Path], epochs: Optional[int] = None, batch_size: Optional[int] = None,
-              progress: bool = True, eval_data: Union[str, Path, None] = None) -> Task:
+              progress: bool = True, eval_data: Union[str, Path, None] = None, skip_bad_images: bool = False) -> Task:
         """Learn one new task from ``data/<class>/`` (or ``data/train/<class>/``): its folder names are
         the new classes. Classes the model already knows are refused. ``eval_data``: a folder of test images
         (``eval_data/<class>/`` or ``eval_data/test/<class>/``) to measure the accuracy on every class known after
-        the task (folders of classes not learned yet are left out). Appends an entry to :attr:`history` and
+        the task (folders of classes not learned yet are left out). Every training image is read before training
+        starts: a bad file stops it with the list, or with ``skip_bad_images`` is left out (and named). On any
+        error or interrupt the model is left exactly as it was. Appends an entry to :attr:`history` and
         returns the new task."""
         names, files = class_folders(data, "train")
         known = [n for n in names if n in self.classes]
@@ -221,14 +242,38 @@ class SecaModel:
             raise SecaError(f"class '{known[0]}' is already known to the model; learn adds new classes only "
                             "(remove or rename that folder)")
         if eval_data is not None:  # checked before any training: a wrong folder costs nothing
-            eval_names, _ = class_folders(eval_data, "test")
+            eval_names, _ = class_folders(eval_data, "test", report=False)
             if not set(eval_names) & set(self.classes + names):
                 raise SecaError(f"the evaluation folder '{eval_data}' holds none of the classes the model will know "
                                 "after this task "
                                 f"(its folders: {', '.join(eval_names[:3])}{', ...' if len(eval_names) > 3 else ''})")
+        for key, value in (("epochs", epochs), ("batch_size", batch_size)):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise SecaError(f"{key} must be a whole number of at least 1, got {value!r}")
+        files = readable_images(files, self.config.data.max_pixels, skip_bad_images)
         train = dataclasses.replace(self.config.train, progress=progress,
                                     **({"epochs": epochs} if epochs is not None else {}),
                                     **({"batch_size": batch_size} if batch_size is not None else {}))
+        before = self._snapshot()
+        try:
+            return self._learn_task(names, files, train, data, eval_data, progress, skip_bad_images)
+        except BaseException:  # an error or an interrupt mid-task: the model is exactly as it was before
+            self._restore(before)
+            raise
+
+    def _snapshot(self) -> tuple[dict[str, torch.Tensor], dict, dict]:
+        tensors = {name: t.detach().clone() for name, t in self.learner.state_dict().items()}
+        return tensors, copy.deepcopy(self.learner.structure()), copy.deepcopy(self.meta)
+
+    def _restore(self, snapshot: tuple[dict[str, torch.Tensor], dict, dict]) -> None:
+        tensors, structure, meta = snapshot
+        learner = build_learner(self.learner.backbone, structure["class_names"], self.config.method, self.config.seed)
+        learner.restore(tensors, structure)
+        learner.eval()
+        self.learner, self.meta = learner, meta
+
+    def _learn_task(self, names: list[str], files: list[list[Path]], train, data, eval_data, progress: bool,
+                    skip_bad_images: bool) -> Task:
         learner = self.learner
         start = learner.num_seen
         task = Task(len(learner.tasks), tuple(range(start, start + len(names))), start, start + len(names))
@@ -242,7 +287,8 @@ class SecaModel:
         self.meta["class_order"] = list(self.meta.get("class_order", [])) + list(task.classes)
         evaluation = None
         if eval_data is not None:
-            report = self.evaluate(eval_data, train.eval_batch_size, progress, known_only=True)
+            report = self.evaluate(eval_data, train.eval_batch_size, progress, known_only=True,
+                                   skip_bad_images=skip_bad_images)
             evaluation = {"data": str(eval_data), "classes": len(report["per_class"]),
                           **{key: report[key] for key in ("accuracy", "images", "per_task", "task_images", "left_out")}}
         self.history.append(history_entry(task.index, names, len(labels), seconds, str(data), evaluation))
@@ -295,7 +341,7 @@ def new(backbone: str = "ViT-B-16", pretrained: Optional[str] = _FROM_PRESET, me
     if config.method.name not in LEARNERS:
         raise SecaError(f"unknown method '{config.method.name}'; choose one of {', '.join(sorted(LEARNERS))}")
     seed_everything(config.seed)  # as seca run does before building its learner: the same initial weights
-    device = resolve_device(device)
+    device = resolve_device(device, key="device")
     weights = load_backbone(config.backbone.model, config.backbone.pretrained, config.backbone.cache_dir, device)
     learner = build_learner(weights, [], config.method, config.seed)
     learner.eval()
@@ -308,7 +354,7 @@ def load(path: Union[str, Path], device: str = "auto", pretrained: Optional[str]
     ``pretrained`` replaces the backbone weights' source recorded in the checkpoint (e.g. a local file
     when the checkpoint names the ``openai`` tag and there is no network).
     """
-    device = resolve_device(device)
+    device = resolve_device(device, key="device")
     tensors, meta = load_checkpoint(path, device)
     config = from_dict(meta["config"])
     if pretrained is not None:

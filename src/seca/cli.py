@@ -4,11 +4,34 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Optional, Sequence
 
 from .errors import SecaError
+from .io.files import writable
+
+
+def _integer(text: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got '{text}'") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+    return value
+
+
+def _count(text: str) -> int:
+    """An argument type: a whole number >= 1 (batch sizes, epochs, top-k), checked before anything loads."""
+    return _integer(text, 1)
+
+
+def _natural(text: str) -> int:
+    """An argument type: a whole number >= 0 (seeds)."""
+    return _integer(text, 0)
 
 
 def _default_out(config) -> Path:
@@ -30,15 +53,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .engine.loop import run_experiment
     from .engine.seeds import run_seeds
 
-    config = load_config(args.config, args.set)
+    config = load_config(args.config, args.set + (["data.skip_bad_images=true"] if args.skip_bad_images else []))
     seeds = _seeds(args.seeds)
     if seeds is not None:
         config = dataclasses.replace(config, seeds=seeds)
     out = Path(args.out) if args.out else _default_out(config)
-    if config.seeds is not None:
-        run_seeds(config, out, config.seeds, overwrite=args.overwrite, resume=args.resume)
-    else:
-        run_experiment(config, out, overwrite=args.overwrite, resume=args.resume)
+    try:
+        if config.seeds is not None:
+            run_seeds(config, out, config.seeds, overwrite=args.overwrite, resume=args.resume)
+        else:
+            run_experiment(config, out, overwrite=args.overwrite, resume=args.resume)
+    except KeyboardInterrupt:
+        saved = sorted(out.glob("**/checkpoints/task-*.safetensors"), key=lambda p: p.stat().st_mtime)
+        where = (f"the run is saved after task {int(saved[-1].stem[5:])} in {saved[-1].parent.parent}; continue it by "
+                 "adding --resume to the same command" if saved else "no task had finished, so nothing was saved")
+        print(f"interrupted: {where}", file=sys.stderr)
+        return 130
     return 0
 
 
@@ -64,8 +94,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     from .api import load
 
+    paths = _image_paths(args.paths)  # before the model loads: a wrong path costs nothing
     model = load(args.checkpoint, device=args.device)
-    paths = _image_paths(args.paths)
+    if args.skip_bad_images:
+        from .api import readable_images
+
+        paths = readable_images([paths], model.config.data.max_pixels, True,
+                                echo=lambda line: print(line, file=sys.stderr))[0]
     predictions = model.predict([str(p) for p in paths], top_k=args.top_k, batch_size=args.batch_size)
     if args.json:
         print(json.dumps([{"path": str(p), "label": pred.label, "score": pred.score,
@@ -87,6 +122,7 @@ def cmd_new(args: argparse.Namespace) -> int:
                         f"(e.g. {out / 'model.safetensors'})")
     if out.exists() and not args.overwrite:
         raise SecaError(f"'{out}' already exists; pass --overwrite to replace it, or choose another path")
+    writable(out, "OUT", folder=False)
     pretrained = args.pretrained
     if pretrained is not None and pretrained.lower() in ("none", "null"):
         pretrained = None
@@ -101,19 +137,30 @@ def cmd_new(args: argparse.Namespace) -> int:
 
 
 def cmd_learn(args: argparse.Namespace) -> int:
-    from .api import load
-    from .config import apply_overrides, from_dict, to_dict
+    from .api import class_folders, load
+    from .config import apply_overrides, from_dict, parse_override
     from .engine.device import set_threads
+    from .io.checkpoint import read_metadata
 
-    out = Path(args.out) if args.out else Path(args.checkpoint)
-    if out.is_dir():
-        raise SecaError(f"--out '{out}' is a folder; give the model file to write (e.g. {out / 'model.safetensors'})")
+    # Everything that can be wrong is found before the model and its CLIP load.
+    out = writable(args.out or args.checkpoint, "--out", folder=False)
+    for text in args.set:
+        if parse_override(text)[0][0] != "train":
+            raise SecaError(f"--set {text}: learn overrides train.* keys only; the method, backbone and data "
+                            "of a model are fixed when it is made")
+    config = from_dict(apply_overrides(read_metadata(args.checkpoint)["config"], args.set))
+    class_folders(args.data, "train", report=False)
+    if args.eval:
+        class_folders(args.eval, "test", report=False)
     model = load(args.checkpoint, device=args.device)
-    if args.set:
-        model.config = from_dict(apply_overrides(to_dict(model.config), args.set))
+    model.config = config
     set_threads(model.config.train.threads)
     before = len(model.classes)
-    task = model.learn(args.data, epochs=args.epochs, eval_data=args.eval)
+    try:
+        task = model.learn(args.data, epochs=args.epochs, eval_data=args.eval, skip_bad_images=args.skip_bad_images)
+    except KeyboardInterrupt:
+        print(f"interrupted: the model is unchanged ({args.checkpoint} was not written)", file=sys.stderr)
+        return 130
     model.save(out)
     new = model.classes[before:]
     entry = model.history[-1]
@@ -136,15 +183,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     from .api import load
 
+    from .api import class_folders
+
     out = None
-    if args.top < 1:
-        raise SecaError(f"--top must be at least 1, got {args.top}")
     if args.confusion:
-        out = Path(args.out) if args.out else Path(args.checkpoint).expanduser().parent
-        if out.exists() and not out.is_dir():
-            raise SecaError(f"--out '{out}' is a file; give a folder for confusion.csv and confusion.png")
+        out = writable(Path(args.out) if args.out else Path(args.checkpoint).expanduser().parent, "--out", folder=True)
+    class_folders(args.data, "test", report=False)  # before the model loads
     model = load(args.checkpoint, device=args.device)
-    report = model.evaluate(args.data, batch_size=args.batch_size, confusion=args.confusion)
+    report = model.evaluate(args.data, batch_size=args.batch_size, confusion=args.confusion,
+                            skip_bad_images=args.skip_bad_images)
     if args.confusion:
         from .eval.confusion import most_confused, plot_confusion, write_confusion_csv
         from .io.files import atomic_write
@@ -186,9 +233,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         if args.zero_shot:
             raise SecaError("--zero-shot applies to the folder of a seca run, not to a model file")
-        to = Path(args.to) if args.to else model.parent
-        if to.exists() and not to.is_dir():
-            raise SecaError(f"--to '{to}' is a file; give the folder to write the report into")
+        to = writable(Path(args.to) if args.to else model.parent, "--to", folder=True)
         paths = write_report(to, results=history_results(read_metadata(model), str(model)))
     else:
         if args.to:
@@ -218,6 +263,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
     if args.seed is not None and args.split_file is not None:
         raise SecaError("give either --seed or --split-file, not both")
+    writable(args.out, "OUT", folder=True)
     manifest = prepare(args.dataset, Path(args.raw), Path(args.out), seed=args.seed or 0,
                        split_file=Path(args.split_file) if args.split_file else None, mode=args.link)
     totals = manifest["totals"]
@@ -231,7 +277,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 
     ablation = load_ablation(args.ablation)
     base = args.base or ablation.base
-    out = Path(args.out) if args.out else Path("runs") / "ablations" / ablation.name / Path(base).stem
+    out = writable(Path(args.out) if args.out else Path("runs") / "ablations" / ablation.name / Path(base).stem,
+                   "--out", folder=True)
     only = [name.strip() for name in args.only.split(",")] if args.only else None
     run_ablation(ablation, out, base=args.base, overrides=args.set, only=only, overwrite=args.overwrite,
                  seeds=_seeds(args.seeds), against=args.against)
@@ -249,13 +296,9 @@ def cmd_pretrain_shapes(args: argparse.Namespace) -> int:
     from .offline.pretrain import DEFAULT_STEPS, pretrain_shapes_clip, shapes_clip_path
 
     steps = DEFAULT_STEPS if args.steps is None else args.steps
-    if steps < 1:
-        raise SecaError(f"--steps must be at least 1 (got {steps})")
     if args.out is None and (steps != DEFAULT_STEPS or args.seed != 0):
         raise SecaError("the cache holds the default recipe only; give --out for other --steps or --seed")
-    out = Path(args.out) if args.out else shapes_clip_path()
-    if out.is_dir():
-        raise SecaError(f"--out '{out}' is a folder; give the path of the .safetensors file to write")
+    out = writable(Path(args.out) if args.out else shapes_clip_path(), "--out", folder=False)
     summary = pretrain_shapes_clip(out, steps=steps, seed=args.seed)
     accuracy = summary["zero_shot_top1"]
     print(f"wrote {out}: zero-shot top-1 over 100 classes {accuracy['clean']:.1%} on clean images, "
@@ -297,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", action="store_true",
                      help="continue the interrupted run in --out from its last completed task "
                           "(with --seeds: keep the finished seeds, resume or run the others)")
+    run.add_argument("--skip-bad-images", action="store_true",
+                     help="leave out image files that cannot be read, naming each (data.skip_bad_images=true)")
     run.set_defaults(handler=cmd_run)
 
     predict = sub.add_parser("predict", help="classify images with a saved model",
@@ -304,10 +349,13 @@ def build_parser() -> argparse.ArgumentParser:
                                          "recursively) under a saved model.")
     predict.add_argument("checkpoint", help="a model.safetensors written by seca run or seca learn")
     predict.add_argument("paths", nargs="+", help="image files or folders")
-    predict.add_argument("--top-k", type=int, default=1, help="how many classes to list per image (default 1)")
+    predict.add_argument("--top-k", type=_count, default=1, help="how many classes to list per image (default 1)")
     predict.add_argument("--json", action="store_true", help="print JSON instead of text")
-    predict.add_argument("--batch-size", type=int, default=64)
+    predict.add_argument("--batch-size", type=_count, default=64)
     predict.add_argument("--device", default="auto")
+    predict.add_argument("--skip-bad-images", action="store_true",
+                        help="leave out image files that cannot be read (truncated, not an image, too large) "
+                             "and name each one, instead of stopping")
     predict.set_defaults(handler=cmd_predict)
 
     new = sub.add_parser("new", help="start a model that knows no class yet, to grow with seca learn",
@@ -340,10 +388,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="after learning, measure the accuracy on DIR/<class>/ (or DIR/test/<class>/) images of "
                             "every class known so far (folders of classes not learned yet are left out); "
                             "it goes into the history that seca report draws")
-    learn.add_argument("--epochs", type=int, help="epochs (default: the model's train.epochs)")
+    learn.add_argument("--epochs", type=_count, help="epochs (default: the model's train.epochs)")
     learn.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a train.* key of the model's config for this task (repeatable)")
     learn.add_argument("--device", default="auto")
+    learn.add_argument("--skip-bad-images", action="store_true",
+                        help="leave out image files that cannot be read (truncated, not an image, too large) "
+                             "and name each one, instead of stopping")
     learn.set_defaults(handler=cmd_learn)
 
     evaluate = sub.add_parser("evaluate", help="accuracy of a saved model on a folder of labelled images",
@@ -354,10 +405,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of text")
     evaluate.add_argument("--confusion", action="store_true",
                           help="also print the most confused class pairs and write confusion.csv and confusion.png")
-    evaluate.add_argument("--top", type=int, default=10, help="how many confused pairs to print (default 10)")
+    evaluate.add_argument("--top", type=_count, default=10, help="how many confused pairs to print (default 10)")
     evaluate.add_argument("--out", help="folder for confusion.csv/png (default: the checkpoint's folder)")
-    evaluate.add_argument("--batch-size", type=int, default=64)
+    evaluate.add_argument("--batch-size", type=_count, default=64)
     evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--skip-bad-images", action="store_true",
+                        help="leave out image files that cannot be read (truncated, not an image, too large) "
+                             "and name each one, instead of stopping")
     evaluate.set_defaults(handler=cmd_evaluate)
 
     report = sub.add_parser("report", help="(re)draw the plots and summary of a finished run or a model",
@@ -384,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("raw", help="the extracted archive (holding one folder per WordNet id)")
     prep.add_argument("out", help="the folder to write train/, test/ and manifest.json to")
     how = prep.add_mutually_exclusive_group()
-    how.add_argument("--seed", type=int, help="seed of the split (default 0)")
+    how.add_argument("--seed", type=_natural, help="seed of the split (default 0)")
     how.add_argument("--split-file", help="a manifest.json of an earlier split, or lines 'train|test <wnid>/<file>'")
     prep.add_argument("--link", default="copy", choices=["copy", "symlink", "hardlink"],
                       help="how to place the images (default: copy)")
@@ -422,8 +476,8 @@ def build_parser() -> argparse.ArgumentParser:
                                         "backbone.pretrained: shapes loads; see docs/offline.md) and print its "
                                         "zero-shot accuracies.")
     shapes.add_argument("--out", help="the .safetensors file to write (default: the cache path of the shapes tag)")
-    shapes.add_argument("--steps", type=int, help="training steps (default: the recipe's)")
-    shapes.add_argument("--seed", type=int, default=0, help="seed of the initialisation and data order (default 0)")
+    shapes.add_argument("--steps", type=_count, help="training steps (default: the recipe's)")
+    shapes.add_argument("--seed", type=_natural, default=0, help="seed of the initialisation and data order (default 0)")
     shapes.set_defaults(handler=cmd_pretrain_shapes)
 
     presets = sub.add_parser("presets", help="list the packaged config presets")
@@ -434,10 +488,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse has printed the usage and the error (status 2), or the help (0)
+        return int(e.code or 0)
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() else None
     try:
         return args.handler(args)
     except SecaError as e:
@@ -446,6 +504,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum, frame) -> None:
+    """SIGTERM (a scheduler's stop, kill) ends a command as Ctrl-C does: cleanly, saying what was kept."""
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

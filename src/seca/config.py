@@ -14,7 +14,7 @@ import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Callable, Mapping, Optional, Union
 
 import yaml
 
@@ -57,6 +57,8 @@ class DataConfig:
     # Keep each task's preprocessed images in memory after their first pass (training uses no augmentation,
     # so they never change). Fast, but needs ~0.6 MB per 224x224 image: for small data sets.
     cache_images: bool = False
+    max_pixels: int = 89_478_485  # larger images are refused before decoding (PIL's own bound)
+    skip_bad_images: bool = False  # true: leave out (and name) image files that cannot be read, instead of stopping
     shapes: ShapesConfig = field(default_factory=ShapesConfig)
 
 
@@ -290,9 +292,101 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str, root: type) -> Any:
     return cls(**kwargs)
 
 
+# --------------------------------------------------------------------------------------------------
+# Ranges and choices: every value is checked here, once, before any model or data is loaded
+
+
+def _at_least(low: float) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: v >= low), f"at least {low:g}"
+
+
+_POSITIVE = ((lambda v: v > 0), "above 0")
+_FRACTION = ((lambda v: 0 <= v <= 1), "between 0 and 1")
+
+
+def _one_of(*choices: str) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: v in choices), "one of " + ", ".join(choices)
+
+
+def _increasing(v: tuple) -> bool:
+    return all(m >= 1 for m in v) and all(a < b for a, b in zip(v, v[1:]))
+
+
+# key -> (test, what the value must be); None values pass where the key allows None (its default meaning)
+RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "seed": _at_least(0),
+    "seeds": ((lambda v: len(v) > 0 and min(v) >= 0 and len(set(v)) == len(v)), "a non-empty list of distinct seeds >= 0"),
+    "data.dataset": _one_of("cifar100", "imagenet-r", "imagenet-a", "imagefolder", "shapes"),
+    "data.num_workers": _at_least(0),
+    "data.max_pixels": _at_least(1),
+    "data.shapes.colors": ((lambda v: 1 <= v <= 10), "between 1 and 10"),
+    "data.shapes.shapes": ((lambda v: 1 <= v <= 10), "between 1 and 10"),
+    "data.shapes.train_per_class": _at_least(1),
+    "data.shapes.test_per_class": _at_least(1),
+    "data.shapes.image_size": _at_least(8),
+    "data.shapes.domain": _one_of("clean", "renditions"),
+    "data.shapes.seed": _at_least(0),
+    "scenario.trial": _at_least(0),
+    "scenario.order_seed": _at_least(0),
+    "scenario.first_task": _at_least(1),
+    "scenario.increment": _at_least(1),
+    "train.epochs": _at_least(1),
+    "train.batch_size": _at_least(1),
+    "train.eval_batch_size": _at_least(1),
+    "train.lr.adapter": _POSITIVE,
+    "train.lr.prompt": _POSITIVE,
+    "train.lr.sg_akt": _POSITIVE,
+    "train.lr.se_vpr": _POSITIVE,
+    "train.weight_decay": _at_least(0),
+    "train.milestones": (_increasing, "a list of increasing epochs, each at least 1"),
+    "train.gamma": _POSITIVE,
+    "train.amp": _one_of("auto", "bf16", "fp16", "off"),
+    "train.log_every": _at_least(1),
+    "train.checkpoints": _one_of("last", "all", "none"),
+    "train.threads": _at_least(1),
+    "method.temperature": _POSITIVE,
+    "method.ce_scale": _POSITIVE,
+    "method.stem_cache_gb": _at_least(0),
+    "method.adapter.bottleneck": _at_least(1),
+    "method.adapter.dropout": ((lambda v: 0 <= v < 1), "at least 0 and below 1"),
+    "method.adapter.blocks": ((lambda v: v == "all" or (not isinstance(v, str) and len(v) > 0 and min(v) >= 0)),
+                              "all, or a non-empty list of block indices >= 0"),
+    "method.prompt.length": _at_least(1),
+    "method.prompt.init_std": _at_least(0),
+    "method.sg_akt.teacher": _one_of("none", "clip", "vanilla", "avg", "sg-akt"),
+    "method.sg_akt.pool_size": _at_least(1),
+    "method.sg_akt.eviction": _one_of("lowest", "highest", "oldest"),
+    "method.sg_akt.relevance": _one_of("reference", "paper"),
+    "method.sg_akt.utility_momentum": _FRACTION,
+    "method.sg_akt.beta": _at_least(0),
+    "method.sg_akt.temperature": _POSITIVE,
+    "method.se_vpr.gamma": _POSITIVE,
+    "method.classifier.branches": _one_of("hybrid", "text", "visual"),
+    "method.classifier.visual": _one_of("se-vpr", "centroid-clip", "centroid-adapted", "linear"),
+    "method.classifier.text_weight": _FRACTION,
+    "method.classifier.hybrid_max": _one_of("image", "batch"),
+    "method.replay.samples_per_class": _at_least(1),
+    "method.replay.covariance_eps": _POSITIVE,
+}
+
+
+def validate(config: ExperimentConfig) -> ExperimentConfig:
+    """``config`` itself if every value is in its range; else a SecaError naming the first key that is not."""
+    for key, (test, what) in RULES.items():
+        value: Any = config
+        for part in key.split("."):
+            value = getattr(value, part)
+        if value is not None and not test(value):
+            shown = list(value) if isinstance(value, tuple) else value
+            raise SecaError(f"config key '{key}' must be {what}, got {shown!r}")
+    return config
+
+
 def from_dict(data: Mapping[str, Any], cls: type = ExperimentConfig) -> Any:
-    """Build a typed config from nested plain data; unknown keys and wrong types raise SecaError."""
-    return _build(cls, data, "", cls)
+    """Build a typed config from nested plain data; unknown keys, wrong types and values out of range
+    (:data:`RULES`) raise SecaError."""
+    config = _build(cls, data, "", cls)
+    return validate(config) if cls is ExperimentConfig else config
 
 
 def to_dict(config: Any) -> dict[str, Any]:

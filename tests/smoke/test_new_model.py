@@ -108,7 +108,7 @@ def test_learn_checks_the_eval_folder_before_training(tmp_path, capsys):
     assert "is not a folder" in capsys.readouterr().err
     (tmp_path / "folder").mkdir()
     assert main(["learn", str(path), "--data", str(task_1), "--out", str(tmp_path / "folder")]) == 2
-    assert "is a folder; give the model file" in capsys.readouterr().err
+    assert "is a folder; give the path of the file to write" in capsys.readouterr().err
     assert path.read_bytes() == before and not list((tmp_path / "folder").iterdir())
     # learned without --eval: the history holds the task but no accuracy, and the report says how to get one
     assert main(["learn", str(path), "--data", str(task_1), "--epochs", "1"]) == 0

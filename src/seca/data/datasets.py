@@ -8,6 +8,7 @@ how to get it.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -17,9 +18,11 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from ..config import ShapesConfig
+from ..config import DataConfig, ShapesConfig
 from ..errors import SecaError
 from .shapes import ShapesDataset, ShapesWorld
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
 DATASETS = ("cifar100", "imagenet-r", "imagenet-a", "imagefolder", "shapes")
@@ -38,22 +41,102 @@ def imagenet_subset_classes(dataset: str) -> tuple[list[str], list[str]]:
     return table[f"{key}_wnids"], table[key]
 
 
+MAX_PIXELS = DataConfig.max_pixels  # a larger image is refused before it is decoded
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Any PIL mode as 8-bit RGB: 16- and 32-bit grey scaled to 0..255, transparency laid on white."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        pixels = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or pixels.max(initial=0) > 255 else 255.0
+        image = Image.fromarray(np.clip(pixels * (255.0 / top), 0, 255).astype(np.uint8))
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def open_image(path: Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """The image at ``path`` as RGB, whatever its mode (grey, palette, RGBA, CMYK, 16-bit). An unreadable or
+    truncated file, or one of more than ``max_pixels`` pixels (checked from the header, before decoding:
+    no decompression bomb reaches the decoder), is a SecaError naming the file."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                if image.width * image.height > max_pixels:
+                    raise SecaError(f"image '{path}' has {image.width}x{image.height} pixels, more than the "
+                                    f"limit of {max_pixels} (data.max_pixels); shrink it or raise the limit")
+                image.load()
+                return _to_rgb(image)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise SecaError(f"image '{path}' is too large to decode safely (more than {max_pixels} pixels, "
+                        "data.max_pixels); shrink it or raise the limit") from None
+    except OSError as e:  # not an image, truncated, unreadable
+        reason = str(e).split(" (")[0] if str(e) else type(e).__name__
+        raise SecaError(f"cannot read image '{path}': {reason}") from None
+
+
+def find_bad_images(files: Sequence[Path], max_pixels: int = MAX_PIXELS, threads: int = 8) -> list[tuple[Path, str]]:
+    """``(file, why)`` of every file that :func:`open_image` refuses, reading each one in full (in ``threads``
+    threads: PIL decodes without holding the GIL), in the order of ``files``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def why(path: Path) -> Optional[str]:
+        try:
+            open_image(path, max_pixels)
+        except SecaError as e:
+            return str(e)
+        return None
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        reasons = list(pool.map(why, files))
+    return [(Path(p), r) for p, r in zip(files, reasons) if r is not None]
+
+
+def bad_images_error(bad: dict[Path, str], fix: str) -> SecaError:
+    """The one-line error for image files that cannot be used: how many, the first three, and ``fix``."""
+    first = "; ".join(list(bad.values())[:3])
+    return SecaError(f"{len(bad)} image file{'s' if len(bad) > 1 else ''} cannot be used ({first}"
+                     f"{'; ...' if len(bad) > 3 else ''}); fix or remove them, or {fix}")
+
+
+def without_bad_images(data: "ImageFiles", skip: bool, echo: Callable[[str], None]) -> "ImageFiles":
+    """``data`` after reading every image: a bad one is an error listing them (by default), or with ``skip`` is
+    left out, each named through ``echo``. Run before any training, so a bad file costs minutes, not a run."""
+    bad = dict(find_bad_images(data.files, data.max_pixels))
+    if not bad:
+        return data
+    if not skip:
+        raise bad_images_error(bad, "set data.skip_bad_images=true (--skip-bad-images)")
+    for reason in bad.values():
+        echo(f"skipped: {reason}")
+    keep = [i for i, p in enumerate(data.files) if Path(p) not in bad]
+    return ImageFiles([data.files[i] for i in keep], data.targets[keep], data.class_names, data.transform,
+                      data.max_pixels)
+
+
 class ImageFiles:
-    """Image files with class ids; loads each with PIL as RGB and applies ``transform``."""
+    """Image files with class ids; loads each with :func:`open_image` and applies ``transform``."""
 
     def __init__(self, files: Sequence[Path], targets: Sequence[int], class_names: Sequence[str],
-                 transform: Optional[Callable] = None):
+                 transform: Optional[Callable] = None, max_pixels: int = MAX_PIXELS):
         self.files = list(files)
         self.targets = np.asarray(targets, dtype=np.int64)
         self.class_names = list(class_names)
         self.transform = transform
+        self.max_pixels = max_pixels
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, i: int):
-        with Image.open(self.files[i]) as image:
-            image = image.convert("RGB")
+        image = open_image(self.files[i], self.max_pixels)
         return (self.transform(image) if self.transform is not None else image), int(self.targets[i])
 
 
@@ -63,8 +146,30 @@ def list_images(folder: Path, recursive: bool = False) -> list[Path]:
     return sorted(p for p in entries if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+def report_other_files(folders: Sequence[Path], where: Path) -> int:
+    """Say (as a warning) how many files in ``folders`` are left out because their suffix is not an image's;
+    hidden files (``.DS_Store``) are not counted. Returns that number."""
+    others = [p for folder in folders for p in folder.iterdir()
+              if p.is_file() and not p.name.startswith(".") and p.suffix.lower() not in IMAGE_SUFFIXES]
+    if others:
+        log.warning("%d file%s in %s left out: not images by their suffix (e.g. '%s'; images are %s)", len(others),
+                    "s" if len(others) > 1 else "", where, others[0].name, " ".join(sorted(IMAGE_SUFFIXES)))
+    return len(others)
+
+
+def check_distinct_names(folders: Sequence[str], where: Path) -> None:
+    """Refuse class folders that name one class twice: ``Cat`` and ``cat``, ``sea_lion`` and ``sea lion``."""
+    seen: dict[str, str] = {}
+    for folder in folders:
+        key = " ".join(folder.replace("_", " ").split()).casefold()
+        if key in seen:
+            raise SecaError(f"class folders '{seen[key]}' and '{folder}' in {where} name the same class (they differ "
+                            "only by case, spaces or underscores); merge them or rename one")
+        seen[key] = folder
+
+
 def folder_split(split_dir: Path, class_dirs: Sequence[str], class_names: Sequence[str],
-                 transform: Optional[Callable]) -> ImageFiles:
+                 transform: Optional[Callable], max_pixels: int = MAX_PIXELS) -> ImageFiles:
     """``split_dir/<class_dirs[k]>/*`` with label k."""
     missing = [d for d in class_dirs if not (split_dir / d).is_dir()]
     if missing:
@@ -72,6 +177,7 @@ def folder_split(split_dir: Path, class_dirs: Sequence[str], class_names: Sequen
             f"{split_dir} lacks {len(missing)} of its {len(class_dirs)} class folders (e.g. '{missing[0]}'); "
             "for ImageNet-R/A run `seca prepare` on the extracted archive to build train/ and test/"
         )
+    report_other_files([split_dir / d for d in class_dirs], split_dir)
     files, targets = [], []
     for label, d in enumerate(class_dirs):
         images = list_images(split_dir / d)
@@ -79,7 +185,7 @@ def folder_split(split_dir: Path, class_dirs: Sequence[str], class_names: Sequen
             raise SecaError(f"class folder {split_dir / d} holds no images")
         files += images
         targets += [label] * len(images)
-    return ImageFiles(files, targets, class_names, transform)
+    return ImageFiles(files, targets, class_names, transform, max_pixels)
 
 
 @dataclass
@@ -112,25 +218,28 @@ def _split_dirs(root: Path, dataset: str) -> tuple[Path, Path]:
 
 
 def build_datasets(dataset: str, root: Optional[str] = None, transform: Optional[Callable] = None,
-                   download: bool = False, shapes: Optional[ShapesConfig] = None) -> BenchmarkData:
-    """The train and test sets of ``dataset`` with ``transform`` applied to every image."""
+                   download: bool = False, shapes: Optional[ShapesConfig] = None,
+                   max_pixels: int = MAX_PIXELS) -> BenchmarkData:
+    """The train and test sets of ``dataset`` with ``transform`` applied to every image; image files of more
+    than ``max_pixels`` pixels are refused (:func:`open_image`)."""
     if dataset == "cifar100":
         return _cifar100(root, transform, download)
     if dataset in ("imagenet-r", "imagenet-a"):
         path = _require_root(dataset, root)
         train_dir, test_dir = _split_dirs(path, dataset)
         wnids, names = imagenet_subset_classes(dataset)
-        return BenchmarkData(folder_split(train_dir, wnids, names, transform),
-                             folder_split(test_dir, wnids, names, transform), names)
+        return BenchmarkData(folder_split(train_dir, wnids, names, transform, max_pixels),
+                             folder_split(test_dir, wnids, names, transform, max_pixels), names)
     if dataset == "imagefolder":
         path = _require_root(dataset, root)
         train_dir, test_dir = _split_dirs(path, dataset)
         classes = sorted(p.name for p in train_dir.iterdir() if p.is_dir())
         if not classes:
             raise SecaError(f"{train_dir} has no class folders")
+        check_distinct_names(classes, train_dir)
         names = [c.replace("_", " ") for c in classes]
-        return BenchmarkData(folder_split(train_dir, classes, names, transform),
-                             folder_split(test_dir, classes, names, transform), names)
+        return BenchmarkData(folder_split(train_dir, classes, names, transform, max_pixels),
+                             folder_split(test_dir, classes, names, transform, max_pixels), names)
     if dataset == "shapes":
         cfg = shapes or ShapesConfig()
         try:

@@ -12,8 +12,9 @@ import torch
 from ..errors import SecaError
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA, then Apple's MPS, then the CPU; an explicit name must be available."""
+def resolve_device(name: str = "auto", key: str = "train.device") -> torch.device:
+    """``auto`` picks CUDA, then Apple's MPS, then the CPU; an explicit name must be available. ``key`` is how
+    the user gave the device (``train.device`` in a config, ``--device`` on the command line), for the errors."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -23,13 +24,13 @@ def resolve_device(name: str = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise SecaError(f"train.device '{name}' is not a device; use auto, cpu, cuda, cuda:N or mps") from None
+        raise SecaError(f"{key} '{name}' is not a device; use auto, cpu, cuda, cuda:N or mps") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise SecaError("train.device is cuda but no CUDA GPU is available; use train.device=auto or cpu")
+        raise SecaError(f"{key} '{name}' is not available: this machine has no CUDA GPU; use auto or cpu")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise SecaError(f"train.device {name}: only {torch.cuda.device_count()} CUDA device(s) exist")
+        raise SecaError(f"{key} {name}: only {torch.cuda.device_count()} CUDA device(s) exist")
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise SecaError("train.device is mps but MPS is not available; use train.device=auto or cpu")
+        raise SecaError(f"{key} '{name}' is not available: this machine has no MPS device; use auto or cpu")
     return device
 
 

@@ -10,7 +10,9 @@ continues an interrupted run from its last checkpoint and ends with the same res
 from __future__ import annotations
 
 import dataclasses
+import os
 import platform
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,16 +24,16 @@ from tqdm import tqdm
 from .. import __version__
 from ..clip.backbone import load_backbone
 from ..config import ExperimentConfig, dump_yaml, to_dict
-from ..data.datasets import build_datasets
+from ..data.datasets import ImageFiles, build_datasets, without_bad_images
 from ..data.scenario import ClassIncrementalScenario, class_order, tasks_by_name
 from ..errors import SecaError
 from ..eval.history import eval_record, history_entry
 from ..eval.metrics import summarize
 from ..eval.report import format_step, format_table, write_report
 from ..io.checkpoint import load_checkpoint, save_checkpoint
-from ..io.files import atomic_write_json, atomic_write_text
+from ..io.files import atomic_write_json, atomic_write_text, writable
 from ..io.logs import RunLog, summary_writer_class
-from ..methods import Learner, build_learner
+from ..methods import LEARNERS, Learner, build_learner
 from .data import TaskImages
 from .device import amp_dtype, resolve_device, seed_everything, set_threads
 from .evaluate import evaluate_tasks
@@ -43,18 +45,35 @@ RESUME_FREE_KEYS = {"train.progress", "train.log_every", "train.tensorboard", "t
 
 
 def check_output(out: Path, overwrite: bool = False) -> None:
-    if (Path(out) / "results.json").exists() and not overwrite:
+    """Refuse an output folder that cannot be written, or holds a run that --overwrite alone may replace."""
+    writable(out, "--out", folder=True)
+    if overwrite:
+        return
+    if (Path(out) / "results.json").exists():
         raise SecaError(f"'{out}' already holds results.json; pass --overwrite or choose another --out")
+    interrupted = latest_checkpoint(out)
+    if interrupted is not None:
+        raise SecaError(f"'{out}' holds an interrupted run (saved after task {int(interrupted.stem[5:])}); continue it "
+                        "by adding --resume to the same command, or pass --overwrite to start again")
+
+
+# What a run writes into its folder. An earlier run's are set aside in PREVIOUS when a new run starts there,
+# and deleted only when the new run has finished: a new run that dies loses nothing of the old one.
+RUN_FILES = ("config.yaml", "log.jsonl", "results.json", "model.safetensors", "summary.md", "accuracy_matrix.png",
+             "accuracy_curve.png", "checkpoints", "tensorboard")
+PREVIOUS = ".previous"
 
 
 def prepare_output(out: Path, overwrite: bool = False) -> Path:
     out = Path(out)
     check_output(out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in ("log.jsonl", "results.json", "model.safetensors"):
-        (out / stale).unlink(missing_ok=True)
-    for old in (out / "checkpoints").glob("task-*.safetensors"):
-        old.unlink()
+    earlier = [out / name for name in RUN_FILES if (out / name).exists()]
+    if earlier:
+        shutil.rmtree(out / PREVIOUS, ignore_errors=True)
+        (out / PREVIOUS).mkdir()
+        for path in earlier:
+            os.replace(path, out / PREVIOUS / path.name)
     return out
 
 
@@ -117,10 +136,15 @@ def run_experiment(config: ExperimentConfig, out: Optional[Path] = None, overwri
     if out is not None and not resume:
         check_output(out, overwrite)
 
-    # Everything that can fail on bad input is built before the output folder is touched.
-    backbone = load_backbone(config.backbone.model, config.backbone.pretrained, config.backbone.cache_dir, device)
+    # Everything that can fail on bad input is built before the output folder is touched: first what is cheap
+    # (the method's name, the data and every image file, the scenario), then the backbone.
+    if config.method.name not in LEARNERS:
+        raise SecaError(f"unknown method.name '{config.method.name}'; choose one of: {', '.join(sorted(LEARNERS))}")
     d = config.data
-    data = build_datasets(d.dataset, d.root, backbone.preprocess, d.download, d.shapes)
+    data = build_datasets(d.dataset, d.root, None, d.download, d.shapes, d.max_pixels)
+    if isinstance(data.train, ImageFiles):  # image files on disk: every one is read once before any training
+        data = dataclasses.replace(data, train=without_bad_images(data.train, d.skip_bad_images, echo),
+                                   test=without_bad_images(data.test, d.skip_bad_images, echo))
     s = config.scenario
     if s.tasks is not None:
         order, sizes = tasks_by_name(s.tasks, data.class_names)
@@ -129,6 +153,8 @@ def run_experiment(config: ExperimentConfig, out: Optional[Path] = None, overwri
         order = class_order(s.order, data.num_classes, d.dataset, s.trial,
                             config.seed if s.order_seed is None else s.order_seed)
         scenario = ClassIncrementalScenario(order, s.first_task, s.increment, data.num_classes)
+    backbone = load_backbone(config.backbone.model, config.backbone.pretrained, config.backbone.cache_dir, device)
+    data.train.transform = data.test.transform = backbone.preprocess
     learner = build_learner(backbone, scenario.names_in_label_order(data.class_names), config.method, config.seed)
     amp = amp_dtype(config.train.amp, device)
     if config.train.tensorboard:
@@ -217,6 +243,7 @@ def run_experiment(config: ExperimentConfig, out: Optional[Path] = None, overwri
             for old in (Path(out) / "checkpoints").glob("task-*.safetensors"):
                 old.unlink()
         write_report(Path(out))
+        shutil.rmtree(Path(out) / PREVIOUS, ignore_errors=True)  # the new run is whole: the old one may go
     echo(format_table(results))
     return results
 

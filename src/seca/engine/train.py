@@ -62,8 +62,10 @@ def fit_task(learner: Learner, dataset: TaskImages, train: TrainConfig, device: 
                 losses = learner.training_step(batch)
             loss = losses["loss"]
             if not torch.isfinite(loss):
-                raise SecaError(f"the loss became {loss.item()} in task {task.index + 1}, epoch {epoch + 1}; "
-                                "lower the learning rates (train.lr.*) or turn off fp16 (train.amp=bf16 or off)")
+                terms = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())
+                raise SecaError(f"the loss became {loss.item()} at step {step + 1} (task {task.index + 1}, epoch "
+                                f"{epoch + 1}; {terms}); nothing of this task was kept: lower the learning rates "
+                                "(train.lr.*) or turn off fp16 (train.amp=bf16 or off)")
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
