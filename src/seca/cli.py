@@ -159,7 +159,7 @@ def cmd_learn(args: argparse.Namespace) -> int:
     try:
         task = model.learn(args.data, epochs=args.epochs, eval_data=args.eval, skip_bad_images=args.skip_bad_images)
     except KeyboardInterrupt:
-        print(f"interrupted: the model is unchanged ({args.checkpoint} was not written)", file=sys.stderr)
+        print(f"interrupted: the model is unchanged ({out} was not written)", file=sys.stderr)
         return 130
     model.save(out)
     new = model.classes[before:]
@@ -181,9 +181,7 @@ def cmd_learn(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from .api import load
-
-    from .api import class_folders
+    from .api import class_folders, load
 
     out = None
     if args.confusion:
@@ -317,6 +315,12 @@ def cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _skip_bad_images_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--skip-bad-images", action="store_true",
+                        help="leave out image files that cannot be read (truncated, not an image, too large) "
+                             "and name each one, instead of stopping")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -353,9 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="print JSON instead of text")
     predict.add_argument("--batch-size", type=_count, default=64)
     predict.add_argument("--device", default="auto")
-    predict.add_argument("--skip-bad-images", action="store_true",
-                        help="leave out image files that cannot be read (truncated, not an image, too large) "
-                             "and name each one, instead of stopping")
+    _skip_bad_images_flag(predict)
     predict.set_defaults(handler=cmd_predict)
 
     new = sub.add_parser("new", help="start a model that knows no class yet, to grow with seca learn",
@@ -392,9 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     learn.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a train.* key of the model's config for this task (repeatable)")
     learn.add_argument("--device", default="auto")
-    learn.add_argument("--skip-bad-images", action="store_true",
-                        help="leave out image files that cannot be read (truncated, not an image, too large) "
-                             "and name each one, instead of stopping")
+    _skip_bad_images_flag(learn)
     learn.set_defaults(handler=cmd_learn)
 
     evaluate = sub.add_parser("evaluate", help="accuracy of a saved model on a folder of labelled images",
@@ -409,9 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", help="folder for confusion.csv/png (default: the checkpoint's folder)")
     evaluate.add_argument("--batch-size", type=_count, default=64)
     evaluate.add_argument("--device", default="auto")
-    evaluate.add_argument("--skip-bad-images", action="store_true",
-                        help="leave out image files that cannot be read (truncated, not an image, too large) "
-                             "and name each one, instead of stopping")
+    _skip_bad_images_flag(evaluate)
     evaluate.set_defaults(handler=cmd_evaluate)
 
     report = sub.add_parser("report", help="(re)draw the plots and summary of a finished run or a model",
