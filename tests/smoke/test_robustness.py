@@ -371,3 +371,16 @@ def test_without_a_route_to_the_hub_weights_load_in_offline_mode(monkeypatch):
     assert constants.HF_HUB_OFFLINE is False
     with _offline_unless_reachable(False):  # a local weights file: the hub is not asked at all
         assert constants.HF_HUB_OFFLINE is False
+
+
+def test_output_into_a_closed_pipe_is_not_an_error(small_run, tmp_path):
+    # `seca evaluate ... | head -1`: the reader goes away before the output is written
+    import subprocess
+    import sys
+
+    folder = write_shapes_folder(tmp_path, ["red circle", "orange star"], per_class=1)
+    proc = subprocess.Popen([sys.executable, "-m", "seca.cli", "evaluate", str(small_run / "model.safetensors"),
+                             "--data", str(folder)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 0 and "Traceback" not in err and "BrokenPipe" not in err
