@@ -27,8 +27,8 @@ from PIL import Image
 
 from .clip.backbone import check_model_name, load_backbone
 from .config import BackboneConfig, ExperimentConfig, apply_overrides, from_dict, load_raw, parse_override
-from .data.datasets import (IMAGE_SUFFIXES, ImageFiles, bad_images_error, check_distinct_names, find_bad_images, list_images, open_image,
-                            report_other_files)
+from .data.datasets import (IMAGE_SUFFIXES, ImageFiles, bad_images_error, check_distinct_names, find_bad_images,
+                            list_images, open_image, report_other_files)
 from .data.scenario import Task
 from .engine.data import TaskImages
 from .engine.device import amp_dtype, autocast, resolve_device, seed_everything
@@ -182,8 +182,8 @@ class SecaModel:
         per task], "task_images": [...]}``. ``known_only=True`` evaluates the folders of known classes and lists the
         others under ``"left_out"`` (instead of refusing them): one test folder of every class serves every step.
         Every image is read before any is classified: a bad file is an error, or with ``skip_bad_images`` left
-        out (and named). ``confusion=True`` adds ``"confusion"``: ``{"rows": evaluated classes, "columns": every known class
-        (both in label order, so in task order),
+        out (and named). ``confusion=True`` adds ``"confusion"``: ``{"rows": evaluated classes, "columns": every
+        known class (both in label order, so in task order),
         "counts": [row][column] images, "task_bounds": the label where each task starts, then the count}``.
         """
         self._require_classes()

@@ -315,7 +315,8 @@ def _increasing(v: tuple) -> bool:
 # key -> (test, what the value must be); None values pass where the key allows None (its default meaning)
 RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "seed": _at_least(0),
-    "seeds": ((lambda v: len(v) > 0 and min(v) >= 0 and len(set(v)) == len(v)), "a non-empty list of distinct seeds >= 0"),
+    "seeds": ((lambda v: len(v) > 0 and min(v) >= 0 and len(set(v)) == len(v)),
+              "a non-empty list of distinct seeds >= 0"),
     "data.dataset": _one_of("cifar100", "imagenet-r", "imagenet-a", "imagefolder", "shapes"),
     "data.num_workers": _at_least(0),
     "data.max_pixels": _at_least(1),
