@@ -27,8 +27,8 @@ from PIL import Image
 
 from .clip.backbone import check_model_name, load_backbone
 from .config import BackboneConfig, ExperimentConfig, apply_overrides, from_dict, load_raw, parse_override
-from .data.datasets import (IMAGE_SUFFIXES, ImageFiles, bad_images_error, check_distinct_names, find_bad_images,
-                            list_images, open_image, report_other_files)
+from .data.datasets import (IMAGE_SUFFIXES, ImageFiles, check_distinct_names, list_images, open_image,
+                            report_other_files, unusable_images)
 from .data.scenario import Task
 from .engine.data import TaskImages
 from .engine.device import amp_dtype, autocast, resolve_device, seed_everything
@@ -36,9 +36,9 @@ from .engine.evaluate import evaluate_tasks
 from .engine.loop import model_metadata
 from .engine.train import learn_task
 from .errors import SecaError
-from .eval.history import eval_record, history_entry
+from .eval.history import EVAL_FIELDS, eval_record, history_entry
 from .io.checkpoint import load_checkpoint, save_checkpoint
-from .methods import LEARNERS, Learner, build_learner
+from .methods import Learner, build_learner, check_method
 
 ImageLike = Union[str, Path, Image.Image, torch.Tensor]
 
@@ -54,14 +54,11 @@ class Prediction:
 
 
 def readable_images(files: Sequence[Sequence[Path]], max_pixels: int, skip_bad: bool,
-                    echo=None) -> list[list[Path]]:
+                    echo=print) -> list[list[Path]]:
     """``files`` (a list per class) after reading every image in full: a bad file (unreadable, truncated, too
-    large) is an error that lists them all, or with ``skip_bad`` is left out and named through ``echo``."""
-    bad = dict(find_bad_images([p for group in files for p in group], max_pixels))
-    if bad and not skip_bad:
-        raise bad_images_error(bad, "pass --skip-bad-images (skip_bad_images=True)")
-    for why in bad.values():
-        (echo or print)(f"skipped: {why}")
+    large) is an error that lists them, or with ``skip_bad`` is left out and named through ``echo``."""
+    bad = unusable_images([p for group in files for p in group], max_pixels, skip_bad,
+                          "pass --skip-bad-images (skip_bad_images=True)", echo)
     kept = [[p for p in group if Path(p) not in bad] for group in files]
     emptied = [group[0].parent for group, left in zip(files, kept) if group and not left]
     if emptied:
@@ -178,9 +175,10 @@ class SecaModel:
                  confusion: bool = False, known_only: bool = False, skip_bad_images: bool = False) -> dict:
         """Accuracy on ``data/<class>/`` images (or ``data/test/<class>/``), whose folder names are known classes.
 
-        Returns ``{"accuracy", "images", "per_class": {name: {"accuracy", "images"}}, "per_task": [accuracy or None
-        per task], "task_images": [...]}``. ``known_only=True`` evaluates the folders of known classes and lists the
-        others under ``"left_out"`` (instead of refusing them): one test folder of every class serves every step.
+        Returns ``{"data", "accuracy", "images", "classes", "per_class": {name: {"accuracy", "images"}}, "per_task":
+        [accuracy or None per task], "task_images": [...], "left_out": [...]}``. ``known_only=True`` evaluates the
+        folders of known classes and lists the others under ``"left_out"`` (instead of refusing them): one test
+        folder of every class serves every step.
         Every image is read before any is classified: a bad file is an error, or with ``skip_bad_images`` left
         out (and named). ``confusion=True`` adds ``"confusion"``: ``{"rows": evaluated classes, "columns": every
         known class (both in label order, so in task order),
@@ -210,11 +208,7 @@ class SecaModel:
             k = next(t.index for t in tasks if t.start <= label < t.stop)
             task_correct[k] += c
             task_total[k] += n
-        record = eval_record(str(data), task_correct, task_total, len(names), unknown)
-        report = {"accuracy": record["accuracy"], "images": record["images"], "per_class": per_class,
-                  "per_task": record["per_task"], "task_images": record["task_images"]}
-        if known_only:
-            report["left_out"] = unknown
+        report = {**eval_record(str(data), task_correct, task_total, len(names), unknown), "per_class": per_class}
         if confusion:  # rows in label (task) order, as the columns, so the diagonal and task blocks show
             rows = sorted(labels)
             report["confusion"] = {"rows": [self.classes[k] for k in rows], "columns": list(self.classes),
@@ -289,8 +283,7 @@ class SecaModel:
         if eval_data is not None:
             report = self.evaluate(eval_data, train.eval_batch_size, progress, known_only=True,
                                    skip_bad_images=skip_bad_images)
-            evaluation = {"data": str(eval_data), "classes": len(report["per_class"]),
-                          **{key: report[key] for key in ("accuracy", "images", "per_task", "task_images", "left_out")}}
+            evaluation = {key: report[key] for key in EVAL_FIELDS}
         self.history.append(history_entry(task.index, names, len(labels), seconds, str(data), evaluation))
         return task
 
@@ -338,8 +331,7 @@ def new(backbone: str = "ViT-B-16", pretrained: Optional[str] = _FROM_PRESET, me
     if method is not None:
         raw["method"] = {**(raw.get("method") or {}), "name": method}
     config = from_dict(apply_overrides(raw, list(overrides)))
-    if config.method.name not in LEARNERS:
-        raise SecaError(f"unknown method '{config.method.name}'; choose one of {', '.join(sorted(LEARNERS))}")
+    check_method(config.method.name)
     seed_everything(config.seed)  # as seca run does before building its learner: the same initial weights
     device = resolve_device(device, key="device")
     weights = load_backbone(config.backbone.model, config.backbone.pretrained, config.backbone.cache_dir, device)

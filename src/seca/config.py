@@ -14,7 +14,7 @@ import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import yaml
 
@@ -315,8 +315,6 @@ def _increasing(v: tuple) -> bool:
 # key -> (test, what the value must be); None values pass where the key allows None (its default meaning)
 RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "seed": _at_least(0),
-    "seeds": ((lambda v: len(v) > 0 and min(v) >= 0 and len(set(v)) == len(v)),
-              "a non-empty list of distinct seeds >= 0"),
     "data.dataset": _one_of("cifar100", "imagenet-r", "imagenet-a", "imagefolder", "shapes"),
     "data.num_workers": _at_least(0),
     "data.max_pixels": _at_least(1),
@@ -371,8 +369,23 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 
 
+def check_seeds(seeds: Sequence[int], where: str = "seeds") -> tuple[int, ...]:
+    """``seeds`` as a tuple if it is a non-empty list of distinct seeds >= 0; ``where`` names it in the error."""
+    seeds = tuple(seeds)
+    if not seeds:
+        raise SecaError(f"{where} is empty; give at least one seed, e.g. 0,1,2")
+    if any(k < 0 for k in seeds):
+        raise SecaError(f"{where} must be 0 or more, got {min(seeds)}")
+    if len(set(seeds)) != len(seeds):
+        repeated = next(k for k in seeds if seeds.count(k) > 1)
+        raise SecaError(f"{where} lists seed {repeated} twice; each seed runs once")
+    return seeds
+
+
 def validate(config: ExperimentConfig) -> ExperimentConfig:
     """``config`` itself if every value is in its range; else a SecaError naming the first key that is not."""
+    if config.seeds is not None:
+        check_seeds(config.seeds, "config key 'seeds'")
     for key, (test, what) in RULES.items():
         value: Any = config
         for part in key.split("."):

@@ -40,6 +40,8 @@ def _refused(capsys, *argv) -> str:
     ("method.sg_akt.teacher=best", "'method.sg_akt.teacher' must be one of none, clip"),
     ("scenario.increment=0", "'scenario.increment' must be at least 1"),
     ("data.max_pixels=0", "'data.max_pixels' must be at least 1"),
+    ("seeds=[]", "config key 'seeds' is empty"),
+    ("seeds=[1,1]", "config key 'seeds' lists seed 1 twice"),
 ])
 def test_run_refuses_values_out_of_range_before_any_work(tmp_path, capsys, override, message):
     assert message in _refused(capsys, "run", "cpu-small", "--out", str(tmp_path / "out"), "--set", override)
@@ -384,3 +386,16 @@ def test_output_into_a_closed_pipe_is_not_an_error(small_run, tmp_path):
     proc.stdout.close()
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=300) == 0 and "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_a_config_built_in_python_is_checked_by_run_experiment_too(tmp_path):
+    import dataclasses
+
+    from seca.config import load_config
+    from seca.engine.loop import run_experiment
+
+    config = load_config("cpu-small")
+    broken = dataclasses.replace(config, train=dataclasses.replace(config.train, checkpoints="some"))
+    with pytest.raises(SecaError, match="'train.checkpoints' must be one of last, all, none"):
+        run_experiment(broken, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

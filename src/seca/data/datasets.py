@@ -99,23 +99,27 @@ def find_bad_images(files: Sequence[Path], max_pixels: int = MAX_PIXELS, threads
     return [(Path(p), r) for p, r in zip(files, reasons) if r is not None]
 
 
-def bad_images_error(bad: dict[Path, str], fix: str) -> SecaError:
-    """The one-line error for image files that cannot be used: how many, the first three, and ``fix``."""
-    first = "; ".join(list(bad.values())[:3])
-    return SecaError(f"{len(bad)} image file{'s' if len(bad) > 1 else ''} cannot be used ({first}"
-                     f"{'; ...' if len(bad) > 3 else ''}); fix or remove them, or {fix}")
+def unusable_images(files: Sequence[Path], max_pixels: int, skip: bool, fix: str,
+                    echo: Callable[[str], None]) -> set[Path]:
+    """The files of ``files`` that cannot be used, found by reading each one. Unless ``skip``, any of them is an
+    error saying how many, the first three, and ``fix``; with ``skip`` each is named through ``echo``."""
+    bad = dict(find_bad_images(files, max_pixels))
+    if bad and not skip:
+        first = "; ".join(list(bad.values())[:3])
+        raise SecaError(f"{len(bad)} image file{'s' if len(bad) > 1 else ''} cannot be used ({first}"
+                        f"{'; ...' if len(bad) > 3 else ''}); fix or remove them, or {fix}")
+    for reason in bad.values():
+        echo(f"skipped: {reason}")
+    return set(bad)
 
 
 def without_bad_images(data: "ImageFiles", skip: bool, echo: Callable[[str], None]) -> "ImageFiles":
-    """``data`` after reading every image: a bad one is an error listing them (by default), or with ``skip`` is
-    left out, each named through ``echo``. Run before any training, so a bad file costs minutes, not a run."""
-    bad = dict(find_bad_images(data.files, data.max_pixels))
+    """``data`` after reading every image (:func:`unusable_images`), without the bad ones when ``skip``. Run
+    before any training, so a bad file costs minutes, not a run."""
+    bad = unusable_images(data.files, data.max_pixels, skip, "set data.skip_bad_images=true (--skip-bad-images)",
+                          echo)
     if not bad:
         return data
-    if not skip:
-        raise bad_images_error(bad, "set data.skip_bad_images=true (--skip-bad-images)")
-    for reason in bad.values():
-        echo(f"skipped: {reason}")
     keep = [i for i, p in enumerate(data.files) if Path(p) not in bad]
     return ImageFiles([data.files[i] for i in keep], data.targets[keep], data.class_names, data.transform,
                       data.max_pixels)

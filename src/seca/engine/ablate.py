@@ -20,13 +20,13 @@ from typing import Any, Callable, Optional, Sequence
 
 import yaml
 
-from ..config import apply_overrides, from_dict, load_raw, resolve_preset_path, set_key
+from ..config import apply_overrides, check_seeds, from_dict, load_raw, resolve_preset_path, set_key
 from ..errors import SecaError
 from ..eval.plots import plot_ablation
 from ..eval.report import comparison_rows, format_rows
 from ..io.files import atomic_write, atomic_write_json, atomic_write_text
 from .loop import latest_checkpoint, run_experiment
-from .seeds import check_seeds, kept_runs, run_seeds
+from .seeds import kept_runs, run_seeds
 
 
 @dataclass

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..clip.backbone import load_backbone
-from ..config import ExperimentConfig, dump_yaml, to_dict
+from ..config import ExperimentConfig, dump_yaml, to_dict, validate
 from ..data.datasets import ImageFiles, build_datasets, without_bad_images
 from ..data.scenario import ClassIncrementalScenario, class_order, tasks_by_name
 from ..errors import SecaError
@@ -33,7 +33,7 @@ from ..eval.report import format_step, format_table, write_report
 from ..io.checkpoint import load_checkpoint, save_checkpoint
 from ..io.files import atomic_write_json, atomic_write_text, writable
 from ..io.logs import RunLog, summary_writer_class
-from ..methods import LEARNERS, Learner, build_learner
+from ..methods import Learner, build_learner, check_method
 from .data import TaskImages
 from .device import amp_dtype, resolve_device, seed_everything, set_threads
 from .evaluate import evaluate_tasks
@@ -126,11 +126,10 @@ class Progress:
 def run_experiment(config: ExperimentConfig, out: Optional[Path] = None, overwrite: bool = False,
                    resume: bool = False, echo: Callable[[str], None] = tqdm.write) -> dict:
     """Run one class-incremental experiment; returns the results (also written to ``out``)."""
+    validate(config)  # a config built in Python, not through from_dict, is checked as well
     seed_everything(config.seed)
     device = resolve_device(config.train.device)
     threads = set_threads(config.train.threads)
-    if config.train.checkpoints not in ("last", "all", "none"):
-        raise SecaError(f"train.checkpoints must be last, all or none, got '{config.train.checkpoints}'")
     if resume and out is None:
         raise SecaError("--resume needs the --out folder of the interrupted run")
     if out is not None and not resume:
@@ -138,8 +137,7 @@ def run_experiment(config: ExperimentConfig, out: Optional[Path] = None, overwri
 
     # Everything that can fail on bad input is built before the output folder is touched: first what is cheap
     # (the method's name, the data and every image file, the scenario), then the backbone.
-    if config.method.name not in LEARNERS:
-        raise SecaError(f"unknown method.name '{config.method.name}'; choose one of: {', '.join(sorted(LEARNERS))}")
+    check_method(config.method.name)
     d = config.data
     data = build_datasets(d.dataset, d.root, None, d.download, d.shapes, d.max_pixels)
     if isinstance(data.train, ImageFiles):  # image files on disk: every one is read once before any training

@@ -15,7 +15,7 @@ from typing import Callable, Optional, Sequence
 
 from tqdm import tqdm
 
-from ..config import ExperimentConfig, dump_yaml, to_dict
+from ..config import ExperimentConfig, check_seeds, dump_yaml, to_dict
 from ..errors import SecaError
 from ..eval.aggregate import aggregate_runs
 from ..eval.report import format_seed_table, write_report
@@ -39,18 +39,6 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     except ValueError:
         raise SecaError(f"--seeds '{text}' must list seeds as integers, e.g. --seeds 0,1,2 or --seeds 0-4") from None
     return check_seeds(seeds, "--seeds")
-
-
-def check_seeds(seeds: Sequence[int], where: str = "seeds") -> tuple[int, ...]:
-    seeds = tuple(seeds)
-    if not seeds:
-        raise SecaError(f"{where} is empty; give at least one seed, e.g. 0,1,2")
-    if any(k < 0 for k in seeds):
-        raise SecaError(f"{where} must be 0 or more, got {min(seeds)}")
-    if len(set(seeds)) != len(seeds):
-        repeated = next(k for k in seeds if seeds.count(k) > 1)
-        raise SecaError(f"{where} lists seed {repeated} twice; each seed runs once")
-    return seeds
 
 
 def seed_folder(out: Path, seed: int) -> Path:

@@ -20,6 +20,10 @@ from ..errors import SecaError
 from .metrics import backward_transfer, forgetting
 
 
+# The fields of an entry's "eval" (and of SecaModel.evaluate's report, which holds them too).
+EVAL_FIELDS = ("data", "accuracy", "images", "classes", "per_task", "task_images", "left_out")
+
+
 def eval_record(data: str, correct: Sequence[int], total: Sequence[int], classes: int,
                 left_out: Sequence[str] = ()) -> dict[str, Any]:
     """The ``eval`` part of an entry from the correct and total images per task (every task seen so far);
