@@ -68,7 +68,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         saved = sorted(out.glob("**/checkpoints/task-*.safetensors"), key=lambda p: p.stat().st_mtime)
         where = (f"the run is saved after task {int(saved[-1].stem[5:])} in {saved[-1].parent.parent}; continue it by "
                  "adding --resume to the same command" if saved else "no task had finished, so nothing was saved")
-        print(f"interrupted: {where}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # in a torchrun run, rank 0 speaks for every process
+            print(f"interrupted: {where}", file=sys.stderr)
         return 130
     return 0
 
@@ -494,12 +495,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    rank = _rank_prefix()
+    if rank is not None and args.command != "run":
+        print(f"{rank}error: only 'seca run' runs over several processes; start 'seca {args.command}' without "
+              "torchrun", file=sys.stderr)
+        return 2
     in_main_thread = threading.current_thread() is threading.main_thread()  # signals can be set there only
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         return args.handler(args)
     except SecaError as e:
-        print(f"error: {e}", file=sys.stderr)
+        from .distributed import Failed
+
+        if not isinstance(e, Failed):  # a Failed process repeats rank 0's error, which rank 0 has printed
+            print(f"{rank or ''}error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -510,6 +519,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        if rank is not None:
+            from .distributed import leave
+
+            leave()
+
+
+def _rank_prefix() -> Optional[str]:
+    """``"[rank N] "`` in a process that torchrun started as one of several (its errors say which it is),
+    else None. Read from the environment, so that `seca --help` does not import torch."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    return f"[rank {os.environ.get('RANK', '?')}] "
 
 
 def _terminate(signum, frame) -> None:

@@ -102,6 +102,7 @@ class TrainConfig:
     checkpoints: str = "last"  # last (keep the latest task's, for --resume) | all | none
     tensorboard: bool = False  # also log to <out>/tensorboard (needs the tensorboard package)
     threads: Optional[int] = None  # CPU threads for torch; null: torch's choice (one per core)
+    dist_timeout: float = 1800.0  # torchrun runs: seconds a collective may wait for a process before the run fails
 
 
 @dataclass(frozen=True)
@@ -343,6 +344,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "train.log_every": _at_least(1),
     "train.checkpoints": _one_of("last", "all", "none"),
     "train.threads": _at_least(1),
+    "train.dist_timeout": _POSITIVE,
     "method.temperature": _POSITIVE,
     "method.ce_scale": _POSITIVE,
     "method.stem_cache_gb": _at_least(0),

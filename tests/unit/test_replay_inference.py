@@ -5,18 +5,25 @@ import math
 import pytest
 import torch
 
+from seca.errors import SecaError
 from seca.methods.inference import stable_exp, text_branch
 from seca.methods.replay import ClassGaussians, class_statistics
 
 
 def test_class_statistics_by_hand():
     features = torch.tensor([[1.0, 2.0], [3.0, 2.0], [0.0, 0.0], [2.0, 4.0], [4.0, 8.0]])
-    labels = torch.tensor([5, 5, 7, 7, 7])
-    classes, means, covs = class_statistics(features, labels, eps=1e-4)
-    assert classes.tolist() == [5, 7]
-    assert means.tolist() == [[2.0, 2.0], [2.0, 4.0]]
-    # class 5: x deviations (-1, 1), y (0, 0) -> var_x = 2/1 = 2 ; class 7: x (-2,0,2), y (-4,0,4)
-    expected = torch.tensor([[[2.0001, 0.0], [0.0, 0.0001]], [[4.0001, 8.0], [8.0, 16.0001]]], dtype=torch.float64)
+    labels = torch.tensor([5, 5, 7, 7, 7, 8])
+    features = torch.cat([features, torch.tensor([[9.0, 9.0]])])
+    with pytest.raises(SecaError, match=r"no training image of class label\(s\) \[6\]"):
+        class_statistics(features, labels, range(5, 9))
+    keep = labels != 8
+    means, covs = class_statistics(torch.cat([features[keep], features[~keep]]), torch.tensor([5, 5, 7, 7, 7, 6]),
+                                   range(5, 8), eps=1e-4)
+    assert means.tolist() == [[2.0, 2.0], [9.0, 9.0], [2.0, 4.0]]
+    # class 5: x deviations (-1, 1), y (0, 0) -> var_x = 2/1 = 2 ; class 7: x (-2,0,2), y (-4,0,4);
+    # class 6 has one image: eps * I
+    expected = torch.tensor([[[2.0001, 0.0], [0.0, 0.0001]], [[0.0001, 0.0], [0.0, 0.0001]],
+                             [[4.0001, 8.0], [8.0, 16.0001]]], dtype=torch.float64)
     torch.testing.assert_close(covs, expected)
     assert means.dtype == covs.dtype == torch.float64
 

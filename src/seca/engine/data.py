@@ -27,6 +27,13 @@ class TaskImages(Dataset):
         image = self._images[i] if self._images is not None else self.base[int(self.indices[i])][0]
         return image, int(self.labels[i]), i
 
+    def subset(self, positions: Sequence[int]) -> "TaskImages":
+        """The items at ``positions`` (a process's shard), numbered 0.. in that order."""
+        part = TaskImages(self.base, self.indices[positions], self.labels[positions])
+        if self._images is not None:
+            part._images = self._images[torch.as_tensor(positions, dtype=torch.long)]
+        return part
+
     def materialize(self, batch_size: int = 256, num_workers: int = 0) -> "TaskImages":
         """Load and preprocess every image once and keep the tensors (training uses no augmentation)."""
         if self._images is None and len(self):
@@ -46,16 +53,15 @@ def _seed_worker(worker_id: int) -> None:
 
 
 def loader(dataset: TaskImages, batch_size: int, sampler: Optional[Sampler] = None, num_workers: int = 0,
-           pin_memory: bool = False) -> DataLoader:
-    """A loader of :class:`Batch`; ``sampler`` decides the order (sequential by default).
-
-    The sampler is passed in so that distributed training can hand each process its own shard.
-    """
+           pin_memory: bool = False, batches: Optional[Sampler[list[int]]] = None) -> DataLoader:
+    """A loader of :class:`Batch`; ``sampler`` decides the order (sequential by default), or ``batches``
+    (lists of positions, as one process of a distributed run takes them) the batches themselves."""
     workers = 0 if dataset._images is not None else num_workers
+    batching = ({"batch_sampler": batches} if batches is not None else
+                {"batch_size": batch_size, "sampler": sampler or SequentialSampler(dataset)})
     return DataLoader(
         dataset,
-        batch_size=batch_size,
-        sampler=sampler or SequentialSampler(dataset),
+        **batching,
         num_workers=workers,
         collate_fn=collate,
         pin_memory=pin_memory,

@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
-from .. import __version__
+from .. import __version__, distributed
 from ..clip.backbone import load_backbone
 from ..config import ExperimentConfig, dump_yaml, to_dict, validate
 from ..data.datasets import ImageFiles, build_datasets, without_bad_images
@@ -37,11 +38,11 @@ from ..methods import Learner, build_learner, check_method
 from .data import TaskImages
 from .device import amp_dtype, resolve_device, seed_everything, set_threads
 from .evaluate import evaluate_tasks
-from .train import learn_task
+from .train import learn_task, task_seed
 
 # Keys that may differ between an interrupted run and its resumption: they do not change results.
 RESUME_FREE_KEYS = {"train.progress", "train.log_every", "train.tensorboard", "train.checkpoints", "data.num_workers",
-                    "train.threads", "method.stem_cache_gb"}
+                    "train.threads", "method.stem_cache_gb", "train.dist_timeout"}
 
 
 def check_output(out: Path, overwrite: bool = False) -> None:
@@ -128,12 +129,21 @@ def run_experiment(config: ExperimentConfig, out: Optional[Path] = None, overwri
     """Run one class-incremental experiment; returns the results (also written to ``out``)."""
     validate(config)  # a config built in Python, not through from_dict, is checked as well
     seed_everything(config.seed)
-    device = resolve_device(config.train.device)
+    if distributed.launched():  # one of several processes (torchrun): see docs/distributed.md
+        device = distributed.join(config.train.device, config.train.dist_timeout)
+    else:
+        device = resolve_device(config.train.device)
+    w = distributed.world()
+    if not w.main:
+        echo = _silent  # rank 0 speaks and writes for the run
+    if w.size > 1 and config.train.batch_size % w.size:
+        raise SecaError(f"train.batch_size {config.train.batch_size} does not split over {w.size} processes: use a "
+                        f"multiple of {w.size} (it is the global batch; each process takes batch_size / {w.size})")
     threads = set_threads(config.train.threads)
     if resume and out is None:
         raise SecaError("--resume needs the --out folder of the interrupted run")
     if out is not None and not resume:
-        check_output(out, overwrite)
+        distributed.on_main(lambda: check_output(out, overwrite))
 
     # Everything that can fail on bad input is built before the output folder is touched: first what is cheap
     # (the method's name, the data and every image file, the scenario), then the backbone.
@@ -159,18 +169,21 @@ def run_experiment(config: ExperimentConfig, out: Optional[Path] = None, overwri
         summary_writer_class()  # fails now, not after the output folder exists
 
     progress, first_task = Progress(), 0
-    if resume:
-        progress, first_task = _resume(config, Path(out), learner, device)
-        echo(f"resuming after task {first_task} of {len(scenario)} from {latest_checkpoint(out)}")
+    if resume:  # rank 0 reads the checkpoint and hands it to every process
+        path, tensors, meta = distributed.on_main(lambda: _read_resume(config, Path(out)))
+        learner.restore(tensors, meta["learner"])
+        progress, first_task = Progress(**meta["progress"], history=meta.get("history", [])), meta["task"] + 1
+        echo(f"resuming after task {first_task} of {len(scenario)} from {path}")
     elif out is not None:
-        out = prepare_output(out, overwrite)
-        atomic_write_text(out / "config.yaml", dump_yaml(config))
-    log = RunLog(out, tensorboard=config.train.tensorboard)
+        out = Path(out)
+        distributed.on_main(lambda: _start_output(out, overwrite, config))
+    log = RunLog(out if w.main else None, tensorboard=config.train.tensorboard)
     cpu = f" ({threads} CPU thread{'s' if threads > 1 else ''})" if device.type == "cpu" else ""
+    processes = f" in each of {w.size} processes" if w.size > 1 else ""
     echo(f"{learner.name} on {config.benchmark}: {data.num_classes} classes in {len(scenario)} tasks, "
-         f"{backbone.model_name} ({backbone.pretrained or 'random weights'}) on {device}{cpu}")
+         f"{backbone.model_name} ({backbone.pretrained or 'random weights'}) on {device}{cpu}{processes}")
     log("resume" if resume else "start", method=learner.name, benchmark=config.benchmark, device=str(device),
-        threads=threads,
+        threads=threads, processes=w.size,
         tasks=len(scenario), classes=data.num_classes, first_task=first_task)
 
     train_labels = scenario.labels(data.train.targets)
@@ -178,11 +191,15 @@ def run_experiment(config: ExperimentConfig, out: Optional[Path] = None, overwri
     test_sets: list[TaskImages] = []
     for task in scenario:
         test_idx = scenario.items_of(data.test.targets, [task])
-        test_sets.append(TaskImages(data.test, test_idx, test_labels[test_idx]))
+        test_set = TaskImages(data.test, test_idx, test_labels[test_idx])
+        test_sets.append(test_set.subset(np.arange(w.rank, len(test_set), w.size)) if w.size > 1 else test_set)
         if task.index < first_task:
             continue
         train_idx = scenario.items_of(data.train.targets, [task])
         train_set = TaskImages(data.train, train_idx, train_labels[train_idx])
+        if w.size > 1:  # this process's shard of the task
+            train_set = train_set.subset(distributed.shard_positions(len(train_set), task_seed(config.seed, task),
+                                                                     w.rank, w.size))
         if d.cache_images:
             train_set.materialize(config.train.eval_batch_size, d.num_workers)
             test_sets[-1].materialize(config.train.eval_batch_size, d.num_workers)
@@ -204,13 +221,13 @@ def run_experiment(config: ExperimentConfig, out: Optional[Path] = None, overwri
         step_acc = 100.0 * sum(correct) / max(sum(total), 1)
         names = learner.class_names[task.start:task.stop]
         progress.history.append(history_entry(
-            task.index, names, len(train_set), progress.seconds["train"][-1], f"{config.benchmark} train",
+            task.index, names, len(train_idx), progress.seconds["train"][-1], f"{config.benchmark} train",
             eval_record(f"{config.benchmark} test", correct, total, task.stop)))
         log("task_end", task=task.index, classes=task.stop, acc=step_acc, acc_row=row, correct=correct,
             total=total, train_seconds=progress.seconds["train"][-1], eval_seconds=progress.seconds["eval"][-1])
         echo(format_step(task.index, len(scenario), task.stop, step_acc, row, progress.seconds["train"][-1],
                          progress.seconds["eval"][-1]))
-        if out is not None and config.train.checkpoints != "none" and task.index < len(scenario) - 1:
+        if out is not None and w.main and config.train.checkpoints != "none" and task.index < len(scenario) - 1:
             _save_task_checkpoint(config, Path(out), learner, order, task.index, progress)
 
     results = {
@@ -232,7 +249,7 @@ def run_experiment(config: ExperimentConfig, out: Optional[Path] = None, overwri
     }
     log("end", last=results["last"], avg=results["avg"])
     log.close()
-    if out is not None:
+    if out is not None and w.main:
         tensors = learner.state_dict()
         save_checkpoint(Path(out) / "model.safetensors", tensors,
                         model_metadata(config, learner, order, progress.history))
@@ -258,17 +275,26 @@ def _save_task_checkpoint(config: ExperimentConfig, out: Path, learner: Learner,
                 old.unlink()
 
 
-def _resume(config: ExperimentConfig, out: Path, learner: Learner, device: torch.device) -> tuple[Progress, int]:
+def _silent(message: str) -> None:
+    """The echo of every process but rank 0."""
+
+
+def _start_output(out: Path, overwrite: bool, config: ExperimentConfig) -> None:
+    prepare_output(out, overwrite)
+    atomic_write_text(out / "config.yaml", dump_yaml(config))
+
+
+def _read_resume(config: ExperimentConfig, out: Path) -> tuple[Path, dict, dict]:
+    """(path, tensors on the CPU, metadata) of the checkpoint an interrupted run in ``out`` continues from."""
     if (out / "results.json").exists():
         raise SecaError(f"the run in '{out}' has finished (results.json exists); there is nothing to resume")
     path = latest_checkpoint(out)
     if path is None:
         raise SecaError(f"'{out}' holds no checkpoint to resume from; run without --resume to start it")
-    tensors, meta = load_checkpoint(path, device)
+    tensors, meta = load_checkpoint(path, torch.device("cpu"))
     differences = config_differences(to_dict(config), meta["config"])
     if differences:
         raise SecaError(f"the config differs from the interrupted run's at {differences[0]}"
                         f"{f' and {len(differences) - 1} more keys' if len(differences) > 1 else ''}; "
                         "resume with the same config and --set options")
-    learner.restore(tensors, meta["learner"])
-    return Progress(**meta["progress"], history=meta.get("history", [])), meta["task"] + 1
+    return path, tensors, meta

@@ -15,6 +15,7 @@ from typing import Callable, Optional, Sequence
 
 from tqdm import tqdm
 
+from .. import distributed
 from ..config import ExperimentConfig, check_seeds, dump_yaml, to_dict
 from ..errors import SecaError
 from ..eval.aggregate import aggregate_runs
@@ -83,6 +84,9 @@ def run_seeds(config: ExperimentConfig, out: Path, seeds: Sequence[int], overwri
     are reused.
     """
     seeds = check_seeds(seeds)
+    if distributed.launched():
+        raise SecaError("torchrun runs one seed at a time: start one torchrun per seed with --set seed=K and "
+                        "--out OUT/seed<K>, then `seca compare` them (or run --seeds without torchrun)")
     out = Path(out)
     configs = {k: seed_config(config, k) for k in seeds}
     if not (resume or overwrite):

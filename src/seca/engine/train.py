@@ -11,6 +11,7 @@ from torch.utils.data import RandomSampler, Sampler
 from tqdm import tqdm
 
 from ..config import TrainConfig
+from ..distributed import ShardBatches, all_sum, data_parallel, world
 from ..errors import SecaError
 from ..io.logs import JsonlLog
 from ..data.scenario import Task
@@ -41,31 +42,56 @@ def fit_task(learner: Learner, dataset: TaskImages, train: TrainConfig, device: 
              sampler: Callable[[TaskImages, int, int], Sampler] = random_sampler, first_step: int = 0) -> int:
     """Train ``learner`` on the current task for ``train.epochs`` epochs.
 
-    Steps are numbered on from ``first_step`` (the run's count so far); returns the next step number.
+    ``dataset`` is this process's images of the task: all of them, or in a distributed run its shard, which
+    it trains on with its part of the global batch ``train.batch_size`` (:class:`ShardBatches`) through
+    DistributedDataParallel. Steps are numbered on from ``first_step`` (the run's count so far); returns
+    the next step number.
     """
     optimizer = make_optimizer(learner, train)
     schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(train.milestones), gamma=train.gamma)
     dtype = amp_dtype(train.amp, device)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     task = learner.task
+    w = world()
+    if w.size > 1:
+        sizes = all_sum(torch.zeros(w.size, dtype=torch.long).index_fill_(0, torch.tensor(w.rank), len(dataset)))
+        sizes = sizes.tolist()
+        if min(sizes) == 0:
+            raise SecaError(f"task {task.index + 1} has {sum(sizes)} training images, fewer than the {w.size} "
+                            "processes; start fewer processes")
+        step_of = data_parallel(learner, device)
+    else:
+        step_of = learner.training_step
     step = first_step
     for epoch in range(train.epochs):
         learner.train()
-        batches = loader(dataset, train.batch_size, sampler(dataset, seed, epoch), num_workers, device.type == "cuda")
-        sums: dict[str, float] = defaultdict(float)
+        if w.size > 1:
+            plan = ShardBatches(sizes, w.rank, train.batch_size, seed, epoch)
+            batches = loader(dataset, train.batch_size, num_workers=num_workers, pin_memory=device.type == "cuda",
+                             batches=plan)
+            shares = plan.shares
+        else:
+            batches = loader(dataset, train.batch_size, sampler(dataset, seed, epoch), num_workers,
+                             device.type == "cuda")
+            shares = None
+        sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), dtype=torch.float64))
         seen, start = 0, time.perf_counter()
         bar = tqdm(batches, desc=f"task {task.index + 1} epoch {epoch + 1}/{train.epochs}", leave=False,
-                   disable=None if train.progress else True, dynamic_ncols=True)
-        for batch in bar:
+                   disable=None if train.progress and w.main else True, dynamic_ncols=True)
+        for number, batch in enumerate(bar):
+            if shares is not None:
+                batch.share = shares[number]
             batch = batch.to(device)
             with autocast(device, dtype):
-                losses = learner.training_step(batch)
+                losses = step_of(batch)
             loss = losses["loss"]
             if not torch.isfinite(loss):
                 terms = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())
                 raise SecaError(f"the loss became {loss.item()} at step {step + 1} (task {task.index + 1}, epoch "
                                 f"{epoch + 1}; {terms}); nothing of this task was kept: lower the learning rates "
                                 "(train.lr.*) or turn off fp16 (train.amp=bf16 or off)")
+            if shares is not None:  # DDP averages over processes: weigh each by its part of the step's images
+                loss = loss * (w.size * batch.share)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -81,9 +107,12 @@ def fit_task(learner: Learner, dataset: TaskImages, train: TrainConfig, device: 
                 log("train_step", task=task.index, epoch=epoch, step=step, images_per_s=round(rate, 1),
                     lr={g["name"]: g["lr"] for g in optimizer.param_groups},
                     **{k: float(v.detach()) for k, v in losses.items()})
-            bar.set_postfix({**{k: f"{v / seen:.3f}" for k, v in sums.items()}, "img/s": f"{rate:.0f}"}, refresh=False)
+            bar.set_postfix({**{k: f"{float(v) / seen:.3f}" for k, v in sums.items()}, "img/s": f"{rate:.0f}"},
+                            refresh=False)
         schedule.step()
-        means = {k: v / max(seen, 1) for k, v in sums.items()}
+        totals = all_sum(torch.stack([torch.tensor(float(seen), dtype=torch.float64), *sums.values()]))
+        seen = int(totals[0])  # every process's images of the epoch, and the means of the loss terms over them
+        means = {key: float(v) / max(seen, 1) for key, v in zip(sums, totals[1:])}
         if log is not None:
             log("train_epoch", task=task.index, epoch=epoch, images=seen,
                 seconds=round(time.perf_counter() - start, 3), **means)
@@ -100,10 +129,13 @@ def learn_task(learner: Learner, task: Task, images: TaskImages, train: TrainCon
                seed: int, num_workers: int = 0, log: Optional[JsonlLog] = None, first_step: int = 0) -> int:
     """One task from start to end: reseed, ``begin_task``, train (for learners that train), ``end_task``.
 
-    The same for ``seca run`` and for ``learn`` on a saved model. Returns the next optimisation step number.
+    The same for ``seca run`` and for ``learn`` on a saved model. ``images`` are this process's images of the
+    task (in a distributed run, its shard). Returns the next optimisation step number.
     """
     seed = task_seed(seed, task)
-    torch.manual_seed(seed)
+    # The processes of a distributed run share the task's seed (shards, shuffles, parameters drawn from
+    # task_rng, replay draws) but not the global stream, from which each draws dropout masks for its own images.
+    torch.manual_seed(seed + 1_000_003 * world().rank)
     batches = device_batches(lambda: loader(images, train.eval_batch_size, None, num_workers,
                                             device.type == "cuda"), device)
     task_data = TaskData(task, len(images), batches)

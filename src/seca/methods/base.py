@@ -21,14 +21,22 @@ from ..data.scenario import Task
 
 @dataclass
 class Batch:
-    """Images (preprocessed), their labels (remapped, global) and their positions in the task's data."""
+    """Images (preprocessed), their labels (remapped, global) and their positions in the task's data.
+
+    ``share`` is the fraction of the step's images that this batch holds: 1 in a single process; in a run
+    over several processes, this process's part of the global batch (docs/distributed.md). A loss that is a
+    mean over the batch's images needs nothing of it; one that mixes them with other terms in one mean (the
+    replay of SECA++) weighs them by it.
+    """
 
     images: torch.Tensor
     labels: torch.Tensor
     index: torch.Tensor
+    share: float = 1.0
 
     def to(self, device: torch.device) -> "Batch":
-        return Batch(self.images.to(device, non_blocking=True), self.labels.to(device), self.index.to(device))
+        return Batch(self.images.to(device, non_blocking=True), self.labels.to(device), self.index.to(device),
+                     self.share)
 
 
 @dataclass
@@ -37,6 +45,8 @@ class TaskData:
 
     ``batches()`` yields every training image of the task once, in a fixed order, as :class:`Batch`
     on the learner's device: enough to precompute per-image features (spec §7b) or class statistics.
+    In a run over several processes they are this process's shard of the task; a statistic over the
+    whole task sums over the shards with :func:`seca.distributed.all_sum`.
     """
 
     task: Task

@@ -2,27 +2,60 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 from torch import nn
 
+from ..distributed import all_sum
+from ..errors import SecaError
 
-def class_statistics(features: torch.Tensor, labels: torch.Tensor, eps: float = 1e-4
-                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(classes, means [K, E], covariances [K, E, E]) of ``features`` grouped by label, in float64.
+
+def class_sums(features: torch.Tensor, labels: torch.Tensor, classes: Sequence[int]
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sums [K, E], counts [K]) of the features of each class in ``classes`` (labels are global), summed
+    over every process of a distributed run."""
+    first = classes[0]
+    if list(classes) != list(range(first, first + len(classes))):
+        raise ValueError(f"classes must be consecutive labels, got {list(classes)}")
+    rows = labels.long() - first
+    sums = features.new_zeros(len(classes), features.shape[1]).index_add_(0, rows, features)
+    counts = torch.bincount(rows, minlength=len(classes)).to(features.device, torch.float64)
+    return all_sum(sums), all_sum(counts)
+
+
+def class_means(features: torch.Tensor, labels: torch.Tensor, classes: Sequence[int]) -> torch.Tensor:
+    """Mean feature of each class in ``classes`` over the whole task (every process's shard), ``[K, E]``."""
+    sums, counts = class_sums(features, labels, classes)
+    _check_counts(counts, classes)
+    return sums / counts.to(sums.dtype).unsqueeze(1)
+
+
+def class_statistics(features: torch.Tensor, labels: torch.Tensor, classes: Sequence[int], eps: float = 1e-4
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(means [K, E], covariances [K, E, E]) of the features of each class in ``classes``, in float64, over
+    the whole task (every process's shard: the means are reduced first, then the scatter about them).
 
     The covariance is the unbiased sample covariance plus ``eps * I``, so it is positive definite even for
-    classes with fewer images than dimensions.
+    classes with fewer images than dimensions (a class of one image has ``eps * I``).
     """
     features = features.double()
-    classes = labels.unique(sorted=True)
-    means, covs = [], []
+    sums, counts = class_sums(features, labels, classes)
+    _check_counts(counts, classes)
+    means = sums / counts.unsqueeze(1)
+    centred = features - means[labels.long() - classes[0]]
+    scatter = torch.stack([centred[labels == c].T @ centred[labels == c] for c in classes])
+    scatter = all_sum(scatter)
     eye = torch.eye(features.shape[1], dtype=torch.float64, device=features.device)
-    for c in classes:
-        x = features[labels == c]
-        means.append(x.mean(dim=0))
-        cov = torch.cov(x.T) if x.shape[0] > 1 else torch.zeros_like(eye)
-        covs.append(cov + eps * eye)
-    return classes, torch.stack(means), torch.stack(covs)
+    covariances = scatter / (counts - 1).clamp_min(1)[:, None, None] + eps * eye
+    return means, covariances
+
+
+def _check_counts(counts: torch.Tensor, classes: Sequence[int]) -> None:
+    empty = [c for c, n in zip(classes, counts.tolist()) if n == 0]
+    if empty:
+        raise SecaError(f"the task has no training image of class label(s) {empty}; every class of a task "
+                        "needs at least one")
 
 
 class ClassGaussians(nn.Module):

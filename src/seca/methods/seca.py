@@ -26,7 +26,7 @@ from ..errors import SecaError
 from .base import Batch, TaskData, register
 from .h_peft import HPEFT
 from .inference import stable_exp, text_branch
-from .replay import ClassGaussians, class_statistics
+from .replay import ClassGaussians, class_means, class_statistics
 from .se_vpr import PrototypeRefiner, prototype_drift
 from .sg_akt import AdapterPool, RelevanceAggregator, distillation_kl
 
@@ -40,9 +40,11 @@ def _check(value: str, choices: tuple[str, ...], key: str) -> None:
         raise SecaError(f"method.{key} must be one of {', '.join(choices)}; got '{value}'")
 
 
-def class_means(features: torch.Tensor, labels: torch.Tensor, classes: range) -> torch.Tensor:
-    """Mean feature of each class in ``classes`` (labels are global), ``[len(classes), E]``."""
-    return torch.stack([features[labels == c].mean(dim=0) for c in classes])
+def _mean_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, weights: Optional[torch.Tensor]) -> torch.Tensor:
+    """The cross-entropy averaged over the rows, each counting ``weights[i]`` times (all once if None)."""
+    if weights is None:
+        return F.cross_entropy(logits, targets)
+    return (F.cross_entropy(logits, targets, reduction="none") * weights).sum() / weights.sum()
 
 
 @register
@@ -195,7 +197,7 @@ class SECA(HPEFT):
             losses["kd"] = distillation_kl(features, teacher, current_text, c.sg_akt.temperature)
             kd_weight = c.sg_akt.beta * task.index  # beta_s = beta (s - 1)
         if self.replay and task.index > 0:
-            losses["replay"] = self._replay_loss(features, batch.labels, text, prototypes)
+            losses["replay"] = self._replay_loss(features, batch.labels, text, prototypes, batch.share)
 
         total = sum(v for k, v in losses.items() if k != "kd") + kd_weight * losses.get("kd", 0.0)
         return {"loss": total, **{k: v.detach() for k, v in losses.items()}}
@@ -227,16 +229,23 @@ class SECA(HPEFT):
         return teacher
 
     def _replay_loss(self, features: torch.Tensor, labels: torch.Tensor, text: torch.Tensor,
-                     prototypes: Optional[torch.Tensor]) -> torch.Tensor:
-        """L_gs of SECA++: draws from old classes' Gaussians join the (detached) batch, over all seen classes."""
+                     prototypes: Optional[torch.Tensor], share: float = 1.0) -> torch.Tensor:
+        """L_gs of SECA++: draws from old classes' Gaussians join the (detached) batch, over all seen classes.
+
+        The cross-entropy is a mean over the batch's images and the draws. When the batch is a ``share`` of
+        the step's images (one process's part of a global batch), its images count ``1 / share`` each, so that
+        the processes' weighted losses add up to the one-process mean (docs/distributed.md)."""
         r = self.config.replay
         draws, draw_labels = self.gaussians.sample(r.samples_per_class, self._replay_rng, num_classes=self.task.start)
         mixed = F.normalize(torch.cat([features.detach().float(), draws.float()]), dim=-1)
         targets = torch.cat([labels, draw_labels])
-        scale = self.ce_scale
-        loss = F.cross_entropy(scale * mixed @ text.float().T, targets)
+        weights = None
+        if share != 1.0:
+            weights = torch.ones(len(targets), device=mixed.device)
+            weights[: len(labels)] = 1.0 / share
+        loss = _mean_cross_entropy(self.ce_scale * mixed @ text.float().T, targets, weights)
         if prototypes is not None:
-            loss = loss + F.cross_entropy(scale * mixed @ prototypes.float().T, targets)
+            loss = loss + _mean_cross_entropy(self.ce_scale * mixed @ prototypes.float().T, targets, weights)
         return loss
 
     @torch.no_grad()
@@ -261,10 +270,8 @@ class SECA(HPEFT):
             features.append(self.backbone.encode_image(stem=stem, adapters=self.adapters).float())
             labels.append(batch.labels)
         self.adapters.eval()
-        classes, means, covariances = class_statistics(torch.cat(features), torch.cat(labels),
-                                                       self.config.replay.covariance_eps)
-        if classes.tolist() != list(task.labels):
-            raise RuntimeError(f"task {task.index} lacks training images of some of its classes")
+        means, covariances = class_statistics(torch.cat(features), torch.cat(labels), task.labels,
+                                              self.config.replay.covariance_eps)
         self.gaussians.add(means, covariances)
         self.adapted_means = torch.cat([self.adapted_means, F.normalize(means.float(), dim=-1)])
 

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..distributed import all_sum
 from ..errors import SecaError
 from ..peft.adapter import AdapterSet
 
@@ -60,9 +61,14 @@ class AdapterPool(nn.Module):
 
     @torch.no_grad()
     def update_utility(self, weights: torch.Tensor) -> None:
-        """U <- m U + (1 - m) * (batch mean of the relevance weights ``[B, members]``), if the pool is full."""
+        """U <- m U + (1 - m) * (batch mean of the relevance weights ``[B, members]``), if the pool is full.
+
+        The mean is over the whole step's images: in a distributed run, the sums and counts of every
+        process's part of the global batch are added up first."""
         if self.full:
-            self.utility.mul_(self.momentum).add_(weights.float().mean(dim=0).to(self.utility), alpha=1 - self.momentum)
+            weights = weights.float()
+            sums = all_sum(torch.cat([weights.sum(dim=0), weights.new_tensor([weights.shape[0]])]))
+            self.utility.mul_(self.momentum).add_((sums[:-1] / sums[-1]).to(self.utility), alpha=1 - self.momentum)
 
     def evict_index(self) -> int:
         if self.eviction == "oldest":

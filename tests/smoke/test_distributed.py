@@ -1,0 +1,306 @@
+"""Two processes (a gloo group on the CPU, spawned here) compute what one process computes (docs/distributed.md).
+
+One spawned pair of processes does everything the issue lists, on the test CLIP, with SECA++ and a pool of one
+snapshot (so that SG-AKT's utility is updated): the reductions over a task (frozen-CLIP class means, the
+Gaussians' means and covariances, the adapted centroids, the refined prototypes, the utility, the evaluation
+counts and confusion), each process's teacher cache against the single process's rows of its shard, and whole
+tasks of one training step each, whose parameters must match one process training on the whole batch.
+Then ``torchrun --nproc_per_node 2 -m seca run`` end to end: same seed, same results; resumed, same results.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from seca import distributed
+from seca.config import AdapterConfig, MethodConfig, ReplayConfig, SGAKTConfig, TrainConfig
+from seca.data.scenario import ClassIncrementalScenario
+from seca.distributed import ShardBatches, shard_positions, shard_sizes
+from seca.engine.data import TaskImages, device_batches, loader
+from seca.engine.evaluate import evaluate_tasks
+from seca.engine.train import learn_task, task_seed
+from seca.methods import TaskData, build_learner
+
+from ..conftest import FAST_RUN
+
+CLASSES = ["red star", "blue star", "red circle", "blue circle"]
+PER_CLASS = [13, 12, 11, 14]  # odd sizes: the shards of a task differ by one image
+TEST_PER_CLASS = 5
+SEED = 3
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _images():
+    """Training and test items of the four classes (labels = class ids), as a list a TaskImages can index."""
+    g = torch.Generator().manual_seed(0)
+    train = [(torch.randn(3, 32, 32, generator=g), c) for c, n in enumerate(PER_CLASS) for _ in range(n)]
+    test = [(torch.randn(3, 32, 32, generator=g), c) for c in range(len(CLASSES)) for _ in range(TEST_PER_CLASS)]
+    return train, test
+
+
+def _task_images(items, task):
+    positions = [i for i, (_, c) in enumerate(items) if task.start <= c < task.stop]
+    return TaskImages(items, positions, [items[i][1] for i in positions])
+
+
+def _mine(images: TaskImages, task) -> TaskImages:
+    """This process's shard of a task's training images, as `seca run` deals them."""
+    w = distributed.world()
+    if w.size == 1:
+        return images
+    return images.subset(shard_positions(len(images), task_seed(SEED, task), w.rank, w.size))
+
+
+def _learner(dropout: float = 0.1):
+    from seca.clip.backbone import load_backbone
+
+    torch.manual_seed(0)
+    backbone = load_backbone("seca-test", None)
+    method = MethodConfig(name="seca++", sg_akt=SGAKTConfig(pool_size=1), replay=ReplayConfig(samples_per_class=3),
+                          adapter=AdapterConfig(dropout=dropout))
+    torch.manual_seed(SEED)
+    return build_learner(backbone, CLASSES, method, seed=SEED)
+
+
+def compute() -> dict:
+    """Everything compared, as this process sees it (one process: the whole data; two: its shards)."""
+    torch.set_num_threads(1)
+    train_items, test_items = _images()
+    scenario = list(ClassIncrementalScenario(list(range(len(CLASSES))), 2, 2))
+    w = distributed.world()
+    out: dict = {}
+
+    # A. Reductions alone: begin and end two tasks without training, the same model in every process.
+    learner = _learner()
+    for task in scenario:
+        mine = _mine(_task_images(train_items, task), task)
+        data = TaskData(task, len(mine), device_batches(lambda: loader(mine, 7), learner.device))
+        learner.begin_task(task, data)
+        if task.index == 1:
+            out["teacher_cache"] = learner._teacher_cache.clone()
+            g = torch.Generator().manual_seed(1)
+            weights = torch.rand(len(_task_images(train_items, task)), 1, generator=g).softmax(dim=1)
+            positions = (shard_positions(len(weights), task_seed(SEED, task), w.rank, w.size) if w.size > 1
+                         else np.arange(len(weights)))
+            learner.pool.update_utility(weights[positions] * 0.3)
+            out["utility"] = learner.pool.utility.clone()
+        learner.end_task(task, data)
+    for name in ("raw_prototypes", "adapted_means", "stored_prototypes"):
+        out[name] = getattr(learner, name).clone()
+    out["means"], out["cholesky"] = learner.gaussians.means.clone(), learner.gaussians.cholesky.clone()
+    test_sets = []
+    for task in scenario:
+        test = _task_images(test_items, task)
+        test_sets.append(test.subset(np.arange(w.rank, len(test), w.size)) if w.size > 1 else test)
+    confusion = torch.zeros(4, 4, dtype=torch.long)
+    out["correct"], out["total"] = evaluate_tasks(learner, test_sets, 3, learner.device, progress=False,
+                                                  confusion=confusion)
+    out["confusion"] = confusion
+
+    # B. Two tasks of one training step each: the global batch is the whole task (26 >= 25 images). Without
+    # adapter dropout, whose masks each process draws for its own images.
+    learner = _learner(dropout=0.0)
+    train = TrainConfig(epochs=1, batch_size=26, milestones=(5,), progress=False)
+    for task in scenario:
+        mine = _mine(_task_images(train_items, task), task)
+        if task.index == 0:
+            data = TaskData(task, len(mine), device_batches(lambda: loader(mine, 7), learner.device))
+            learner.begin_task(task, data)
+            learner.end_task(task, data)
+            continue
+        learn_task(learner, task, mine, train, learner.device, SEED)
+    out["trained"] = {k: v.detach().clone() for k, v in learner.state_dict().items()}
+    out["gradients"] = {k: p.grad.clone() for k, p in learner.named_parameters() if p.grad is not None}
+    return out
+
+
+def _worker(rank: int, port: int, folder: str) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    distributed.join("cpu", timeout_s=120)
+    try:
+        torch.save(compute(), Path(folder) / f"rank{rank}.pt")
+    finally:
+        distributed.leave()
+
+
+@pytest.fixture(scope="module")
+def two_and_one(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ranks")
+    mp.spawn(_worker, args=(_free_port(), str(folder)), nprocs=2, join=True)
+    ranks = [torch.load(folder / f"rank{r}.pt", weights_only=False) for r in range(2)]
+    return ranks, compute()
+
+
+REDUCED = ["raw_prototypes", "adapted_means", "stored_prototypes", "means", "cholesky", "utility"]
+
+
+@pytest.mark.parametrize("name", REDUCED)
+def test_every_reduction_over_two_shards_equals_one_process(two_and_one, name):
+    ranks, one = two_and_one
+    assert one[name].numel() > 0
+    for rank in ranks:
+        torch.testing.assert_close(rank[name], one[name], rtol=1e-5, atol=1e-5)
+
+
+def test_the_utility_moved_and_is_the_mean_over_the_whole_batch(two_and_one):
+    ranks, one = two_and_one
+    # the pool holds one member, so every relevance weight is 1 (x 0.3): U = 0.5 * 1 + 0.5 * 0.3
+    torch.testing.assert_close(one["utility"], torch.tensor([0.65]))
+
+
+def test_each_process_caches_the_teachers_of_its_own_shard(two_and_one):
+    ranks, one = two_and_one
+    task = list(ClassIncrementalScenario(list(range(4)), 2, 2))[1]
+    n = PER_CLASS[2] + PER_CLASS[3]
+    assert one["teacher_cache"].shape[0] == n
+    assert [r["teacher_cache"].shape[0] for r in ranks] == shard_sizes(n, 2)
+    for rank, result in enumerate(ranks):
+        rows = one["teacher_cache"][shard_positions(n, task_seed(SEED, task), rank, 2)]
+        torch.testing.assert_close(result["teacher_cache"], rows, rtol=1e-5, atol=1e-5)
+
+
+def test_sharded_evaluation_counts_every_test_image_once(two_and_one):
+    ranks, one = two_and_one
+    assert one["total"] == [2 * TEST_PER_CLASS, 2 * TEST_PER_CLASS]
+    assert int(one["confusion"].sum()) == 4 * TEST_PER_CLASS
+    for rank in ranks:
+        assert (rank["correct"], rank["total"]) == (one["correct"], one["total"])
+        assert torch.equal(rank["confusion"], one["confusion"])
+
+
+def test_a_step_over_two_processes_equals_one_process_step_on_the_global_batch(two_and_one):
+    """The trainable parameters after one step of task 2 (SECA++: every loss term, shares of 13 and 12 of
+    25 images), as one vector, to 1e-5 relative; and the all-reduced gradient of every tensor to 1e-4.
+
+    Per tensor, float32 noise shows: one process with the same images in another order differs by up to
+    5e-5 on the gradients of SE-VPR's LayerNorms (measured), and a gradient that is zero in exact arithmetic
+    (LN_T's bias, which cancels in the distances) is all noise, so it is left out."""
+    ranks, one = two_and_one
+    gradients = one["gradients"]
+    largest = max(float(g.norm()) for g in gradients.values())
+    assert {"prompts.prompts.1", "adapters.adapters.0.up.weight", "aggregator.ln_out.weight",
+            "refiner.project.weight"} <= gradients.keys()
+    for rank in ranks:
+        assert rank["gradients"].keys() == gradients.keys()
+        for name, g in gradients.items():
+            if float(g.norm()) > 1e-6 * largest:
+                error = float((rank["gradients"][name] - g).norm() / g.norm())
+                assert error <= 1e-4, f"gradient of {name}: relative error {error:.2e}"
+
+        trained = [name for name in gradients]
+        mine = torch.cat([rank["trained"][name].flatten().double() for name in trained])
+        single = torch.cat([one["trained"][name].flatten().double() for name in trained])
+        assert float((mine - single).norm() / single.norm()) <= 1e-5
+        for name, value in one["trained"].items():  # the rest of the state: statistics, snapshots, utility
+            if name not in gradients:
+                torch.testing.assert_close(rank["trained"][name], value, rtol=1e-5, atol=1e-5)
+
+    learner = _learner()
+    initial = learner.prompts.add_task(learner.task_rng(list(ClassIncrementalScenario([0, 1, 2, 3], 2, 2))[1]))
+    assert 1e-4 < float((one["trained"]["prompts.prompts.1"] - initial.detach()).abs().max()), "nothing trained"
+
+
+def test_shard_batches_split_the_global_batch_and_weigh_an_uneven_last_step():
+    sizes = shard_sizes(25, 2)  # 13 and 12 images
+    plans = [ShardBatches(sizes, rank, 8, seed=0, epoch=0) for rank in range(2)]
+    batches = [list(plan) for plan in plans]
+    assert [len(b) for b in batches] == [3, 3]  # ceil(12 / 4) steps each
+    assert [len(x) for x in batches[0]] == [4, 4, 5] and [len(x) for x in batches[1]] == [4, 4, 4]
+    assert sorted(i for x in batches[0] for i in x) == list(range(13))  # every image of the shard once
+    assert plans[0].shares == [0.5, 0.5, 5 / 9] and plans[1].shares == [0.5, 0.5, 4 / 9]
+    assert list(ShardBatches(sizes, 0, 8, seed=0, epoch=1)) != batches[0]  # a new order every epoch
+    assert list(ShardBatches(sizes, 0, 8, seed=0, epoch=0)) == batches[0]  # the same for the same seed
+
+
+def test_shards_are_disjoint_cover_the_task_and_mix_its_classes():
+    shards = [shard_positions(10, 7, rank, 3) for rank in range(3)]
+    assert sorted(np.concatenate(shards).tolist()) == list(range(10))
+    assert [len(s) for s in shards] == shard_sizes(10, 3) == [4, 3, 3]
+    assert shards[0].tolist() != [0, 1, 2, 3]
+
+
+# ---- torchrun end to end --------------------------------------------------------------------------
+
+
+def _torchrun(out: Path, *extra: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+               str(_free_port()), "-m", "seca", "run", "cpu-small", "--set", "method.name=seca++", *FAST_RUN,
+               "--out", str(out), *extra]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+
+
+def _results(out: Path) -> dict:
+    results = json.loads((out / "results.json").read_text())
+    return {k: results[k] for k in ("acc_matrix", "test_counts", "confusion", "last", "avg")}
+
+
+def test_torchrun_runs_seca_plus_plus_reproducibly_and_resumes_to_the_same_results(tmp_path):
+    first = _torchrun(tmp_path / "a", "--set", "train.checkpoints=all")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert first.stdout.count("Last ") == 1  # rank 0 alone prints the table
+    assert sorted(p.name for p in (tmp_path / "a").glob("*.json")) == ["results.json"]
+    assert json.loads((tmp_path / "a" / "results.json").read_text())["test_counts"] == [16] * 5
+
+    second = _torchrun(tmp_path / "b")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert _results(tmp_path / "b") == _results(tmp_path / "a")
+
+    # What a run killed after task 2 leaves: its config, log and the checkpoint of task 2.
+    killed = tmp_path / "killed"
+    (killed / "checkpoints").mkdir(parents=True)
+    for name in ("config.yaml", "log.jsonl"):
+        shutil.copy(tmp_path / "a" / name, killed / name)
+    shutil.copy(tmp_path / "a" / "checkpoints" / "task-02.safetensors", killed / "checkpoints")
+    resumed = _torchrun(killed, "--resume", "--set", "train.checkpoints=all")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming after task 2 of 5" in resumed.stdout
+    assert _results(killed) == _results(tmp_path / "a")
+
+    from safetensors.torch import load_file
+
+    assert all(torch.equal(a, b) for a, b in zip(load_file(tmp_path / "a" / "model.safetensors").values(),
+                                                 load_file(killed / "model.safetensors").values()))
+
+
+def test_torchrun_refuses_a_global_batch_that_does_not_split(tmp_path):
+    odd = _torchrun(tmp_path / "odd", "--set", "train.batch_size=15")
+    assert odd.returncode != 0
+    assert "train.batch_size 15 does not split over 2 processes: use a multiple of 2" in odd.stderr
+    assert not (tmp_path / "odd").exists()
+
+
+def test_an_error_of_rank_0_alone_stops_every_process_with_one_message(tmp_path):
+    (tmp_path / "empty").mkdir()
+    failed = _torchrun(tmp_path / "empty", "--resume")  # rank 0 reads the output folder; the others wait for it
+    assert failed.returncode != 0
+    errors = [line for line in failed.stderr.splitlines() if "error:" in line]
+    assert errors == [f"[rank 0] error: '{tmp_path / 'empty'}' holds no checkpoint to resume from; run without "
+                      "--resume to start it"]
+
+
+def test_only_run_goes_over_several_processes(monkeypatch, capsys):
+    from seca.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert main(["predict", "model.safetensors", "x.png"]) == 2
+    assert capsys.readouterr().err.strip() == ("[rank 1] error: only 'seca run' runs over several processes; "
+                                               "start 'seca predict' without torchrun")
+    assert main(["run", "cpu-small", "--seeds", "0,1"]) == 2
+    assert "torchrun runs one seed at a time" in capsys.readouterr().err
