@@ -29,6 +29,7 @@ from seca.engine.data import TaskImages, device_batches, loader
 from seca.engine.evaluate import evaluate_tasks
 from seca.engine.train import learn_task, task_seed
 from seca.methods import TaskData, build_learner
+from seca.methods.sg_akt import AdapterPool
 
 from ..conftest import FAST_RUN
 
@@ -92,12 +93,6 @@ def compute() -> dict:
         learner.begin_task(task, data)
         if task.index == 1:
             out["teacher_cache"] = learner._teacher_cache.clone()
-            g = torch.Generator().manual_seed(1)
-            weights = torch.rand(len(_task_images(train_items, task)), 1, generator=g).softmax(dim=1)
-            positions = (shard_positions(len(weights), task_seed(SEED, task), w.rank, w.size) if w.size > 1
-                         else np.arange(len(weights)))
-            learner.pool.update_utility(weights[positions] * 0.3)
-            out["utility"] = learner.pool.utility.clone()
         learner.end_task(task, data)
     for name in ("raw_prototypes", "adapted_means", "stored_prototypes"):
         out[name] = getattr(learner, name).clone()
@@ -111,8 +106,18 @@ def compute() -> dict:
                                                   confusion=confusion)
     out["confusion"] = confusion
 
-    # B. Two tasks of one training step each: the global batch is the whole task (26 >= 25 images). Without
-    # adapter dropout, whose masks each process draws for its own images.
+    # SG-AKT's utility over a full pool of two: the relevance weights of the 25 images of a step, each process
+    # passing those of its shard (13 and 12: a mean of the two means would differ from the mean).
+    pool = AdapterPool(size=2, momentum=0.5)
+    for source in range(2):
+        pool.add(torch.nn.Linear(1, 1), source)
+    weights = torch.rand(25, 2, generator=torch.Generator().manual_seed(1)).softmax(dim=1)
+    pool.update_utility(weights[shard_positions(25, 0, w.rank, w.size)] if w.size > 1 else weights)
+    out["utility"] = pool.utility.clone()
+
+    # B. One training step, in task 2: the global batch (26) holds the task's 25 images. Task 1 is begun and
+    # ended without training, so every process starts the step from the same model. No adapter dropout: each
+    # process draws the masks of its own images.
     learner = _learner(dropout=0.0)
     train = TrainConfig(epochs=1, batch_size=26, milestones=(5,), progress=False)
     for task in scenario:
@@ -157,10 +162,12 @@ def test_every_reduction_over_two_shards_equals_one_process(two_and_one, name):
         torch.testing.assert_close(rank[name], one[name], rtol=1e-5, atol=1e-5)
 
 
-def test_the_utility_moved_and_is_the_mean_over_the_whole_batch(two_and_one):
+def test_the_utility_moves_by_the_mean_over_the_whole_step(two_and_one):
     ranks, one = two_and_one
-    # the pool holds one member, so every relevance weight is 1 (x 0.3): U = 0.5 * 1 + 0.5 * 0.3
-    torch.testing.assert_close(one["utility"], torch.tensor([0.65]))
+    weights = torch.rand(25, 2, generator=torch.Generator().manual_seed(1)).softmax(dim=1)
+    torch.testing.assert_close(one["utility"], 0.5 * torch.tensor([0.5, 0.5]) + 0.5 * weights.mean(dim=0))
+    halves = [weights[shard_positions(25, 0, rank, 2)].mean(dim=0) for rank in range(2)]
+    assert float((0.5 * 0.5 + 0.25 * (halves[0] + halves[1]) - one["utility"]).abs().max()) > 1e-4
 
 
 def test_each_process_caches_the_teachers_of_its_own_shard(two_and_one):
