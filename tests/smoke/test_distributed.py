@@ -115,6 +115,15 @@ def compute() -> dict:
     pool.update_utility(weights[shard_positions(25, 0, w.rank, w.size)] if w.size > 1 else weights)
     out["utility"] = pool.utility.clone()
 
+    # A step of the first task, where the relevance network of SG-AKT takes no part.
+    learner = _learner(dropout=0.0)
+    task = scenario[0]
+    initial = {k: v.clone() for k, v in learner.aggregator.state_dict().items()}
+    learn_task(learner, task, _mine(_task_images(train_items, task), task),
+               TrainConfig(epochs=1, batch_size=26, milestones=(5,), progress=False), learner.device, SEED)
+    out["without_gradient"] = sorted(k for k, p in learner.named_parameters() if p.requires_grad and p.grad is None)
+    out["aggregator_kept"] = all(torch.equal(v, initial[k]) for k, v in learner.aggregator.state_dict().items())
+
     # B. One training step, in task 2: the global batch (26) holds the task's 25 images. Task 1 is begun and
     # ended without training, so every process starts the step from the same model. No adapter dropout: each
     # process draws the masks of its own images.
@@ -220,6 +229,14 @@ def test_a_step_over_two_processes_equals_one_process_step_on_the_global_batch(t
     learner = _learner()
     initial = learner.prompts.add_task(learner.task_rng(list(ClassIncrementalScenario([0, 1, 2, 3], 2, 2))[1]))
     assert 1e-4 < float((one["trained"]["prompts.prompts.1"] - initial.detach()).abs().max()), "nothing trained"
+
+
+def test_a_part_a_task_does_not_use_keeps_no_gradient_as_in_one_process(two_and_one):
+    ranks, one = two_and_one
+    assert one["without_gradient"] == sorted(f"aggregator.{k}" for k, _ in _learner().aggregator.named_parameters())
+    assert one["aggregator_kept"]  # no gradient, so no weight decay either
+    for rank in ranks:
+        assert (rank["without_gradient"], rank["aggregator_kept"]) == (one["without_gradient"], True)
 
 
 def test_shard_batches_split_the_global_batch_and_weigh_an_uneven_last_step():
