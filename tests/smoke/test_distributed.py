@@ -60,10 +60,7 @@ def _task_images(items, task):
 
 def _mine(images: TaskImages, task) -> TaskImages:
     """This process's shard of a task's training images, as `seca run` deals them."""
-    w = distributed.world()
-    if w.size == 1:
-        return images
-    return images.subset(shard_positions(len(images), task_seed(SEED, task), w.rank, w.size))
+    return images.shard(task_seed(SEED, task))
 
 
 def _learner(dropout: float = 0.1):
@@ -99,8 +96,7 @@ def compute() -> dict:
     out["means"], out["cholesky"] = learner.gaussians.means.clone(), learner.gaussians.cholesky.clone()
     test_sets = []
     for task in scenario:
-        test = _task_images(test_items, task)
-        test_sets.append(test.subset(np.arange(w.rank, len(test), w.size)) if w.size > 1 else test)
+        test_sets.append(_task_images(test_items, task).shard())
     confusion = torch.zeros(4, 4, dtype=torch.long)
     out["correct"], out["total"] = evaluate_tasks(learner, test_sets, 3, learner.device, progress=False,
                                                   confusion=confusion)

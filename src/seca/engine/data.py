@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, SequentialSampler
 
+from .. import distributed
 from ..methods.base import Batch
 
 
@@ -28,11 +29,22 @@ class TaskImages(Dataset):
         return image, int(self.labels[i]), i
 
     def subset(self, positions: Sequence[int]) -> "TaskImages":
-        """The items at ``positions`` (a process's shard), numbered 0.. in that order."""
+        """The items at ``positions``, numbered 0.. in that order."""
         part = TaskImages(self.base, self.indices[positions], self.labels[positions])
         if self._images is not None:
             part._images = self._images[torch.as_tensor(positions, dtype=torch.long)]
         return part
+
+    def shard(self, seed: Optional[int] = None) -> "TaskImages":
+        """This process's part of the items in a distributed run (all of them in one process): dealt from a
+        permutation drawn from ``seed`` (training, :func:`~seca.distributed.shard_positions`), or in order
+        (``None``: evaluation)."""
+        w = distributed.world()
+        if w.size == 1:
+            return self
+        if seed is None:
+            return self.subset(np.arange(w.rank, len(self), w.size))
+        return self.subset(distributed.shard_positions(len(self), seed, w.rank, w.size))
 
     def materialize(self, batch_size: int = 256, num_workers: int = 0) -> "TaskImages":
         """Load and preprocess every image once and keep the tensors (training uses no augmentation)."""

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -191,15 +190,11 @@ def run_experiment(config: ExperimentConfig, out: Optional[Path] = None, overwri
     test_sets: list[TaskImages] = []
     for task in scenario:
         test_idx = scenario.items_of(data.test.targets, [task])
-        test_set = TaskImages(data.test, test_idx, test_labels[test_idx])
-        test_sets.append(test_set.subset(np.arange(w.rank, len(test_set), w.size)) if w.size > 1 else test_set)
+        test_sets.append(TaskImages(data.test, test_idx, test_labels[test_idx]).shard())  # this process's part
         if task.index < first_task:
             continue
         train_idx = scenario.items_of(data.train.targets, [task])
-        train_set = TaskImages(data.train, train_idx, train_labels[train_idx])
-        if w.size > 1:  # this process's shard of the task
-            train_set = train_set.subset(distributed.shard_positions(len(train_set), task_seed(config.seed, task),
-                                                                     w.rank, w.size))
+        train_set = TaskImages(data.train, train_idx, train_labels[train_idx]).shard(task_seed(config.seed, task))
         if d.cache_images:
             train_set.materialize(config.train.eval_batch_size, d.num_workers)
             test_sets[-1].materialize(config.train.eval_batch_size, d.num_workers)

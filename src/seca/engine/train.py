@@ -74,7 +74,7 @@ def fit_task(learner: Learner, dataset: TaskImages, train: TrainConfig, device: 
             batches = loader(dataset, train.batch_size, sampler(dataset, seed, epoch), num_workers,
                              device.type == "cuda")
             shares = None
-        sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), dtype=torch.float64))
+        sums: dict[str, float] = defaultdict(float)
         seen, start = 0, time.perf_counter()
         bar = tqdm(batches, desc=f"task {task.index + 1} epoch {epoch + 1}/{train.epochs}", leave=False,
                    disable=None if train.progress and w.main else True, dynamic_ncols=True)
@@ -107,12 +107,12 @@ def fit_task(learner: Learner, dataset: TaskImages, train: TrainConfig, device: 
                 log("train_step", task=task.index, epoch=epoch, step=step, images_per_s=round(rate, 1),
                     lr={g["name"]: g["lr"] for g in optimizer.param_groups},
                     **{k: float(v.detach()) for k, v in losses.items()})
-            bar.set_postfix({**{k: f"{float(v) / seen:.3f}" for k, v in sums.items()}, "img/s": f"{rate:.0f}"},
-                            refresh=False)
+            bar.set_postfix({**{k: f"{v / seen:.3f}" for k, v in sums.items()}, "img/s": f"{rate:.0f}"}, refresh=False)
         schedule.step()
-        totals = all_sum(torch.stack([torch.tensor(float(seen), dtype=torch.float64), *sums.values()]))
-        seen = int(totals[0])  # every process's images of the epoch, and the means of the loss terms over them
-        means = {key: float(v) / max(seen, 1) for key, v in zip(sums, totals[1:])}
+        # every process's images of the epoch, and the means of the loss terms over them
+        totals = all_sum(torch.tensor([seen, *sums.values()], dtype=torch.float64)).tolist()
+        seen = int(totals[0])
+        means = {key: v / max(seen, 1) for key, v in zip(sums, totals[1:])}
         if log is not None:
             log("train_epoch", task=task.index, epoch=epoch, images=seen,
                 seconds=round(time.perf_counter() - start, 3), **means)
