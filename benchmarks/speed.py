@@ -9,15 +9,22 @@ encoded once per prompt and class, the last block on the class token alone.
 A first process brings a learner to the last task with a full pool (each earlier task moves the trainable
 parameters by a seeded random draw instead of training, so the snapshots differ) and saves it. Each path
 then runs in its own process (so its peak memory is its own) from that state: it begins the last task,
-takes one untimed step whose losses and gradients are compared, then timed steps, ends the task and
-predicts timed evaluation batches (the first one's scores are compared). The optimiser runs with learning
-rate 0, so both paths stay on the same parameters. One task's time is composed from the measured parts
-(a full task would take hours on a CPU): the set-up per image times the task's images, the steps of its
-epochs, the end of the task.
+takes an untimed step, then timed steps, ends the task and predicts timed evaluation batches, all in float32
+(or the chosen AMP precision). The optimiser runs with learning rate 0, so both paths stay on the same
+parameters. One task's time is composed from the measured parts (a full task would take hours on a CPU):
+the set-up per image times the task's images, the steps of its epochs, the end of the task.
+
+Exactness is checked apart from the timing, in float64: each path, in its own process again, begins the
+last task, takes one step and predicts one batch with every tensor in float64, and the two are compared
+loss term by loss term, gradient by gradient and score by score. A reformulation that is exact agrees to
+rounding in float64 (about 1e-13 here); a real difference, even one as small as a float32 rounding, stands
+out by orders of magnitude (docs/performance.md#exactness). ``--break`` puts such a difference into the
+fast path, to show that the check sees it.
 
     python benchmarks/speed.py                      # ViT-B/16 architecture, random weights, 200 classes in 10 tasks
     python benchmarks/speed.py --small              # the offline seca-shapes CLIP, 100 classes in 10 tasks
     python benchmarks/speed.py --json speed.json    # also write the table and the ratios as JSON
+    python benchmarks/speed.py --small --break prefix-token   # a broken fast path: agree: false
 """
 
 from __future__ import annotations
@@ -48,10 +55,17 @@ from seca.data.shapes import class_names as shapes_class_names
 from seca.engine.device import amp_dtype, autocast, resolve_device, set_threads
 from seca.engine.train import make_optimizer
 from seca.methods import Batch, TaskData, build_learner
+from seca.methods.precision import widen
 from seca.methods.seca import SECA
 
-TOLERANCE = 1e-4  # the largest relative difference between the paths that counts as agreement (fp32)
-ZERO_GRADIENT = 1e-8  # a gradient below this fraction of the largest one, in both paths, is zero
+# The exactness check runs in float64 (unit roundoff 1.1e-16). An exact reformulation differs from the naive
+# computation by rounding only: about 1e-13 relative on these models. TOLERANCE sits four orders above that and
+# two below a single float32 rounding (6e-8), so any real difference, even a stray float32 cast, fails it
+# (docs/performance.md#exactness).
+TOLERANCE = 1e-9
+ZERO_GRADIENT = 1e-10  # a gradient below this fraction of the largest one, in both paths, is zero (in exact arithmetic)
+BREAKS = {"prefix-token": "the shared text prefix loses its last prompt vector",
+          "float32-teachers": "the kept teacher features are rounded to float32"}
 
 
 # ---- the naive path --------------------------------------------------------------------------------
@@ -84,7 +98,7 @@ class NaiveSECA(SECA):
     def _teacher_inputs(self, stem: FrozenStem) -> torch.Tensor:
         with torch.no_grad():  # one snapshot after another, each through the whole encoder
             tokens = [self.backbone.encode_image(stem=stem, adapters=m, output="class_token") for m in self.pool.members]
-            return F.normalize(torch.stack(tokens, dim=1).float(), dim=-1)
+            return F.normalize(widen(torch.stack(tokens, dim=1)), dim=-1)
 
 
 def naive_method(method: MethodConfig) -> MethodConfig:
@@ -190,24 +204,44 @@ def scenario_of(args) -> ClassIncrementalScenario:
     return ClassIncrementalScenario(list(range(args.classes)), args.increment, args.increment)
 
 
-def run_path(args, path: str, state: dict) -> dict:
+def path_learner(args, path: str, state: dict):
+    """The learner of one path at the start of the last task (``state`` restored), and its backbone."""
     device = resolve_device(args.device)
-    set_threads(args.threads)
-    torch.manual_seed(0)
     backbone = load_backbone(args.model, args.pretrained, device=device)
     names = class_names(args.classes, args.small)
-    scenario = scenario_of(args)
     if path == "naive":
         reference = ReferenceBackbone(backbone.model, backbone.preprocess, backbone.tokenizer, backbone.model_name, None)
         learner = NaiveSECA(reference, names, naive_method(MethodConfig(name="seca")), seed=0).to(device)
     else:
         learner = build_learner(backbone, names, MethodConfig(name="seca"), seed=0)
+        if args.break_:
+            sabotage(learner, args.break_)
     learner.restore(state["tensors"], state["structure"])
+    return learner, backbone
+
+
+def sabotage(learner, what: str) -> None:
+    """Break the fast path on purpose (``--break``), so that the exactness check can be seen to fail."""
+    if what == "prefix-token":
+        text = learner.texts.text
+        encode = text.encode_shared_prefix
+        text.encode_shared_prefix = lambda prefixes, *rest: encode(prefixes[:, :-1], *rest)
+    else:
+        inputs = learner._teacher_inputs
+        learner._teacher_inputs = lambda stem: inputs(stem).float().to(stem.output.dtype)
+
+
+def run_path(args, path: str, state: dict) -> dict:
+    """The timings and peak memory of one path, in float32 (or ``--amp``)."""
+    device = resolve_device(args.device)
+    set_threads(args.threads)
+    torch.manual_seed(0)
+    learner, backbone = path_learner(args, path, state)
     # The earlier prompts' text features, which a run has encoded task by task (the same numbers either way).
     learner._frozen_text = state["frozen_text"].to(device)
     pool = len(learner.pool)
     amp = amp_dtype(args.amp, device)
-    last = scenario.tasks[-1]
+    last = scenario_of(args).tasks[-1]
     images = random_images(max((args.steps + 1) * args.batch, last.num_classes), backbone.image_size, 99, device)
     data = task_data(last, images, args.batch)
 
@@ -220,11 +254,11 @@ def run_path(args, path: str, state: dict) -> dict:
     zero = TrainConfig(lr=LearningRates(adapter=0.0, prompt=0.0, sg_akt=0.0, se_vpr=0.0))
     optimizer = make_optimizer(learner, zero)
     learner.train()
-    steps, losses0, grads0 = [], {}, {}
+    steps = []
     for i, batch in enumerate(data.batches()):
         if i > args.steps:
             break
-        torch.manual_seed(1_000 + i)  # the same adapter dropout masks in both paths
+        torch.manual_seed(1_000 + i)
         synchronize(device)
         start = time.perf_counter()
         with autocast(device, amp):
@@ -233,10 +267,7 @@ def run_path(args, path: str, state: dict) -> dict:
         losses["loss"].backward()
         optimizer.step()
         synchronize(device)
-        if i == 0:  # untimed: the step the paths are compared on
-            losses0 = {k: float(v.detach()) for k, v in losses.items()}
-            grads0 = {n: p.grad.detach().float().cpu() for n, p in learner.named_parameters() if p.grad is not None}
-        else:
+        if i > 0:  # the first step warms up
             steps.append(time.perf_counter() - start)
 
     parts = step_parts(learner, next(iter(data.batches())), device, amp) if args.parts else {}
@@ -247,53 +278,93 @@ def run_path(args, path: str, state: dict) -> dict:
     end = time.perf_counter() - start
 
     learner.eval()
-    evaluation, scores0 = [], None
+    evaluation = []
     with torch.no_grad():
         for j in range(args.eval_batches):
             batch = random_images(args.eval_batch, backbone.image_size, 500 + j, device)
             synchronize(device)
             start = time.perf_counter()
             with autocast(device, amp):
-                scores = learner.predict(batch)
+                learner.predict(batch)
             synchronize(device)
             evaluation.append(time.perf_counter() - start)
-            if j == 0:
-                scores0 = scores.float().cpu()
     return {"path": path, "setup_seconds": setup, "setup_images": len(images), "step_seconds": steps,
             "end_seconds": end, "eval_seconds": evaluation, "peak_memory": peak_memory(device),
             "threads": torch.get_num_threads(), "device": str(device), "pool": pool,
             "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
-            "losses": losses0, "grads": grads0, "scores": scores0, "parts": parts}
+            "parts": parts}
+
+
+def check_path(args, path: str, state: dict) -> dict:
+    """One step's losses (every term) and gradients, and one evaluation batch's scores, all in float64.
+
+    Every tensor is float64: the CLIP's weights, the restored parameters, everything created from here on
+    (the default dtype), and the inference caches, which each path encodes again in its own way. Both paths
+    draw the same dropout masks."""
+    set_threads(args.threads)
+    torch.set_default_dtype(torch.float64)
+    torch.manual_seed(0)
+    learner, backbone = path_learner(args, path, state)
+    backbone.model.double()
+    learner.double()
+    learner.after_restore()  # the earlier prompts' text features, encoded by this path in float64
+    device = backbone.device
+    last = scenario_of(args).tasks[-1]
+    data = task_data(last, random_images(max(args.check_batch, last.num_classes), backbone.image_size, 99, device),
+                     args.check_batch)
+    learner.begin_task(last, data)
+    learner.train()
+    batch = next(iter(data.batches()))
+    torch.manual_seed(1_000)
+    losses = learner.training_step(batch)
+    losses["loss"].backward()
+    grads = {n: p.grad.detach().cpu() for n, p in learner.named_parameters() if p.grad is not None}
+    learner.end_task(last, data)
+    learner.eval()
+    with torch.no_grad():
+        scores = learner.predict(random_images(args.check_batch, backbone.image_size, 500, device)).cpu()
+    dtypes = {str(t.dtype).removeprefix("torch.") for t in [*grads.values(), scores, *(v for v in losses.values())]}
+    return {"path": path, "losses": {k: float(v.detach()) for k, v in losses.items()}, "grads": grads,
+            "scores": scores, "dtypes": sorted(dtypes)}
 
 
 # ---- both paths, compared -------------------------------------------------------------------------
 
 
 def relative_difference(a: torch.Tensor, b: torch.Tensor) -> float:
+    """max |a - b| over max |b| (or the absolute difference where b is zero)."""
     scale = float(b.abs().max())
     return float((a - b).abs().max()) / scale if scale > 0 else float((a - b).abs().max())
 
 
-def agreement(fast: dict, naive: dict) -> dict[str, dict]:
-    checks = {}
+def agreement(fast: dict, naive: dict) -> dict:
+    """The float64 check: every loss term, the scores and every gradient, fast path against naive path.
+
+    A loss term's difference is taken relative to max(|term|, 1): every term is a mean of per-image quantities
+    of order one (cross-entropies, KL divergences, 1 - cos), so its rounding is bounded on that scale even when
+    the term itself is near zero (a relative difference to a term of 1e-6 would turn rounding into 1e-10).
+    Scores and gradients are relative to their largest entry. A gradient that is zero in exact arithmetic
+    (SE-VPR's text layer-norm bias: shifting every text feature by one vector leaves their distances alone)
+    is rounding noise in both paths: it is listed as zero, not compared."""
     if set(fast["grads"]) != set(naive["grads"]) or set(fast["losses"]) != set(naive["losses"]):
-        return {"same_terms": {"max_relative_difference": math.inf, "agree": False}}
-    losses = max(relative_difference(torch.tensor(fast["losses"][k]), torch.tensor(naive["losses"][k]))
-                 for k in naive["losses"])
-    checks["losses"] = {"terms": sorted(naive["losses"]), "max_relative_difference": losses}
-    checks["logits"] = {"max_relative_difference": relative_difference(fast["scores"], naive["scores"])}
-    # A gradient that is zero in exact arithmetic (SE-VPR's text layer-norm bias: shifting every text feature
-    # by one vector leaves their distances alone) is rounding noise in both paths: it counts as zero.
+        missing = sorted(set(fast["grads"]) ^ set(naive["grads"]) | set(fast["losses"]) ^ set(naive["losses"]))
+        return {"agree": False, "largest": {"what": f"terms or parameters in one path only: {', '.join(missing)}",
+                                            "difference": math.inf}, "tolerance": TOLERANCE}
+    losses = {k: {"naive": naive["losses"][k], "fast": fast["losses"][k],
+                  "difference": abs(fast["losses"][k] - naive["losses"][k]) / max(abs(naive["losses"][k]), 1.0)}
+              for k in naive["losses"]}
     largest = max(float(g.abs().max()) for g in naive["grads"].values())
-    zero = {n for n, g in naive["grads"].items()
-            if max(float(g.abs().max()), float(fast["grads"][n].abs().max())) <= ZERO_GRADIENT * largest}
-    grads = {n: relative_difference(fast["grads"][n], g) for n, g in naive["grads"].items() if n not in zero}
-    worst = max(grads, key=grads.get)
-    checks["gradients"] = {"parameters": len(grads), "max_relative_difference": grads[worst], "worst": worst,
-                           "zero": sorted(zero)}
-    for check in checks.values():
-        check["agree"] = check["max_relative_difference"] <= TOLERANCE
-    return checks
+    zero = sorted(n for n, g in naive["grads"].items()
+                  if max(float(g.abs().max()), float(fast["grads"][n].abs().max())) <= ZERO_GRADIENT * largest)
+    gradients = {n: relative_difference(fast["grads"][n], g) for n, g in naive["grads"].items() if n not in zero}
+    differences = {**{f"loss {k}": v["difference"] for k, v in losses.items()},
+                   "scores": relative_difference(fast["scores"], naive["scores"]),
+                   **{f"gradient of {n}": d for n, d in gradients.items()}}
+    worst = max(differences, key=differences.get)
+    return {"precision": sorted(set(fast["dtypes"]) | set(naive["dtypes"])), "losses": losses,
+            "scores": differences["scores"], "gradients": gradients, "zero_gradients": zero,
+            "largest": {"what": worst, "difference": differences[worst]}, "tolerance": TOLERANCE,
+            "agree": differences[worst] <= TOLERANCE}
 
 
 def task_seconds(result: dict, args) -> float:
@@ -303,7 +374,7 @@ def task_seconds(result: dict, args) -> float:
     return setup + steps * statistics.median(result["step_seconds"]) + result["end_seconds"]
 
 
-def summary(fast: dict, naive: dict, args) -> dict:
+def summary(fast: dict, naive: dict, fast_check: dict, naive_check: dict, args) -> dict:
     rows = {
         "train_step_seconds": (statistics.median(naive["step_seconds"]), statistics.median(fast["step_seconds"])),
         "task_seconds": (task_seconds(naive, args), task_seconds(fast, args)),
@@ -311,16 +382,18 @@ def summary(fast: dict, naive: dict, args) -> dict:
                                              for r in (naive, fast)),
         "peak_memory_bytes": (naive["peak_memory"], fast["peak_memory"]),
     }
-    checks = agreement(fast, naive)
+    checks = agreement(fast_check, naive_check)
     return {
         "setting": {"model": args.model, "classes": args.classes, "tasks": args.classes // args.increment,
                     "pool": fast["pool"], "batch": args.batch, "eval_batch": args.eval_batch, "timed_steps": args.steps,
-                    "timed_eval_batches": args.eval_batches, "task_images": args.task_images, "epochs": args.epochs,
+                    "timed_eval_batches": args.eval_batches, "check_batch": args.check_batch,
+                    "task_images": args.task_images, "epochs": args.epochs,
                     "device": fast["device"], "device_name": fast["device_name"], "threads": fast["threads"],
                     "amp": args.amp, "torch": torch.__version__},
         "rows": {k: {"naive": n, "fast": f, "ratio": f / n} for k, (n, f) in rows.items()},
+        "break": args.break_,
         "checks": checks,
-        "agree": all(c["agree"] for c in checks.values()),
+        "agree": checks["agree"],
         "train_ratio": rows["task_seconds"][1] / rows["task_seconds"][0],
         "inference_ratio": rows["inference_images_per_second"][1] / rows["inference_images_per_second"][0],
         "memory_ratio": rows["peak_memory_bytes"][1] / rows["peak_memory_bytes"][0],
@@ -360,68 +433,104 @@ def print_table(report: dict, args) -> None:
             naive, fast = report["step_parts"]["naive"][part], report["step_parts"]["fast"][part]
             print(f"{'  ' + PARTS[part]:<{width}}  {naive:>10.3f}  {fast:>10.3f}  {fast / naive:>10.3f}")
     print()
-    for name, check in report["checks"].items():
-        extra = f" ({check['worst']})" if "worst" in check else ""
-        if check.get("zero"):
-            extra += f"; zero in both paths: {', '.join(check['zero'])}"
-        print(f"agreement of {name}: max relative difference {check['max_relative_difference']:.2e}{extra}, "
-              f"agree: {str(check['agree']).lower()}")
+    print_exactness(report)
+
+
+def print_exactness(report: dict) -> None:
+    """Each loss term's difference, the scores', the largest gradient difference per part, and the verdict."""
+    check, s = report["checks"], report["setting"]
+    broken = f"; fast path broken on purpose: {BREAKS[report['break']]}" if report["break"] else ""
+    if "losses" not in check:
+        print(f"exactness: {check['largest']['what']}{broken}\nagree: false")
+        return
+    print(f"exactness in {'/'.join(check['precision'])}, one step and one evaluation batch of {s['check_batch']} "
+          f"images{broken}: the fast path's relative difference from the naive path")
+    print(f"  {'loss term':<26} {'naive':>22} {'difference':>11}")
+    for term, row in check["losses"].items():
+        print(f"  {term:<26} {row['naive']:>22.15f} {row['difference']:>11.1e}")
+    print(f"  {'scores':<26} {'':>22} {check['scores']:>11.1e}")
+    parts: dict[str, list[tuple[str, float]]] = {}
+    for name, difference in check["gradients"].items():
+        parts.setdefault(name.split(".")[0], []).append((name, difference))
+    print(f"  {'gradients, by part':<26} {'parameters':>22} {'largest':>11}")
+    for part, rows in parts.items():
+        name, difference = max(rows, key=lambda row: row[1])
+        print(f"  {part:<26} {len(rows):>22d} {difference:>11.1e}  ({name})")
+    if check["zero_gradients"]:
+        print(f"  zero in exact arithmetic (rounding noise in both paths, not compared): "
+              f"{', '.join(check['zero_gradients'])}")
+    largest = check["largest"]
+    print(f"largest difference: {largest['what']}, {largest['difference']:.1e} (tolerance {check['tolerance']:.0e})")
     print(f"agree: {str(report['agree']).lower()}  train_ratio {report['train_ratio']:.3f}  "
           f"inference_ratio {report['inference_ratio']:.1f}  memory_ratio {report['memory_ratio']:.3f}")
 
 
-def spawn(path: str, state: Path, out: Path) -> dict:
-    """Run one path in a fresh process (its own peak memory), passing the same arguments on."""
-    command = [sys.executable, __file__, *sys.argv[1:], "--path", path, "--state", str(state), "--result", str(out)]
+def spawn(path: str, state: Path, out: Path, check: bool = False) -> dict:
+    """Run one path in a fresh process (its own peak memory), passing the same arguments on: its timings, or
+    with ``check`` its float64 losses, gradients and scores."""
+    command = [sys.executable, __file__, *sys.argv[1:], "--path", path, "--state", str(state), "--result", str(out),
+               *(["--check"] if check else [])]
     subprocess.run(command, check=True, env={**os.environ, "PYTHONHASHSEED": "0"})
     return torch.load(out, weights_only=False)
 
 
-def main() -> None:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="the offline seca-shapes CLIP, 100 classes in 10 tasks")
     parser.add_argument("--model", help="default ViT-B-16 (seca-shapes with --small)")
     parser.add_argument("--pretrained", default=None, help="default: random weights (the timing does not depend on them)")
     parser.add_argument("--classes", type=int, help="default 200 (100 with --small)")
     parser.add_argument("--increment", type=int, help="classes per task; default 20 (10 with --small)")
-    parser.add_argument("--batch", type=int, help="training batch; default 64 on a GPU, 8 on a CPU (32 with --small)")
-    parser.add_argument("--eval-batch", type=int, help="evaluation batch; default the training batch")
-    parser.add_argument("--steps", type=int, default=2, help="timed training steps after the compared one")
+    parser.add_argument("--batch", type=int, default=64, help="training batch (default 64, the paper's)")
+    parser.add_argument("--eval-batch", type=int, default=64, help="evaluation batch (default 64, the reference's "
+                        "on ImageNet-R/A)")
+    parser.add_argument("--check-batch", type=int, default=8,
+                        help="images of the float64 exactness check's step and evaluation batch (default 8)")
+    parser.add_argument("--break", dest="break_", choices=sorted(BREAKS),
+                        help="break the fast path on purpose, to see the exactness check fail: "
+                             + "; ".join(f"{k}: {v}" for k, v in BREAKS.items()))
+    parser.add_argument("--steps", type=int, default=2, help="timed training steps after an untimed first one")
     parser.add_argument("--eval-batches", type=int, default=1, help="timed evaluation batches")
     parser.add_argument("--task-images", type=int, help="training images of one task, for the composed task time; "
                         "default 2400 (ImageNet-R), 400 with --small")
     parser.add_argument("--epochs", type=int, help="epochs of one task; default 10 (5 with --small)")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--amp", default="off", help="auto, bf16, fp16 or off (agreement is checked in fp32)")
+    parser.add_argument("--amp", default="off", help="auto, bf16, fp16 or off, for the timing (exactness is checked in float64)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--parts", action="store_true", help="also time a step's parts: text, image, teachers")
     parser.add_argument("--json", type=Path, help="also write the report here")
     parser.add_argument("--path", choices=("fast", "naive"), help=argparse.SUPPRESS)
+    parser.add_argument("--check", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--state", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--prepare", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    gpu = resolve_device(args.device).type == "cuda"
+    args = parser.parse_args(argv)
     args.model = args.model or ("seca-shapes" if args.small else "ViT-B-16")
     args.classes = args.classes or (100 if args.small else 200)
     args.increment = args.increment or (10 if args.small else 20)
-    args.batch = args.batch or (32 if args.small else 64 if gpu else 8)
-    args.eval_batch = args.eval_batch or args.batch
     args.task_images = args.task_images or (400 if args.small else 2400)
     args.epochs = args.epochs or (5 if args.small else 10)
+    return args
+
+
+def main() -> None:
+    args = parse_args()
 
     if args.prepare:
         prepare(args, args.prepare)
         return
     if args.path:
-        torch.save(run_path(args, args.path, torch.load(args.state, weights_only=False)), args.result)
+        measure = check_path if args.check else run_path
+        torch.save(measure(args, args.path, torch.load(args.state, weights_only=False)), args.result)
         return
     with tempfile.TemporaryDirectory() as folder:
         state = Path(folder) / "state.pt"
         subprocess.run([sys.executable, __file__, *sys.argv[1:], "--prepare", str(state)], check=True)
         fast = spawn("fast", state, Path(folder) / "fast.pt")
         naive = spawn("naive", state, Path(folder) / "naive.pt")
-    report = summary(fast, naive, args)
+        fast_check = spawn("fast", state, Path(folder) / "fast-check.pt", check=True)
+        naive_check = spawn("naive", state, Path(folder) / "naive-check.pt", check=True)
+    report = summary(fast, naive, fast_check, naive_check, args)
     print_table(report, args)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))

@@ -37,7 +37,9 @@ from .engine.loop import model_metadata
 from .engine.train import learn_task
 from .errors import SecaError
 from .eval.history import EVAL_FIELDS, eval_record, history_entry
+from .io import locks
 from .io.checkpoint import load_checkpoint, save_checkpoint
+from .io.files import file_digest
 from .methods import Learner, build_learner, check_method
 
 ImageLike = Union[str, Path, Image.Image, torch.Tensor]
@@ -89,8 +91,12 @@ def class_folders(folder: Union[str, Path], split: str, report: bool = True) -> 
 class SecaModel:
     """A trained continual learner over its frozen CLIP, with the class names it knows."""
 
-    def __init__(self, learner: Learner, config: ExperimentConfig, meta: dict[str, Any], device: torch.device):
+    def __init__(self, learner: Learner, config: ExperimentConfig, meta: dict[str, Any], device: torch.device,
+                 source: Optional[tuple[Path, str]] = None):
         self.learner, self.config, self.meta, self.device = learner, config, meta, device
+        # (file, SHA-256 of its bytes) this model was loaded from or last saved to: saving over that file again
+        # checks first that no other process has replaced it meanwhile, so that no one's update is lost
+        self.source = source
 
     @property
     def history(self) -> list[dict]:
@@ -222,14 +228,29 @@ class SecaModel:
 
     # ---- learning ---------------------------------------------------------------------------------
     def learn(self, data: Union[str, Path], epochs: Optional[int] = None, batch_size: Optional[int] = None,
-              progress: bool = True, eval_data: Union[str, Path, None] = None, skip_bad_images: bool = False) -> Task:
+              progress: bool = True, eval_data: Union[str, Path, None] = None, skip_bad_images: bool = False,
+              out: Union[str, Path, None] = None, wait: bool = False) -> Task:
         """Learn one new task from ``data/<class>/`` (or ``data/train/<class>/``): its folder names are
         the new classes. Classes the model already knows are refused. ``eval_data``: a folder of test images
         (``eval_data/<class>/`` or ``eval_data/test/<class>/``) to measure the accuracy on every class known after
         the task (folders of classes not learned yet are left out). Every training image is read before training
         starts: a bad file stops it with the list, or with ``skip_bad_images`` is left out (and named). On any
         error or interrupt the model is left exactly as it was. Appends an entry to :attr:`history` and
-        returns the new task."""
+        returns the new task.
+
+        ``out``: save the grown model there, holding the file's lock from before training to the end (see
+        :meth:`save`); another writer of that file is refused at once (or, with ``wait``, waited for), and a
+        file replaced since this model was read from it is refused before any training.
+        """
+        if out is None:
+            return self._learn(data, epochs, batch_size, progress, eval_data, skip_bad_images)
+        with locks.model_file(Path(out).expanduser(), wait):
+            self._check_unchanged(Path(out).expanduser())
+            task = self._learn(data, epochs, batch_size, progress, eval_data, skip_bad_images)
+            self.save(out)
+            return task
+
+    def _learn(self, data, epochs, batch_size, progress, eval_data, skip_bad_images) -> Task:
         names, files = class_folders(data, "train")
         known = [n for n in names if n in self.classes]
         if known:
@@ -288,11 +309,30 @@ class SecaModel:
         return task
 
     # ---- saving -----------------------------------------------------------------------------------
-    def save(self, path: Union[str, Path]) -> Path:
-        """Write the model to ``path`` (safetensors + metadata, atomically)."""
+    def save(self, path: Union[str, Path], wait: bool = False) -> Path:
+        """Write the model to ``path`` (safetensors + metadata, atomically), holding the file's lock.
+
+        Saving over the file this model was loaded from (or last saved to) first checks that the file is
+        still the one read: if another process has replaced it meanwhile (it learned a task of its own),
+        nothing is written and a SecaError says so, as it does when another process is writing it now
+        (with ``wait``: wait for that one to finish, then check). No update is ever lost.
+        """
+        path = Path(path).expanduser()
         meta = model_metadata(self.config, self.learner, list(self.meta.get("class_order", [])), self.history)
-        save_checkpoint(path, self.learner.state_dict(), meta)
-        return Path(path)
+        with locks.model_file(path, wait):
+            self._check_unchanged(path)
+            save_checkpoint(path, self.learner.state_dict(), meta)
+            self.source = (path.absolute(), file_digest(path))
+        return path
+
+    def _check_unchanged(self, path: Path) -> None:
+        """Refuse to replace ``path`` if it is the file this model came from and another process changed it."""
+        if self.source is None or self.source[0] != path.absolute():
+            return
+        if path.exists() and file_digest(path) != self.source[1]:
+            raise SecaError(f"'{path}' has changed since this model was read from it (another process saved "
+                            "it meanwhile); nothing was written, so that update is kept: load the file again and "
+                            "repeat this task, or save to another path")
 
 
 # The packaged preset whose training and method settings a new model starts from, by backbone; imagenet-r's
@@ -347,6 +387,9 @@ def load(path: Union[str, Path], device: str = "auto", pretrained: Optional[str]
     when the checkpoint names the ``openai`` tag and there is no network).
     """
     device = resolve_device(device, key="device")
+    path = Path(path).expanduser()
+    # the digest before the read: a file replaced in between is refused at save, never overwritten unseen
+    digest = file_digest(path) if path.is_file() else None
     tensors, meta = load_checkpoint(path, device)
     config = from_dict(meta["config"])
     if pretrained is not None:
@@ -355,4 +398,4 @@ def load(path: Union[str, Path], device: str = "auto", pretrained: Optional[str]
     learner = build_learner(backbone, meta["class_names"], config.method, config.seed)
     learner.restore(tensors, meta["learner"])
     learner.eval()
-    return SecaModel(learner, config, meta, device)
+    return SecaModel(learner, config, meta, device, source=(path.absolute(), digest))

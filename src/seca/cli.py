@@ -142,6 +142,7 @@ def cmd_learn(args: argparse.Namespace) -> int:
     from .api import class_folders, load
     from .config import apply_overrides, from_dict, parse_override
     from .engine.device import set_threads
+    from .io import locks
     from .io.checkpoint import read_metadata
 
     # Everything that can be wrong is found before the model and its CLIP load.
@@ -150,20 +151,24 @@ def cmd_learn(args: argparse.Namespace) -> int:
         if parse_override(text)[0][0] != "train":
             raise SecaError(f"--set {text}: learn overrides train.* keys only; the method, backbone and data "
                             "of a model are fixed when it is made")
-    config = from_dict(apply_overrides(read_metadata(args.checkpoint)["config"], args.set))
+    from_dict(apply_overrides(read_metadata(args.checkpoint)["config"], args.set))
     class_folders(args.data, "train", report=False)
     if args.eval:
         class_folders(args.eval, "test", report=False)
-    model = load(args.checkpoint, device=args.device)
-    model.config = config
-    set_threads(model.config.train.threads)
-    before = len(model.classes)
-    try:
-        task = model.learn(args.data, epochs=args.epochs, eval_data=args.eval, skip_bad_images=args.skip_bad_images)
-    except KeyboardInterrupt:
-        print(f"interrupted: the model is unchanged ({out} was not written)", file=sys.stderr)
-        return 130
-    model.save(out)
+    # One writer at a time: the output's lock is held from before the model is read until it is saved, so a
+    # learn that waited (--wait) starts from what the one before it saved.
+    with locks.model_file(out, wait=args.wait):
+        model = load(args.checkpoint, device=args.device)
+        model.config = from_dict(apply_overrides(model.meta["config"], args.set))
+        set_threads(model.config.train.threads)
+        before = len(model.classes)
+        try:
+            task = model.learn(args.data, epochs=args.epochs, eval_data=args.eval,
+                               skip_bad_images=args.skip_bad_images)
+        except KeyboardInterrupt:
+            print(f"interrupted: the model is unchanged ({out} was not written)", file=sys.stderr)
+            return 130
+        model.save(out)
     new = model.classes[before:]
     entry = model.history[-1]
     shown = ", ".join(new[:5]) + (", ..." if len(new) > 5 else "")
@@ -395,6 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
     learn.add_argument("--epochs", type=_count, help="epochs (default: the model's train.epochs)")
     learn.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a train.* key of the model's config for this task (repeatable)")
+    learn.add_argument("--wait", action="store_true",
+                       help="if another process is changing the output model now, wait for it to finish "
+                            "(default: stop at once, changing nothing)")
     learn.add_argument("--device", default="auto")
     _skip_bad_images_flag(learn)
     learn.set_defaults(handler=cmd_learn)

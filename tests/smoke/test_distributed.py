@@ -22,7 +22,7 @@ import torch
 import torch.multiprocessing as mp
 
 from seca import distributed
-from seca.config import AdapterConfig, MethodConfig, ReplayConfig, SGAKTConfig, TrainConfig
+from seca.config import AdapterConfig, MethodConfig, ReplayConfig, SGAKTConfig, TrainConfig, dump_yaml, load_config
 from seca.data.scenario import ClassIncrementalScenario
 from seca.distributed import ShardBatches, shard_positions, shard_sizes
 from seca.engine.data import TaskImages, device_batches, loader
@@ -306,12 +306,16 @@ def test_torchrun_refuses_a_global_batch_that_does_not_split(tmp_path):
 
 
 def test_an_error_of_rank_0_alone_stops_every_process_with_one_message(tmp_path):
-    (tmp_path / "empty").mkdir()
-    failed = _torchrun(tmp_path / "empty", "--resume")  # rank 0 reads the output folder; the others wait for it
+    out = tmp_path / "started"  # the start of a run of another config, stopped before its first checkpoint
+    out.mkdir()
+    started = load_config("cpu-small", ["method.name=seca++", *FAST_RUN[1::2], "train.epochs=7"])
+    (out / "config.yaml").write_text(dump_yaml(started))
+    failed = _torchrun(out, "--resume")  # rank 0 reads the output folder; the others wait for it
     assert failed.returncode != 0
     errors = [line for line in failed.stderr.splitlines() if "error:" in line]
-    assert errors == [f"[rank 0] error: '{tmp_path / 'empty'}' holds no checkpoint to resume from; run without "
-                      "--resume to start it"]
+    assert errors == [f"[rank 0] error: '{out}' holds the start of a run of another config (at train.epochs "
+                      "(1 now, 7 in the run)); resume with the same config and --set options, or pass "
+                      "--overwrite to replace it"]
 
 
 def test_only_run_goes_over_several_processes(monkeypatch, capsys):

@@ -163,9 +163,12 @@ def test_a_killed_run_resumes_to_the_same_results(tmp_path):
 def test_resume_refuses_another_config_and_finished_runs(small_run, tmp_path, capsys):
     assert main(["run", "cpu-small", "--out", str(small_run), *FAST_RUN, "--resume"]) == 2
     assert "nothing to resume" in capsys.readouterr().err
-    out = tmp_path / "r"
-    assert main(["run", "cpu-small", "--out", str(out), "--resume"]) == 2
-    assert "no checkpoint" in capsys.readouterr().err
+    out = tmp_path / "r"  # a run stopped after its last checkpoint
+    assert main(["run", "cpu-small", "--out", str(out), *FAST_RUN, "--set", "train.checkpoints=all"]) == 0
+    (out / "results.json").unlink()
+    assert main(["run", "cpu-small", "--out", str(out), *FAST_RUN, "--set", "train.epochs=2", "--resume"]) == 2
+    assert ("the config differs from the interrupted run's at train.epochs (2 now, 1 in the run); resume with the "
+            "same config") in capsys.readouterr().err
 
 
 def test_report_and_compare(small_run, tmp_path, capsys):

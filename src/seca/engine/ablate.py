@@ -25,6 +25,7 @@ from ..errors import SecaError
 from ..eval.plots import plot_ablation
 from ..eval.report import comparison_rows, format_rows
 from ..io.files import atomic_write, atomic_write_json, atomic_write_text
+from ..io.locks import FolderLock
 from .loop import latest_checkpoint, run_experiment
 from .seeds import kept_runs, run_seeds
 
@@ -93,44 +94,48 @@ def run_ablation(ablation: Ablation, out: Path, base: Optional[str] = None, over
     config); interrupted ones are resumed. Each row holds the variant's metrics over the seeds and its paired
     differences to the reference variant ``against`` (default: the set's first).
     """
-    configs = variant_configs(ablation, base, overrides, only)
-    if against is not None and against not in configs:
-        raise SecaError(f"--against '{against}' is not a variant of {ablation.name}; variants: {', '.join(configs)}")
-    reference = against or next(iter(configs))
-    seed_list = check_seeds(seeds) if seeds is not None else None
-    listed = {name: seed_list or config.seeds for name, config in configs.items()}
-    # Every kept run is read and checked before anything trains: one of another config is refused now.
-    kept = {} if overwrite else {name: kept_runs(config, Path(out) / name, listed[name])
-                                  for name, config in configs.items()}
-    results = {}
-    for name, config in configs.items():
-        folder = Path(out) / name
-        echo(f"== {name}")
-        if listed[name] is not None:
-            results[name] = run_seeds(config, folder, listed[name], overwrite=overwrite, resume=not overwrite,
-                                      echo=echo, kept=kept.get(name))
-        elif None in kept.get(name, {}):
-            echo(f"reusing {folder / 'results.json'}")
-            results[name] = kept[name][None]
-        else:
-            again = not overwrite and latest_checkpoint(folder) is not None
-            results[name] = run_experiment(config, folder, overwrite=True, resume=again, echo=echo)
+    with FolderLock(Path(out)) as lock:
+        lock.take_if_there()  # the same ablation being run by another process: refused before any work
+        configs = variant_configs(ablation, base, overrides, only)
+        if against is not None and against not in configs:
+            raise SecaError(f"--against '{against}' is not a variant of {ablation.name}; variants: {', '.join(configs)}")
+        reference = against or next(iter(configs))
+        seed_list = check_seeds(seeds) if seeds is not None else None
+        listed = {name: seed_list or config.seeds for name, config in configs.items()}
+        # Every kept run is read and checked before anything trains: one of another config is refused now.
+        kept = {} if overwrite else {name: kept_runs(config, Path(out) / name, listed[name])
+                                      for name, config in configs.items()}
+        Path(out).mkdir(parents=True, exist_ok=True)
+        lock.take()
+        results = {}
+        for name, config in configs.items():
+            folder = Path(out) / name
+            echo(f"== {name}")
+            if listed[name] is not None:
+                results[name] = run_seeds(config, folder, listed[name], overwrite=overwrite, resume=not overwrite,
+                                          echo=echo, kept=kept.get(name))
+            elif None in kept.get(name, {}):
+                echo(f"reusing {folder / 'results.json'}")
+                results[name] = kept[name][None]
+            else:
+                again = not overwrite and latest_checkpoint(folder) is not None
+                results[name] = run_experiment(config, folder, overwrite=True, resume=again, echo=echo)
 
-    names = list(results)
-    rows = comparison_rows(list(results.values()), names, names.index(reference))
-    table = format_rows(rows, names.index(reference), extra=ablation.paper or None, extra_title="paper Last",
-                        title="variant")
-    records = [{"variant": row["name"], "seeds": row["seeds"], "paper_last": ablation.paper.get(row["name"]),
-                "results": str(Path(out) / row["name"] / "results.json"),
-                **{key: None if row[key] is None else row[key].as_dict()
-                   for key in ("last", "avg", "forgetting", "bwt", "delta_last", "delta_avg")}}
-               for row in rows]
-    atomic_write_json(Path(out) / "summary.json", {"ablation": ablation.name, "base": base or ablation.base,
-                                                   "reference": reference, "rows": records})
-    atomic_write_text(Path(out) / "summary.md", f"# {ablation.name}\n\n![Last per variant](ablation.png)\n\n"
-                                                f"```\n{table}\n```\n")
-    atomic_write(Path(out) / "ablation.png",
-                 lambda tmp: plot_ablation([{"variant": r["name"], "last": r["last"]} for r in rows], tmp,
-                                           f"{ablation.name} on {Path(base or ablation.base).stem}", reference))
-    echo(table)
-    return records
+        names = list(results)
+        rows = comparison_rows(list(results.values()), names, names.index(reference))
+        table = format_rows(rows, names.index(reference), extra=ablation.paper or None, extra_title="paper Last",
+                            title="variant")
+        records = [{"variant": row["name"], "seeds": row["seeds"], "paper_last": ablation.paper.get(row["name"]),
+                    "results": str(Path(out) / row["name"] / "results.json"),
+                    **{key: None if row[key] is None else row[key].as_dict()
+                       for key in ("last", "avg", "forgetting", "bwt", "delta_last", "delta_avg")}}
+                   for row in rows]
+        atomic_write_json(Path(out) / "summary.json", {"ablation": ablation.name, "base": base or ablation.base,
+                                                       "reference": reference, "rows": records})
+        atomic_write_text(Path(out) / "summary.md", f"# {ablation.name}\n\n![Last per variant](ablation.png)\n\n"
+                                                    f"```\n{table}\n```\n")
+        atomic_write(Path(out) / "ablation.png",
+                     lambda tmp: plot_ablation([{"variant": r["name"], "last": r["last"]} for r in rows], tmp,
+                                               f"{ablation.name} on {Path(base or ablation.base).stem}", reference))
+        echo(table)
+        return records

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 import torch
+import yaml
 from tqdm import tqdm
 
 from .. import __version__, distributed
@@ -32,6 +33,7 @@ from ..eval.metrics import summarize
 from ..eval.report import format_step, format_table, write_report
 from ..io.checkpoint import load_checkpoint, save_checkpoint
 from ..io.files import atomic_write_json, atomic_write_text, writable
+from ..io.locks import FolderLock
 from ..io.logs import RunLog, summary_writer_class
 from ..methods import Learner, build_learner, check_method
 from .data import TaskImages
@@ -64,10 +66,12 @@ RUN_FILES = ("config.yaml", "log.jsonl", "results.json", "model.safetensors", "s
 PREVIOUS = ".previous"
 
 
-def prepare_output(out: Path, overwrite: bool = False) -> Path:
-    out = Path(out)
-    check_output(out, overwrite)
+def prepare_output(out: Path, overwrite: bool = False, lock: Optional[FolderLock] = None) -> Path:
+    out = writable(out, "--out", folder=True)
     out.mkdir(parents=True, exist_ok=True)
+    if lock is not None:  # before the folder is read: a run that started there at the same moment is refused
+        lock.take()
+    check_output(out, overwrite)
     earlier = [out / name for name in RUN_FILES if (out / name).exists()]
     if earlier:
         shutil.rmtree(out / PREVIOUS, ignore_errors=True)
@@ -125,7 +129,18 @@ class Progress:
 
 def run_experiment(config: ExperimentConfig, out: Optional[Path] = None, overwrite: bool = False,
                    resume: bool = False, echo: Callable[[str], None] = tqdm.write) -> dict:
-    """Run one class-incremental experiment; returns the results (also written to ``out``)."""
+    """Run one class-incremental experiment; returns the results (also written to ``out``).
+
+    ``resume`` continues the interrupted run in ``out`` from its last checkpoint, or starts it from the
+    beginning when no task had finished (a job requeued with its own command line). The folder's lock is
+    held from the start to the end (rank 0 holds it for every process): a second writer is refused.
+    """
+    with FolderLock(None if out is None else Path(out)) as lock:
+        return _run_experiment(config, out, overwrite, resume, echo, lock)
+
+
+def _run_experiment(config: ExperimentConfig, out: Optional[Path], overwrite: bool, resume: bool,
+                    echo: Callable[[str], None], lock: FolderLock) -> dict:
     validate(config)  # a config built in Python, not through from_dict, is checked as well
     seed_everything(config.seed)
     if distributed.launched():  # one of several processes (torchrun): see docs/distributed.md
@@ -141,6 +156,8 @@ def run_experiment(config: ExperimentConfig, out: Optional[Path] = None, overwri
     threads = set_threads(config.train.threads)
     if resume and out is None:
         raise SecaError("--resume needs the --out folder of the interrupted run")
+    if out is not None:
+        distributed.on_main(lock.take_if_there)  # a run in progress there is refused before any work
     if out is not None and not resume:
         distributed.on_main(lambda: check_output(out, overwrite))
 
@@ -168,14 +185,17 @@ def run_experiment(config: ExperimentConfig, out: Optional[Path] = None, overwri
         summary_writer_class()  # fails now, not after the output folder exists
 
     progress, first_task = Progress(), 0
-    if resume:  # rank 0 reads the checkpoint and hands it to every process
-        path, tensors, meta = distributed.on_main(lambda: _read_resume(config, Path(out)))
+    saved = distributed.on_main(lambda: _read_resume(config, Path(out))) if resume else None
+    if saved is not None:  # rank 0 has read the checkpoint and handed it to every process
+        path, tensors, meta = saved
         learner.restore(tensors, meta["learner"])
         progress, first_task = Progress(**meta["progress"], history=meta.get("history", [])), meta["task"] + 1
         echo(f"resuming after task {first_task} of {len(scenario)} from {path}")
     elif out is not None:
+        if resume:
+            echo(f"nothing to resume in '{out}' (no task had finished): starting the run from the beginning")
         out = Path(out)
-        distributed.on_main(lambda: _start_output(out, overwrite, config))
+        distributed.on_main(lambda: _start_output(out, overwrite or resume, config, lock))
     log = RunLog(out if w.main else None, tensorboard=config.train.tensorboard)
     cpu = f" ({threads} CPU thread{'s' if threads > 1 else ''})" if device.type == "cpu" else ""
     processes = f" in each of {w.size} processes" if w.size > 1 else ""
@@ -274,18 +294,20 @@ def _silent(message: str) -> None:
     """The echo of every process but rank 0."""
 
 
-def _start_output(out: Path, overwrite: bool, config: ExperimentConfig) -> None:
-    prepare_output(out, overwrite)
+def _start_output(out: Path, overwrite: bool, config: ExperimentConfig, lock: FolderLock) -> None:
+    prepare_output(out, overwrite, lock)
     atomic_write_text(out / "config.yaml", dump_yaml(config))
 
 
-def _read_resume(config: ExperimentConfig, out: Path) -> tuple[Path, dict, dict]:
-    """(path, tensors on the CPU, metadata) of the checkpoint an interrupted run in ``out`` continues from."""
+def _read_resume(config: ExperimentConfig, out: Path) -> Optional[tuple[Path, dict, dict]]:
+    """(path, tensors on the CPU, metadata) of the checkpoint an interrupted run in ``out`` continues from;
+    None when no task of it had finished (nothing there, or a run stopped before its first checkpoint)."""
     if (out / "results.json").exists():
         raise SecaError(f"the run in '{out}' has finished (results.json exists); there is nothing to resume")
     path = latest_checkpoint(out)
     if path is None:
-        raise SecaError(f"'{out}' holds no checkpoint to resume from; run without --resume to start it")
+        _check_started_config(config, out)
+        return None
     tensors, meta = load_checkpoint(path, torch.device("cpu"))
     differences = config_differences(to_dict(config), meta["config"])
     if differences:
@@ -293,3 +315,15 @@ def _read_resume(config: ExperimentConfig, out: Path) -> tuple[Path, dict, dict]
                         f"{f' and {len(differences) - 1} more keys' if len(differences) > 1 else ''}; "
                         "resume with the same config and --set options")
     return path, tensors, meta
+
+
+def _check_started_config(config: ExperimentConfig, out: Path) -> None:
+    """Refuse to start a run of ``config`` over a run of another config that stopped before its first task."""
+    try:
+        started = yaml.safe_load((out / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return  # no run, or not a seca run's config: nothing of a run would be lost
+    differences = config_differences(to_dict(config), started) if isinstance(started, dict) else []
+    if differences:
+        raise SecaError(f"'{out}' holds the start of a run of another config (at {differences[0]}); resume "
+                        "with the same config and --set options, or pass --overwrite to replace it")

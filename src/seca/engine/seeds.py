@@ -21,6 +21,7 @@ from ..errors import SecaError
 from ..eval.aggregate import aggregate_runs
 from ..eval.report import format_seed_table, write_report
 from ..io.files import atomic_write_json, atomic_write_text
+from ..io.locks import FolderLock
 from .loop import config_differences, latest_checkpoint, run_experiment
 
 
@@ -88,35 +89,38 @@ def run_seeds(config: ExperimentConfig, out: Path, seeds: Sequence[int], overwri
         raise SecaError("torchrun runs one seed at a time: start one torchrun per seed with --set seed=K and "
                         "--out OUT/seed<K>, then `seca compare` them (or run --seeds without torchrun)")
     out = Path(out)
-    configs = {k: seed_config(config, k) for k in seeds}
-    if not (resume or overwrite):
-        started = [k for k in seeds if (seed_folder(out, k) / "results.json").exists()
-                   or latest_checkpoint(seed_folder(out, k)) is not None]
-        if (out / "results.json").exists() or started:
-            raise SecaError(f"'{out}' already holds runs of this experiment; pass --resume to finish the missing "
-                            "seeds, --overwrite to start again, or choose another --out")
-    if resume and kept is None:  # every kept run is checked before any work
-        kept = kept_runs(config, out, seeds)
-    kept = kept if resume else {}
-    out.mkdir(parents=True, exist_ok=True)
-    if overwrite:
-        (out / "results.json").unlink(missing_ok=True)  # never beside runs it does not summarise
-    atomic_write_text(out / "config.yaml", dump_yaml(dataclasses.replace(config, seeds=seeds)))
+    with FolderLock(out) as lock:
+        lock.take_if_there()  # seeds of this experiment being run by another process: refused before any work
+        configs = {k: seed_config(config, k) for k in seeds}
+        if not (resume or overwrite):
+            started = [k for k in seeds if (seed_folder(out, k) / "results.json").exists()
+                       or latest_checkpoint(seed_folder(out, k)) is not None]
+            if (out / "results.json").exists() or started:
+                raise SecaError(f"'{out}' already holds runs of this experiment; pass --resume to finish the missing "
+                                "seeds, --overwrite to start again, or choose another --out")
+        if resume and kept is None:  # every kept run is checked before any work
+            kept = kept_runs(config, out, seeds)
+        kept = kept if resume else {}
+        out.mkdir(parents=True, exist_ok=True)
+        lock.take()
+        if overwrite:
+            (out / "results.json").unlink(missing_ok=True)  # never beside runs it does not summarise
+        atomic_write_text(out / "config.yaml", dump_yaml(dataclasses.replace(config, seeds=seeds)))
 
-    runs = []
-    for number, k in enumerate(seeds, 1):
-        folder = seed_folder(out, k)
-        if k in kept:
-            echo(f"== seed {k} ({number}/{len(seeds)}): finished earlier, {folder / 'results.json'}")
-            runs.append(kept[k])
-            continue
-        again = resume and latest_checkpoint(folder) is not None
-        echo(f"== seed {k} ({number}/{len(seeds)}){': resuming' if again else ''}")
-        runs.append(run_experiment(configs[k], folder, overwrite=True, resume=again, echo=echo))
+        runs = []
+        for number, k in enumerate(seeds, 1):
+            folder = seed_folder(out, k)
+            if k in kept:
+                echo(f"== seed {k} ({number}/{len(seeds)}): finished earlier, {folder / 'results.json'}")
+                runs.append(kept[k])
+                continue
+            again = resume and latest_checkpoint(folder) is not None
+            echo(f"== seed {k} ({number}/{len(seeds)}){': resuming' if again else ''}")
+            runs.append(run_experiment(configs[k], folder, overwrite=True, resume=again, echo=echo))
 
-    results = aggregate_runs(runs, [seed_folder(out, k).name for k in seeds],
-                             to_dict(dataclasses.replace(config, seeds=seeds)))
-    atomic_write_json(out / "results.json", results)
-    write_report(out)
-    echo(format_seed_table(results))
-    return results
+        results = aggregate_runs(runs, [seed_folder(out, k).name for k in seeds],
+                                 to_dict(dataclasses.replace(config, seeds=seeds)))
+        atomic_write_json(out / "results.json", results)
+        write_report(out)
+        echo(format_seed_table(results))
+        return results

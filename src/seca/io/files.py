@@ -3,6 +3,7 @@ is killed half-way) never see a half-written file."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -65,3 +66,12 @@ def writable(path: str | Path, what: str, folder: bool) -> Path:
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise SecaError(f"{what} '{path}' cannot be written: no permission to write in '{ancestor}'")
     return path
+
+
+def file_digest(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .precision import widen
+
 
 def squared_distances(x: torch.Tensor) -> torch.Tensor:
     """D_kj = ||x_k - x_j||^2, written out so that the zero diagonal keeps a finite gradient."""
@@ -39,10 +41,10 @@ class PrototypeRefiner(nn.Module):
     def forward(self, prototypes: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """Refined prototypes, L2-normalised. ``prototypes`` and ``text`` are normalised ``[C, E]``."""
         with torch.autocast(text.device.type, enabled=False):
-            mixed = self.affinity(text.float()) @ self.ln_prototype(prototypes.float())
+            mixed = self.affinity(widen(text)) @ self.ln_prototype(widen(prototypes))
             return F.normalize(self.ln_post(mixed), dim=-1)
 
 
 def prototype_drift(stored: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
     """L_reg: mean over classes of 1 - cos(stored, current) (the paper's squared distance / 2 on unit vectors)."""
-    return (1.0 - F.cosine_similarity(stored.detach().float(), current.float(), dim=-1)).mean()
+    return (1.0 - F.cosine_similarity(widen(stored.detach()), widen(current), dim=-1)).mean()

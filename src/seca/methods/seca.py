@@ -26,6 +26,7 @@ from ..errors import SecaError
 from .base import Batch, TaskData, register
 from .h_peft import HPEFT
 from .inference import stable_exp, text_branch
+from .precision import widen
 from .replay import ClassGaussians, class_means, class_statistics
 from .se_vpr import PrototypeRefiner, prototype_drift
 from .sg_akt import AdapterPool, RelevanceAggregator, distillation_kl
@@ -127,7 +128,7 @@ class SECA(HPEFT):
             frozen, teachers, labels = [], [], []
             for batch, stem in self.stem_pass(data):
                 if self.needs_frozen_features:
-                    frozen.append(self.backbone.encode_image(stem=stem).float())
+                    frozen.append(widen(self.backbone.encode_image(stem=stem)))
                 if cache_teachers and self.teacher != "clip":
                     teachers.append(self._teacher_inputs(stem))
                 labels.append(batch.labels)
@@ -149,14 +150,14 @@ class SECA(HPEFT):
         """
         with torch.no_grad():
             if self.teacher == "clip":
-                return F.normalize(self.backbone.encode_image(stem=stem).float(), dim=-1)
+                return F.normalize(widen(self.backbone.encode_image(stem=stem)), dim=-1)
             members = list(self.pool.members)
             if any(member.training for member in members):
                 tokens = torch.stack([self.backbone.encode_image(stem=stem, adapters=member, output="class_token")
                                       for member in members], dim=1)
             else:
                 tokens = self.backbone.stacked_class_tokens(stem, members)
-            return F.normalize(tokens.float(), dim=-1)
+            return F.normalize(widen(tokens), dim=-1)
 
     def parameter_groups(self) -> list[dict]:
         groups = super().parameter_groups()
@@ -237,15 +238,15 @@ class SECA(HPEFT):
         the processes' weighted losses add up to the one-process mean (docs/distributed.md)."""
         r = self.config.replay
         draws, draw_labels = self.gaussians.sample(r.samples_per_class, self._replay_rng, num_classes=self.task.start)
-        mixed = F.normalize(torch.cat([features.detach().float(), draws.float()]), dim=-1)
+        mixed = F.normalize(torch.cat([widen(features.detach()), draws.to(widen(features).dtype)]), dim=-1)
         targets = torch.cat([labels, draw_labels])
         weights = None
         if share != 1.0:
             weights = torch.ones(len(targets), device=mixed.device)
             weights[: len(labels)] = 1.0 / share
-        loss = _mean_cross_entropy(self.ce_scale * mixed @ text.float().T, targets, weights)
+        loss = _mean_cross_entropy(self.ce_scale * mixed @ widen(text).T, targets, weights)
         if prototypes is not None:
-            loss = loss + _mean_cross_entropy(self.ce_scale * mixed @ prototypes.float().T, targets, weights)
+            loss = loss + _mean_cross_entropy(self.ce_scale * mixed @ widen(prototypes).T, targets, weights)
         return loss
 
     @torch.no_grad()
@@ -267,13 +268,13 @@ class SECA(HPEFT):
         features, labels = [], []
         for batch in data.batches():
             stem = self.batch_stem(batch)
-            features.append(self.backbone.encode_image(stem=stem, adapters=self.adapters).float())
+            features.append(widen(self.backbone.encode_image(stem=stem, adapters=self.adapters)))
             labels.append(batch.labels)
         self.adapters.eval()
         means, covariances = class_statistics(torch.cat(features), torch.cat(labels), task.labels,
                                               self.config.replay.covariance_eps)
         self.gaussians.add(means, covariances)
-        self.adapted_means = torch.cat([self.adapted_means, F.normalize(means.float(), dim=-1)])
+        self.adapted_means = torch.cat([self.adapted_means, F.normalize(means.to(self.adapted_means.dtype), dim=-1)])
 
     def _store_prototypes(self, task: Task) -> None:
         """The visual classifier after ``task`` (spec §4): refined prototypes of the new classes (all of

@@ -18,6 +18,7 @@ from torch import nn
 from ..distributed import all_sum
 from ..errors import SecaError
 from ..peft.adapter import AdapterSet
+from .precision import widen
 
 Eviction = Literal["lowest", "highest", "oldest"]
 Relevance = Literal["reference", "paper"]
@@ -66,7 +67,7 @@ class AdapterPool(nn.Module):
         The mean is over the whole step's images: in a distributed run, the sums and counts of every
         process's part of the global batch are added up first."""
         if self.full:
-            weights = weights.float()
+            weights = widen(weights)
             sums = all_sum(torch.cat([weights.sum(dim=0), weights.new_tensor([weights.shape[0]])]))
             self.utility.mul_(self.momentum).add_((sums[:-1] / sums[-1]).to(self.utility), alpha=1 - self.momentum)
 
@@ -125,8 +126,8 @@ class RelevanceAggregator(nn.Module):
     def forward(self, semantic: torch.Tensor, teachers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``semantic`` [B, prompts, text_dim], ``teachers`` [B, members, width]."""
         with torch.autocast(semantic.device.type, enabled=False):
-            queries = self.query(self.ln_text(semantic.float()))  # [B, T, W]
-            values = self.ln_teacher(teachers.float())  # [B, P, W]
+            queries = self.query(self.ln_text(widen(semantic)))  # [B, T, W]
+            values = self.ln_teacher(widen(teachers))  # [B, P, W]
             scores = self.scale * queries @ self.key(values).transpose(1, 2)  # [B, T, P]
             if self.form == "reference":
                 weights = scores.softmax(dim=-1)
@@ -146,6 +147,6 @@ def distillation_kl(student: torch.Tensor, teacher: torch.Tensor, text: torch.Te
     The per-image KL is summed over classes and averaged over the batch (no T^2 factor, as the reference).
     """
     text = text.detach()
-    log_student = F.log_softmax(temperature * student.float() @ text.float().T, dim=-1)
-    log_teacher = F.log_softmax(temperature * teacher.detach().float() @ text.float().T, dim=-1)
+    log_student = F.log_softmax(temperature * widen(student) @ widen(text).T, dim=-1)
+    log_teacher = F.log_softmax(temperature * widen(teacher.detach()) @ widen(text).T, dim=-1)
     return (log_teacher.exp() * (log_teacher - log_student)).sum(dim=-1).mean()
