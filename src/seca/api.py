@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence, Union
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -32,7 +33,7 @@ from .data.datasets import (IMAGE_SUFFIXES, ImageFiles, check_distinct_names, li
 from .data.scenario import Task
 from .engine.data import TaskImages
 from .engine.device import amp_dtype, autocast, resolve_device, seed_everything
-from .engine.evaluate import evaluate_tasks
+from .engine.evaluate import EVAL_ORDERS, predicted_labels
 from .engine.loop import model_metadata
 from .engine.train import learn_task
 from .errors import SecaError
@@ -41,6 +42,7 @@ from .io import locks
 from .io.checkpoint import load_checkpoint, save_checkpoint
 from .io.files import file_digest
 from .methods import Learner, build_learner, check_method
+from .methods.inference import HYBRID_MAX
 
 ImageLike = Union[str, Path, Image.Image, torch.Tensor]
 
@@ -178,7 +180,8 @@ class SecaModel:
                 for v, i in zip(values, indices)]
 
     def evaluate(self, data: Union[str, Path], batch_size: int = 64, progress: bool = False,
-                 confusion: bool = False, known_only: bool = False, skip_bad_images: bool = False) -> dict:
+                 confusion: bool = False, known_only: bool = False, skip_bad_images: bool = False,
+                 order: Optional[str] = None, hybrid_max: Optional[str] = None) -> dict:
         """Accuracy on ``data/<class>/`` images (or ``data/test/<class>/``), whose folder names are known classes.
 
         Returns ``{"data", "accuracy", "images", "classes", "per_class": {name: {"accuracy", "images"}}, "per_task":
@@ -189,7 +192,17 @@ class SecaModel:
         out (and named). ``confusion=True`` adds ``"confusion"``: ``{"rows": evaluated classes, "columns": every
         known class (both in label order, so in task order),
         "counts": [row][column] images, "task_bounds": the label where each task starts, then the count}``.
+
+        ``order`` (default: the model's ``train.eval_order``): ``task`` classifies each task's images in batches
+        of their own; ``dataset`` classifies all of them in the folder's order (class folders sorted by name,
+        then files), so batches mix tasks, as the reference evaluates. ``hybrid_max`` (default: the model's
+        ``method.classifier.hybrid_max``) may be set to ``batch`` for this evaluation: with it, and only with
+        it, the order and ``batch_size`` change predictions (docs/method.md#checked-against-the-reference).
         """
+        order = self.config.train.eval_order if order is None else order
+        for name, value, choices in (("order", order, EVAL_ORDERS), ("hybrid_max", hybrid_max, HYBRID_MAX)):
+            if value is not None and value not in choices:
+                raise SecaError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
         self._require_classes()
         names, files = class_folders(data, "test")
         unknown = [n for n in names if n not in self.classes]
@@ -203,19 +216,34 @@ class SecaModel:
                                 skip_bad_images)
         names = [n for n in names if n not in unknown]
         labels = [self.classes.index(n) for n in names]
-        sets = [self._task_images(f, [label] * len(f)) for f, label in zip(files, labels)]
-        amp = amp_dtype(self.config.train.amp, self.device)
-        matrix = torch.zeros(len(self.classes), len(self.classes), dtype=torch.long) if confusion else None
-        correct, total = evaluate_tasks(self.learner, sets, batch_size, self.device, amp, 0, progress, matrix)
-        per_class = {n: {"accuracy": 100.0 * c / t, "images": t} for n, c, t in zip(names, correct, total)}
+        # One data set of every image in the folder's order; a set per task of its classes' images in that order.
+        image_labels = np.concatenate([np.full(len(f), label, dtype=np.int64) for f, label in zip(files, labels)])
+        everything = self._task_images([p for f in files for p in f], image_labels)
         tasks = self.learner.tasks
+        task_of = np.array([next(t.index for t in tasks if t.start <= label < t.stop) for label in image_labels])
+        seen = sorted(set(task_of.tolist()))
+        sets = [everything.subset(np.flatnonzero(task_of == k)) for k in seen]
+        amp = amp_dtype(self.config.train.amp, self.device)
+        learner_config = self.learner.config
+        if hybrid_max is not None:
+            self.learner.config = dataclasses.replace(learner_config, classifier=dataclasses.replace(
+                learner_config.classifier, hybrid_max=hybrid_max))
+        try:
+            predicted = predicted_labels(self.learner, sets, batch_size, self.device, amp, 0, progress, order)
+        finally:
+            self.learner.config = learner_config
+        truth = torch.as_tensor(np.concatenate([s.labels for s in sets]))
+        predicted = torch.cat(predicted)
+        right = truth == predicted
+        per_class = {n: {"accuracy": 100.0 * float(right[truth == label].float().mean()),
+                         "images": int((truth == label).sum())} for n, label in zip(names, labels)}
         task_correct, task_total = [0] * len(tasks), [0] * len(tasks)
-        for label, c, n in zip(labels, correct, total):
-            k = next(t.index for t in tasks if t.start <= label < t.stop)
-            task_correct[k] += c
-            task_total[k] += n
+        for k, s, hits in zip(seen, sets, right.split([len(s) for s in sets])):
+            task_correct[k], task_total[k] = int(hits.sum()), len(s)
         report = {**eval_record(str(data), task_correct, task_total, len(names), unknown), "per_class": per_class}
         if confusion:  # rows in label (task) order, as the columns, so the diagonal and task blocks show
+            matrix = torch.zeros(len(self.classes), len(self.classes), dtype=torch.long)
+            matrix.index_put_((truth, predicted), torch.ones_like(truth), accumulate=True)
             rows = sorted(labels)
             report["confusion"] = {"rows": [self.classes[k] for k in rows], "columns": list(self.classes),
                                    "counts": matrix[rows].tolist(),

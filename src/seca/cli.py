@@ -196,7 +196,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     class_folders(args.data, "test", report=False)  # before the model loads
     model = load(args.checkpoint, device=args.device)
     report = model.evaluate(args.data, batch_size=args.batch_size, confusion=args.confusion,
-                            skip_bad_images=args.skip_bad_images)
+                            skip_bad_images=args.skip_bad_images, order=args.order, hybrid_max=args.hybrid_max)
     if args.confusion:
         from .eval.confusion import most_confused, plot_confusion, write_confusion_csv
         from .io.files import atomic_write
@@ -418,6 +418,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--top", type=_count, default=10, help="how many confused pairs to print (default 10)")
     evaluate.add_argument("--out", help="folder for confusion.csv/png (default: the checkpoint's folder)")
     evaluate.add_argument("--batch-size", type=_count, default=64)
+    evaluate.add_argument("--order", choices=["task", "dataset"],
+                          help="task: each task's images in batches of their own; dataset: all images in the "
+                               "folder's order, batches mixing tasks, as the reference (default: the model's "
+                               "train.eval_order)")
+    evaluate.add_argument("--hybrid-max", choices=["image", "batch"],
+                          help="one maximum per image, or per batch as the reference, for this evaluation "
+                               "(default: the model's method.classifier.hybrid_max)")
     evaluate.add_argument("--device", default="auto")
     _skip_bad_images_flag(evaluate)
     evaluate.set_defaults(handler=cmd_evaluate)

@@ -91,6 +91,9 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 64
     eval_batch_size: int = 128
+    # task: each seen task's test images through their own loader; dataset: one loader over all seen classes'
+    # test images in the data set's order, so batches mix tasks, as the reference (docs/method.md)
+    eval_order: str = "task"
     lr: LearningRates = field(default_factory=LearningRates)
     weight_decay: float = 5e-4
     milestones: tuple[int, ...] = (2, 5)
@@ -333,6 +336,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "train.epochs": _at_least(1),
     "train.batch_size": _at_least(1),
     "train.eval_batch_size": _at_least(1),
+    "train.eval_order": _one_of("task", "dataset"),
     "train.lr.adapter": _POSITIVE,
     "train.lr.prompt": _POSITIVE,
     "train.lr.sg_akt": _POSITIVE,

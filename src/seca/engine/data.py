@@ -54,6 +54,21 @@ class TaskImages(Dataset):
         return self
 
 
+def in_dataset_order(sets: Sequence[TaskImages]) -> tuple[TaskImages, np.ndarray]:
+    """The items of ``sets`` (over one data set) as one set in the data set's own order, and the set each item
+    came from: how the reference evaluates, with one loader over every seen class's test images."""
+    base = sets[0].base
+    if any(s.base is not base for s in sets):
+        raise ValueError("in_dataset_order: the sets must be parts of one data set")
+    indices = np.concatenate([s.indices for s in sets])
+    order = np.argsort(indices, kind="stable")
+    merged = TaskImages(base, indices[order], np.concatenate([s.labels for s in sets])[order])
+    if sets and all(s._images is not None for s in sets):
+        merged._images = torch.cat([s._images for s in sets])[torch.as_tensor(order)]
+    membership = np.concatenate([np.full(len(s), k, dtype=np.int64) for k, s in enumerate(sets)])[order]
+    return merged, membership
+
+
 def collate(items: list) -> Batch:
     images, labels, index = zip(*items)
     return Batch(torch.stack(images), torch.tensor(labels), torch.tensor(index))

@@ -1,49 +1,78 @@
-"""Accuracy of a learner on the test data of each seen task."""
+"""Accuracy of a learner on the test data of each seen task, evaluated in either of two orders.
+
+``task`` (the default): each task's test images through their own loader, so a batch never mixes tasks.
+``dataset``: one loader over every seen class's test images in the data set's own order, so batches mix
+tasks, as the reference implementation evaluates (docs/method.md#checked-against-the-reference). The two give
+the same predictions unless a prediction depends on its batch (``method.classifier.hybrid_max: batch``).
+"""
 
 from __future__ import annotations
 
 from typing import Optional, Sequence
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
 from ..distributed import all_sum, world
 from ..methods.base import Learner
-from .data import TaskImages, loader
+from .data import TaskImages, in_dataset_order, loader
 from .device import autocast
+
+EVAL_ORDERS = ("task", "dataset")
 
 
 @torch.no_grad()
+def predicted_labels(learner: Learner, test_sets: Sequence[TaskImages], batch_size: int, device: torch.device,
+                     amp: torch.dtype | None = None, num_workers: int = 0, progress: bool = True,
+                     order: str = "task") -> list[torch.Tensor]:
+    """The predicted label of every image of each set (aligned with the set's items), over all seen classes."""
+    learner.eval()
+    if order not in EVAL_ORDERS:
+        raise ValueError(f"evaluation order must be one of {', '.join(EVAL_ORDERS)}, got {order!r}")
+    bar = tqdm(total=sum(len(s) for s in test_sets), desc="evaluate", leave=False,
+               disable=None if progress and world().main else True, dynamic_ncols=True, unit="img")
+
+    def predict(images: TaskImages) -> torch.Tensor:
+        out = []
+        for batch in loader(images, batch_size, None, num_workers, device.type == "cuda"):
+            with autocast(device, amp):
+                out.append(learner.predict(batch.images.to(device, non_blocking=True)).argmax(dim=1).cpu())
+            bar.update(len(batch.labels))
+        return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
+
+    if order == "task" or not test_sets:
+        predictions = [predict(s) for s in test_sets]
+    else:
+        merged, membership = in_dataset_order(test_sets)
+        together = predict(merged)
+        # back to each set's own item order: the merged items of set k are its items, sorted by data set index
+        predictions = []
+        for k, s in enumerate(test_sets):
+            mine = np.argsort(s.indices, kind="stable")
+            labels = torch.empty(len(s), dtype=torch.long)
+            labels[torch.as_tensor(mine)] = together[torch.as_tensor(np.flatnonzero(membership == k))]
+            predictions.append(labels)
+    bar.close()
+    return predictions
+
+
 def evaluate_tasks(learner: Learner, test_sets: Sequence[TaskImages], batch_size: int, device: torch.device,
                    amp: torch.dtype | None = None, num_workers: int = 0, progress: bool = True,
-                   confusion: Optional[torch.Tensor] = None) -> tuple[list[int], list[int]]:
-    """(correct, total) test images per task, predicting over all classes seen so far.
+                   confusion: Optional[torch.Tensor] = None, order: str = "task") -> tuple[list[int], list[int]]:
+    """(correct, total) test images per set (per task), predicting over all classes seen so far.
 
     ``confusion``, a ``[true label, predicted label]`` count matrix, is added to when given. In a distributed
     run ``test_sets`` are this process's shards, and the counts (and the confusion) are summed over the
     processes: every process returns those of the whole test sets.
     """
-    learner.eval()
-    correct, total = [], []
-    local = torch.zeros_like(confusion) if confusion is not None else None
-    bar = tqdm(total=sum(len(s) for s in test_sets), desc="evaluate", leave=False,
-               disable=None if progress and world().main else True, dynamic_ncols=True, unit="img")
-    for test_set in test_sets:
-        right = 0
-        for batch in loader(test_set, batch_size, None, num_workers, device.type == "cuda"):
-            batch = batch.to(device)
-            with autocast(device, amp):
-                scores = learner.predict(batch.images)
-            predicted = scores.argmax(dim=1)
-            right += int((predicted == batch.labels).sum())
-            if local is not None:
-                local.index_put_((batch.labels.cpu(), predicted.cpu()), torch.ones_like(predicted.cpu()),
-                                 accumulate=True)
-            bar.update(batch.labels.shape[0])
-        correct.append(right)
-        total.append(len(test_set))
-    bar.close()
+    predictions = predicted_labels(learner, test_sets, batch_size, device, amp, num_workers, progress, order)
+    correct = [int((p == torch.as_tensor(s.labels)).sum()) for p, s in zip(predictions, test_sets)]
+    total = [len(s) for s in test_sets]
     if confusion is not None:
+        local = torch.zeros_like(confusion)
+        for p, s in zip(predictions, test_sets):
+            local.index_put_((torch.as_tensor(s.labels), p), torch.ones_like(p), accumulate=True)
         confusion += all_sum(local)
     counts = all_sum(torch.tensor([correct, total], dtype=torch.long).reshape(2, -1))
     return counts[0].tolist(), counts[1].tolist()

@@ -228,7 +228,7 @@ def _run_experiment(config: ExperimentConfig, out: Optional[Path], overwrite: bo
         last = task.index == len(scenario) - 1
         confusion = torch.zeros(task.stop, task.stop, dtype=torch.long) if last else None
         correct, total = evaluate_tasks(learner, test_sets, config.train.eval_batch_size, device, amp,
-                                        d.num_workers, config.train.progress, confusion)
+                                        d.num_workers, config.train.progress, confusion, config.train.eval_order)
         progress.seconds["eval"].append(time.perf_counter() - start)
         row = [100.0 * c / n if n else 0.0 for c, n in zip(correct, total)]
         progress.acc_matrix.append(row)

@@ -7,6 +7,7 @@ from typing import Literal
 import torch
 
 MaxOver = Literal["image", "batch"]
+HYBRID_MAX = ("image", "batch")  # method.classifier.hybrid_max
 
 
 def stable_exp(logits: torch.Tensor, max_over: MaxOver = "image") -> torch.Tensor:
