@@ -48,15 +48,16 @@ import torch.nn.functional as F
 
 from seca.clip.backbone import ClipBackbone, FrozenStem, load_backbone
 from seca.clip.text import PromptedClassTexts
-from seca.config import LearningRates, MethodConfig, SGAKTConfig, TrainConfig
+from seca.config import TrainConfig
 from seca.data.datasets import reference_data
 from seca.data.scenario import ClassIncrementalScenario
 from seca.data.shapes import class_names as shapes_class_names
 from seca.engine.device import amp_dtype, autocast, resolve_device, set_threads
 from seca.engine.train import make_optimizer
-from seca.methods import Batch, TaskData, build_learner
+from seca.methods import Batch, TaskData, build_learner, method_config
 from seca.methods.precision import widen
 from seca.methods.seca import SECA
+from seca.methods.sg_akt import SGAKTConfig
 
 # The exactness check runs in float64 (unit roundoff 1.1e-16). An exact reformulation differs from the naive
 # computation by rounding only: about 1e-13 relative on these models. TOLERANCE sits four orders above that and
@@ -95,13 +96,13 @@ class NaiveSECA(SECA):
         self.texts = PromptedClassTexts(self.backbone, self.class_names, self.config.prompt.length,
                                         shared_prefix=False, cut=False)
 
-    def _teacher_inputs(self, stem: FrozenStem) -> torch.Tensor:
+    def teacher_inputs(self, stem: FrozenStem, frozen=None) -> torch.Tensor:
         with torch.no_grad():  # one snapshot after another, each through the whole encoder
-            tokens = [self.backbone.encode_image(stem=stem, adapters=m, output="class_token") for m in self.pool.members]
+            tokens = [self.backbone.encode_image(stem=stem, adapters=m, output="class_token") for m in self.teacher.pool.members]
             return F.normalize(widen(torch.stack(tokens, dim=1)), dim=-1)
 
 
-def naive_method(method: MethodConfig) -> MethodConfig:
+def naive_method(method):
     return dataclasses.replace(method, stem_cache_gb=0.0,
                                sg_akt=dataclasses.replace(method.sg_akt, cache_teachers=False),
                                classifier=dataclasses.replace(method.classifier, cache_text=False))
@@ -164,7 +165,7 @@ def step_parts(learner, batch: Batch, device: torch.device, amp) -> dict[str, fl
         "text": timed(lambda: learner.class_text(learner.prompts.current, 0, task.stop).sum().backward()),
         "image": timed(lambda: learner.image_features(stem=learner.batch_stem(batch)).sum().backward()),
         "teachers": timed(lambda: learner._teacher_cache[batch.index] if learner._teacher_cache is not None
-                          else learner._teacher_inputs(stem)),
+                          else learner.teacher_inputs(stem)),
     }
 
 
@@ -193,7 +194,7 @@ def prepare(args, out: Path) -> None:
     device = resolve_device(args.device)
     set_threads(args.threads)
     backbone = load_backbone(args.model, args.pretrained, device=device)
-    method = MethodConfig(name="seca", stem_cache_gb=0.0, sg_akt=SGAKTConfig(cache_teachers=False))
+    method = method_config(name="seca", stem_cache_gb=0.0, sg_akt=SGAKTConfig(cache_teachers=False))
     learner = build_learner(backbone, class_names(args.classes, args.small), method, seed=0)
     bring_to_last_task(learner, scenario_of(args), backbone.image_size, device)
     torch.save({"tensors": learner.state_dict(), "structure": learner.structure(),
@@ -211,9 +212,9 @@ def path_learner(args, path: str, state: dict):
     names = class_names(args.classes, args.small)
     if path == "naive":
         reference = ReferenceBackbone(backbone.model, backbone.preprocess, backbone.tokenizer, backbone.model_name, None)
-        learner = NaiveSECA(reference, names, naive_method(MethodConfig(name="seca")), seed=0).to(device)
+        learner = NaiveSECA(reference, names, naive_method(method_config(name="seca")), seed=0).to(device)
     else:
-        learner = build_learner(backbone, names, MethodConfig(name="seca"), seed=0)
+        learner = build_learner(backbone, names, method_config(name="seca"), seed=0)
         if args.break_:
             sabotage(learner, args.break_)
     learner.restore(state["tensors"], state["structure"])
@@ -227,8 +228,8 @@ def sabotage(learner, what: str) -> None:
         encode = text.encode_shared_prefix
         text.encode_shared_prefix = lambda prefixes, *rest: encode(prefixes[:, :-1], *rest)
     else:
-        inputs = learner._teacher_inputs
-        learner._teacher_inputs = lambda stem: inputs(stem).float().to(stem.output.dtype)
+        inputs = learner.teacher_inputs
+        learner.teacher_inputs = lambda stem, frozen=None: inputs(stem, frozen).float().to(stem.output.dtype)
 
 
 def run_path(args, path: str, state: dict) -> dict:
@@ -239,7 +240,7 @@ def run_path(args, path: str, state: dict) -> dict:
     learner, backbone = path_learner(args, path, state)
     # The earlier prompts' text features, which a run has encoded task by task (the same numbers either way).
     learner._frozen_text = state["frozen_text"].to(device)
-    pool = len(learner.pool)
+    pool = len(learner.teacher.pool)
     amp = amp_dtype(args.amp, device)
     last = scenario_of(args).tasks[-1]
     images = random_images(max((args.steps + 1) * args.batch, last.num_classes), backbone.image_size, 99, device)
@@ -251,7 +252,7 @@ def run_path(args, path: str, state: dict) -> dict:
     synchronize(device)
     setup = time.perf_counter() - start
 
-    zero = TrainConfig(lr=LearningRates(adapter=0.0, prompt=0.0, sg_akt=0.0, se_vpr=0.0))
+    zero = TrainConfig(lr={group: 0.0 for group in learner.learning_rates()})
     optimizer = make_optimizer(learner, zero)
     learner.train()
     steps = []

@@ -20,13 +20,13 @@ import torch
 from torch.utils.data import Dataset
 
 from seca.clip.backbone import load_backbone
-from seca.config import MethodConfig, TrainConfig
+from seca.config import TrainConfig
 from seca.data.scenario import ClassIncrementalScenario
 from seca.engine.data import TaskImages
 from seca.engine.device import amp_dtype, resolve_device, set_threads
 from seca.engine.evaluate import evaluate_tasks
 from seca.engine.train import learn_task
-from seca.methods import build_learner
+from seca.methods import build_learner, method_config
 
 from speed import bring_to_last_task, class_names, peak_memory, synchronize
 
@@ -67,7 +67,7 @@ def main() -> None:
     backbone = load_backbone(args.model, None, device=device)
     names = class_names(args.classes)
     scenario = ClassIncrementalScenario(list(range(args.classes)), args.increment, args.increment)
-    learner = build_learner(backbone, names, MethodConfig(name=args.method), seed=0)
+    learner = build_learner(backbone, names, method_config(name=args.method), seed=0)
     bring_to_last_task(learner, scenario, backbone.image_size, device)
     last = scenario.tasks[-1]
     train = TaskImages(GeneratedImages(args.images, backbone.image_size, 1), range(args.images),
@@ -76,7 +76,7 @@ def main() -> None:
                       [i % last.stop for i in range(args.test_images)]).materialize(args.eval_batch)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch, eval_batch_size=args.eval_batch, amp=args.amp,
                          progress=False)
-    pool = len(learner.pool) if getattr(learner, "pool", None) is not None else 0
+    pool = len(getattr(getattr(learner, "teacher", None), "pool", ()))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
 

@@ -28,18 +28,16 @@ from PIL import Image
 
 from .clip.backbone import check_model_name, load_backbone
 from .config import BackboneConfig, ExperimentConfig, apply_overrides, from_dict, load_raw, parse_override
-from .data.datasets import (IMAGE_SUFFIXES, ImageFiles, check_distinct_names, list_images, open_image,
-                            report_other_files, unusable_images)
+from .data.datasets import ImageFiles, class_folders, open_image, unusable_images
 from .data.scenario import Task
 from .engine.data import TaskImages
 from .engine.device import amp_dtype, autocast, resolve_device, seed_everything
 from .engine.evaluate import EVAL_ORDERS, predicted_labels
-from .engine.loop import model_metadata
 from .engine.train import learn_task
 from .errors import SecaError
 from .eval.history import EVAL_FIELDS, eval_record, history_entry
 from .io import locks
-from .io.checkpoint import load_checkpoint, save_checkpoint
+from .io.checkpoint import load_checkpoint, model_metadata, save_checkpoint
 from .io.files import file_digest
 from .methods import Learner, build_learner, check_method
 from .methods.inference import HYBRID_MAX
@@ -68,26 +66,6 @@ def readable_images(files: Sequence[Sequence[Path]], max_pixels: int, skip_bad: 
     if emptied:
         raise SecaError(f"'{emptied[0]}' holds no usable image once the bad ones are skipped")
     return kept
-
-
-def class_folders(folder: Union[str, Path], split: str, report: bool = True) -> tuple[list[str], list[list[Path]]]:
-    """(class names, image files per class) of ``folder/<class>/`` (or ``folder/<split>/<class>/``)."""
-    root = Path(folder).expanduser()
-    if not root.is_dir():
-        raise SecaError(f"'{folder}' is not a folder; give a folder with one sub-folder of images per class")
-    if (root / split).is_dir():
-        root = root / split
-    dirs = sorted(p for p in root.iterdir() if p.is_dir())
-    if not dirs:
-        raise SecaError(f"'{root}' has no class sub-folders (expected {root}/<class name>/<images>)")
-    check_distinct_names([d.name for d in dirs], root)
-    if report:  # files that are not images: said once, when the folder is used
-        report_other_files(dirs, root)
-    files = [list_images(d) for d in dirs]
-    empty = [d.name for d, f in zip(dirs, files) if not f]
-    if empty:
-        raise SecaError(f"class folder '{root / empty[0]}' holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    return [d.name.replace("_", " ") for d in dirs], files
 
 
 class SecaModel:

@@ -1,20 +1,28 @@
 """Experiment configuration: typed, frozen dataclasses built from YAML presets and ``--set`` overrides.
 
-Every key is declared here, with its default; docs/config.md explains each one. A preset may start with
+Every key is declared once, with its default, the values it allows and one line of help: the experiment's
+sections here, and the ``method`` section by the learners themselves, next to their code (each learner's
+``Config``; the section is the union of every registered learner's keys, so a preset keeps working when
+``method.name`` changes). Building, ``--set``, validation, checkpoints and docs/config.md's tables
+(``python -m seca.config docs/config.md``) all read these declarations. A preset may start with
 ``extends: other.yaml`` (relative to the preset, or the name of a packaged preset) to inherit another.
-Unknown keys and ill-typed values are errors that name the offending key and the closest valid one.
+Unknown keys, ill-typed values and values out of range are errors that name the key (and the closest valid
+one).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib
+import importlib.util
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
 import yaml
 
@@ -22,203 +30,278 @@ from .errors import SecaError
 
 
 # --------------------------------------------------------------------------------------------------
-# The schema
+# Declaring keys: a default, the allowed values, one line of help
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a value must be: ``test(value)`` holds, described as ``what`` (``at least 1``). ``what`` may be a
+    function, for choices that are known only once the learners are registered."""
+
+    test: Callable[[Any], bool]
+    what: Union[str, Callable[[], str]]
+
+    def describe(self) -> str:
+        return self.what() if callable(self.what) else self.what
+
+
+def at_least(low: float) -> Rule:
+    return Rule(lambda v: v >= low, f"at least {low:g}")
+
+
+ABOVE_ZERO = Rule(lambda v: v > 0, "above 0")
+FRACTION = Rule(lambda v: 0 <= v <= 1, "between 0 and 1")
+
+
+def between(low: float, high: float) -> Rule:
+    return Rule(lambda v: low <= v <= high, f"between {low:g} and {high:g}")
+
+
+def one_of(*choices: str) -> Rule:
+    return Rule(lambda v: v in choices, "one of " + ", ".join(choices))
+
+
+def one_of_registered(names: Callable[[], Iterable[str]]) -> Rule:
+    """One of a registry's names (learners, teachers, visual heads), read when a value is checked."""
+    return Rule(lambda v: v in set(names()), lambda: "one of " + ", ".join(names()))
+
+
+def setting(default: Any, help: str, rule: Optional[Rule] = None) -> Any:
+    """A config key: its default, one line of help (docs/config.md), and the values it allows."""
+    metadata = {"help": help, "rule": rule}
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def section(cls: type, help: str = "") -> Any:
+    """A sub-section of keys, declared by its own frozen dataclass."""
+    return field(default_factory=cls, metadata={"help": help or (cls.__doc__ or "").strip().splitlines()[0]})
+
+
+# --------------------------------------------------------------------------------------------------
+# The experiment's sections
 
 
 @dataclass(frozen=True)
 class BackboneConfig:
-    """Which CLIP to load (docs/config.md#backbone)."""
+    """Which CLIP to load (spec §1)."""
 
-    model: str = "ViT-B-16"
-    # An open_clip pretrained tag ("openai"), a local weights file, or null for random weights (tests).
-    pretrained: Optional[str] = "openai"
-    cache_dir: Optional[str] = None
+    model: str = setting("ViT-B-16", "an open_clip model name (`open_clip.list_models()`), or one of this project's "
+                         "small architectures: `seca-test` (tests), `seca-shapes` (the offline world)")
+    pretrained: Optional[str] = setting(
+        "openai", "an open_clip pretrained tag of that model, the path of a local weights file (`.bin`, `.pt`, "
+        "`.safetensors`), `shapes` (with `seca-shapes` only: the offline world's pretrained weights, built into the "
+        "cache on first use, [offline.md](offline.md)), or `null` for random weights (drawn from a fixed seed, so "
+        "always the same)")
+    cache_dir: Optional[str] = setting(None, "where open_clip keeps downloaded weights (default: the Hugging Face cache)")
 
 
 @dataclass(frozen=True)
 class ShapesConfig:
-    """The generated colour x shape world used offline (docs/config.md#data)."""
+    """The generated colour x shape world used offline."""
 
-    colors: int = 10
-    shapes: int = 10
-    train_per_class: int = 40
-    test_per_class: int = 20
-    image_size: int = 64
-    domain: str = "renditions"  # clean | renditions
-    seed: int = 0
+    colors: int = setting(10, "shapes world: number of colours (at most 10)", between(1, 10))
+    shapes: int = setting(10, "number of shapes (at most 10); classes = colours x shapes", between(1, 10))
+    train_per_class: int = setting(40, "training images per class", at_least(1))
+    test_per_class: int = setting(20, "test images per class", at_least(1))
+    image_size: int = setting(64, "image side in pixels (the `shapes` preset: 32, the input size of `seca-shapes`)",
+                              at_least(8))
+    domain: str = setting("renditions", "`clean` (pretraining domain) or `renditions` (the shifted domain)",
+                          one_of("clean", "renditions"))
+    seed: int = setting(0, "the world's seed: every image is a pure function of it", at_least(0))
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = "imagenet-r"  # cifar100 | imagenet-r | imagenet-a | imagefolder | shapes
-    root: Optional[str] = None
-    download: bool = False
-    num_workers: int = 4
-    # Keep each task's preprocessed images in memory after their first pass (training uses no augmentation,
-    # so they never change). Fast, but needs ~0.6 MB per 224x224 image: for small data sets.
-    cache_images: bool = False
-    max_pixels: int = 89_478_485  # larger images are refused before decoding (PIL's own bound)
-    skip_bad_images: bool = False  # true: leave out (and name) image files that cannot be read, instead of stopping
-    shapes: ShapesConfig = field(default_factory=ShapesConfig)
+    """Where the images come from ([data.md](data.md))."""
+
+    dataset: str = setting("imagenet-r", "`cifar100`, `imagenet-r`, `imagenet-a`, `imagefolder` or `shapes` "
+                           "([data.md](data.md))", one_of("cifar100", "imagenet-r", "imagenet-a", "imagefolder", "shapes"))
+    root: Optional[str] = setting(None, "the data set's folder (`cifar100` defaults to `data/cifar100`)")
+    download: bool = setting(False, "CIFAR-100 only: download it into `root` if absent")
+    num_workers: int = setting(4, "data loader worker processes", at_least(0))
+    cache_images: bool = setting(
+        False, "keep each task's preprocessed images in memory after their first pass (training uses no "
+        "augmentation, so they never change, and results are identical either way); about 0.6 MB per 224x224 image")
+    max_pixels: int = setting(
+        89_478_485, "an image file of more pixels is refused from its header, before it is decoded (no "
+        "decompression bomb reaches the decoder); PIL's own bound", at_least(1))
+    skip_bad_images: bool = setting(
+        False, "every image file is read once before training; by default a file that cannot be used (unreadable, "
+        "truncated, too large) stops the run with the list; `true` leaves such files out and names each (`seca run "
+        "--skip-bad-images`)")
+    shapes: ShapesConfig = section(ShapesConfig)
 
 
 @dataclass(frozen=True)
 class ScenarioConfig:
-    """How classes arrive: a class order and the task sizes (docs/config.md#scenario)."""
+    """How classes arrive: a class order and the task sizes."""
 
-    # "reference" (the paper's orders, by trial), "seeded" (a permutation from order_seed),
-    # "identity", or an explicit list of class ids.
-    order: Union[str, tuple[int, ...]] = "reference"
-    trial: int = 0
-    order_seed: Optional[int] = None  # null: the experiment seed
-    first_task: int = 20
-    increment: int = 20
-    # The tasks by class name ([[cat, dog], [fox, owl]]): decides the order and the task sizes, so order,
-    # first_task and increment are not read. Names as the data set gives them (folder names for imagefolder).
-    tasks: Optional[tuple[tuple[Union[str, int], ...], ...]] = None
+    order: Union[str, tuple[int, ...]] = setting(
+        "reference", "`reference` (the reference implementation's class order for `trial`; CIFAR-100 and "
+        "ImageNet-R, a fixed order for `shapes`, the sorted folder names for `imagefolder`), `seeded` (a "
+        "permutation drawn from `order_seed`), `identity`, or an explicit list of class ids")
+    trial: int = setting(0, "which reference order (0, 1, 2: the paper's three trials)", at_least(0))
+    order_seed: Optional[int] = setting(None, "seed of a `seeded` order; `null` uses `seed`", at_least(0))
+    first_task: int = setting(20, "classes in the first task", at_least(1))
+    increment: int = setting(20, "classes in every later task; the sizes must add up to the number of classes",
+                             at_least(1))
+    tasks: Optional[tuple[tuple[Union[str, int], ...], ...]] = setting(
+        None, "the tasks as lists of class names, e.g. `[[cat, dog], [fox, owl, emu]]`: the order and the task "
+        "sizes (any), instead of `order`, `first_task` and `increment`; every class once "
+        "([data.md](data.md#your-own-folders))")
 
 
-@dataclass(frozen=True)
-class LearningRates:
-    adapter: float = 1e-3
-    prompt: float = 5e-4
-    sg_akt: float = 1e-3
-    se_vpr: float = 1e-3
+def _increasing(v: tuple) -> bool:
+    return all(m >= 1 for m in v) and all(a < b for a, b in zip(v, v[1:]))
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 10
-    batch_size: int = 64
-    eval_batch_size: int = 128
-    # task: each seen task's test images through their own loader; dataset: one loader over all seen classes'
-    # test images in the data set's order, so batches mix tasks, as the reference (docs/method.md)
-    eval_order: str = "task"
-    lr: LearningRates = field(default_factory=LearningRates)
-    weight_decay: float = 5e-4
-    milestones: tuple[int, ...] = (2, 5)
-    gamma: float = 0.1
-    amp: str = "auto"  # auto | bf16 | fp16 | off (mixed precision is used on CUDA only)
-    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    log_every: int = 10
-    progress: bool = True
-    checkpoints: str = "last"  # last (keep the latest task's, for --resume) | all | none
-    tensorboard: bool = False  # also log to <out>/tensorboard (needs the tensorboard package)
-    threads: Optional[int] = None  # CPU threads for torch; null: torch's choice (one per core)
-    dist_timeout: float = 1800.0  # torchrun runs: seconds a collective may wait for a process before the run fails
+    """The optimisation of each task, evaluation, devices and outputs."""
+
+    epochs: int = setting(10, "epochs per task", at_least(1))
+    batch_size: int = setting(64, "training batch size; under torchrun the global batch, split equally over the "
+                              "processes ([distributed.md](distributed.md))", at_least(1))
+    eval_batch_size: int = setting(128, "batch size for evaluation and feature precomputation (per process under "
+                                   "torchrun)", at_least(1))
+    eval_order: str = setting(
+        "task", "how test images form evaluation batches: `task`, each seen task's images through a loader of their "
+        "own; `dataset`, every seen class's test images through one loader in the data set's own order, so batches "
+        "mix tasks, as the reference implementation evaluates. The same predictions either way unless "
+        "`method.classifier.hybrid_max: batch` ([method.md](method.md#checked-against-the-reference))",
+        one_of("task", "dataset"))
+    lr: dict[str, float] = setting(
+        {}, "learning rate of each of the learner's parameter groups, by the group's name (`lr.adapter`, "
+        "`lr.prompt`, ...); a group not given takes the learner's default. The groups and their defaults are "
+        "listed [below](#learning-rates)", ABOVE_ZERO)
+    weight_decay: float = setting(5e-4, "Adam weight decay", at_least(0))
+    milestones: tuple[int, ...] = setting(
+        (2, 5), "epochs after which the learning rates are multiplied by `gamma` (MultiStepLR, restarted every task)",
+        Rule(_increasing, "a list of increasing epochs, each at least 1"))
+    gamma: float = setting(0.1, "the MultiStepLR factor", ABOVE_ZERO)
+    amp: str = setting("auto", "mixed precision on CUDA: `auto` (bf16 where supported, else fp16), `bf16`, `fp16`, "
+                       "`off`; never used on CPU or MPS", one_of("auto", "bf16", "fp16", "off"))
+    device: str = setting("auto", "`auto` (CUDA, then MPS, then CPU), `cpu`, `cuda`, `cuda:N`, `mps`")
+    log_every: int = setting(10, "write a `train_step` record to log.jsonl every this many steps", at_least(1))
+    progress: bool = setting(True, "show progress bars (they are hidden anyway when the output is not a terminal)")
+    checkpoints: str = setting("last", "task checkpoints for `--resume`: keep the latest (`last`), every one "
+                               "(`all`), or write none (`none`)", one_of("last", "all", "none"))
+    tensorboard: bool = setting(False, "also log to `<out>/tensorboard` (needs `pip install 'seca[tensorboard]'`)")
+    threads: Optional[int] = setting(
+        None, "CPU threads for torch's operators; `null` leaves torch's choice (one per core, or "
+        "`OMP_NUM_THREADS`). The run's first line and the `start` record of log.jsonl say how many run "
+        "([performance.md](performance.md#threads))", at_least(1))
+    dist_timeout: float = setting(
+        1800.0, "runs under torchrun: seconds a collective waits for the other processes before the run fails, so "
+        "that a process that died or hangs stops the run instead of hanging it ([distributed.md](distributed.md))",
+        ABOVE_ZERO)
 
 
-@dataclass(frozen=True)
-class AdapterConfig:
-    """Bottleneck adapters parallel to each block's MLP (spec §2)."""
+def learner_names() -> list[str]:
+    from . import methods  # the learners register themselves when seca.methods is imported
 
-    bottleneck: int = 16
-    scale: float = 0.1
-    dropout: float = 0.1
-    blocks: Union[str, tuple[int, ...]] = "all"  # "all" or a list of block indices
-
-
-@dataclass(frozen=True)
-class PromptConfig:
-    """Per-task learnable text prompts (spec §2)."""
-
-    length: int = 8
-    init_std: float = 0.02
-
-
-@dataclass(frozen=True)
-class SGAKTConfig:
-    """Semantic-guided adaptive knowledge transfer (spec §3)."""
-
-    teacher: str = "sg-akt"  # none | clip | vanilla | avg | sg-akt
-    pool_size: int = 5
-    eviction: str = "lowest"  # lowest (reference) | highest (paper's text) | oldest
-    relevance: str = "reference"  # reference (softmax per prompt, then mean) | paper (mean, then softmax)
-    utility_momentum: float = 0.5
-    teacher_dropout: bool = False  # true: snapshots keep adapter dropout, as the reference
-    beta: float = 1.0  # beta_s = beta * (s - 1)
-    temperature: float = 20.0
-    cache_teachers: bool = True  # compute teacher features once per task (spec §7b); false: every step
-    # Diagnostics of SG-AKT (docs/method.md#sg-akt-diagnostics); the defaults are the method.
-    detach_query: bool = False  # true: the current prompt's semantic vector enters the relevance query detached
-    agg_loss: bool = True  # false: no L_agg, so the relevance network keeps its initial weights
-    reset_aggregator: bool = False  # true: a fresh relevance network at the start of every task
-
-
-@dataclass(frozen=True)
-class SEVPRConfig:
-    """Semantic-enhanced visual prototype refinement (spec §4)."""
-
-    gamma: Optional[float] = None  # null: 2 * sqrt(feature dim)
-    regularize: bool = True  # L_reg against the stored prototypes of old classes
-
-
-@dataclass(frozen=True)
-class ClassifierConfig:
-    """How classes are scored at inference (spec §6)."""
-
-    branches: str = "hybrid"  # hybrid | text | visual
-    visual: str = "se-vpr"  # se-vpr | centroid-clip | centroid-adapted | linear
-    text_weight: float = 0.5  # weight of the text branch in the hybrid score
-    hybrid_max: str = "image"  # image | batch (the reference: one maximum per batch)
-    cache_text: bool = True  # encode every prompt once per task (spec §7b); false: once per batch
-
-
-@dataclass(frozen=True)
-class ReplayConfig:
-    """Gaussian pseudo-feature replay of SECA++ (spec §7)."""
-
-    samples_per_class: int = 10
-    stats_dropout: bool = False  # true: class statistics with adapter dropout active, as the reference
-    covariance_eps: float = 1e-4
+    return sorted(methods.LEARNERS)
 
 
 @dataclass(frozen=True)
 class MethodConfig:
-    name: str = "seca"  # zero-shot | h-peft | seca | seca++
-    template: str = "a good photo of a {}."
-    temperature: float = 20.0  # fixed inference temperature (spec §1)
-    ce_scale: Optional[float] = None  # scale of the training cross-entropies; null: the backbone's logit_scale.exp()
-    adapter: AdapterConfig = field(default_factory=AdapterConfig)
-    prompt: PromptConfig = field(default_factory=PromptConfig)
-    sg_akt: SGAKTConfig = field(default_factory=SGAKTConfig)
-    se_vpr: SEVPRConfig = field(default_factory=SEVPRConfig)
-    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
-    replay: ReplayConfig = field(default_factory=ReplayConfig)
-    # Memory for the frozen stems of a task's training images (spec §7b); a larger task recomputes them every step.
-    stem_cache_gb: float = 4.0
+    """The learner and its settings: `name`, then the keys the learners declare ([method.md](method.md))."""
+
+    name: str = setting("seca", "the learner ([method.md](method.md))", one_of_registered(learner_names))
+
+
+def method_schema() -> type:
+    """The ``method`` section as a dataclass: ``name`` and every registered learner's keys."""
+    from . import methods
+
+    return methods.method_config_class()
+
+
+def plugin_help() -> str:
+    return ("modules that register learners from outside the package, imported before the config is read: "
+            "importable names (`my_lab.methods`) or `.py` files ([extending.md](extending.md))")
 
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    benchmark: str = "custom"
-    seed: int = 0
-    seeds: Optional[tuple[int, ...]] = None  # run once per seed into OUT/seed<k>/ and aggregate (docs/statistics.md)
-    backbone: BackboneConfig = field(default_factory=BackboneConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    method: MethodConfig = field(default_factory=MethodConfig)
+    benchmark: str = setting("custom", "the name recorded in results.json and used in the default output folder")
+    seed: int = setting(0, "seeds Python, NumPy and torch, the training order, prompt initialisation and (unless "
+                        "`scenario.order_seed` is set) a seeded class order", at_least(0))
+    seeds: Optional[tuple[int, ...]] = setting(
+        None, "a list (`[0, 1, 2]`): run the experiment once per seed into `OUT/seed<k>/` and write the aggregate "
+        "(mean, std, 95% interval) to `OUT/results.json`; `seed` is then ignored. The same as `seca run --seeds` "
+        "([statistics.md](statistics.md))")
+    plugins: tuple[str, ...] = setting((), plugin_help())
+    backbone: BackboneConfig = section(BackboneConfig)
+    data: DataConfig = section(DataConfig)
+    scenario: ScenarioConfig = section(ScenarioConfig)
+    train: TrainConfig = section(TrainConfig)
+    method: MethodConfig = field(default_factory=lambda: method_schema()(),
+                                 metadata={"help": "the learner and its settings"})
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading declarations
+
+
+def fields_of(cls: type) -> list[tuple[dataclasses.Field, Any]]:
+    """(field, resolved type) of a config dataclass; the ``method`` section resolves to the learners' union."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        out.append((f, method_schema() if tp is MethodConfig else tp))
+    return out
+
+
+def is_section(tp: Any) -> bool:
+    return dataclasses.is_dataclass(tp) and isinstance(tp, type)
+
+
+def declared(cls: type = ExperimentConfig, prefix: str = "") -> list[tuple[str, dataclasses.Field, Any]]:
+    """Every leaf key below ``cls``: (dotted key, field, type)."""
+    keys = []
+    for f, tp in fields_of(cls):
+        if is_section(tp):
+            keys.extend(declared(tp, prefix + f.name + "."))
+        else:
+            keys.append((prefix + f.name, f, tp))
+    return keys
+
+
+def rules() -> dict[str, Rule]:
+    """Every key's rule (``train.lr`` applies to each of its values)."""
+    return {key: f.metadata["rule"] for key, f, _ in declared() if f.metadata.get("rule") is not None}
+
+
+def learning_rate_groups() -> dict[str, float]:
+    """Every parameter group a registered learner trains, with its default learning rate."""
+    from . import methods
+
+    return methods.learning_rate_defaults()
+
+
+def valid_keys(cls: type = ExperimentConfig) -> list[str]:
+    """Every dotted key a config of type ``cls`` accepts (sections included)."""
+
+    def walk(c: type, prefix: str) -> list[str]:
+        keys = []
+        for f, tp in fields_of(c):
+            keys.append(prefix + f.name)
+            if is_section(tp):
+                keys.extend(walk(tp, prefix + f.name + "."))
+        return keys
+
+    keys = walk(cls, "")
+    if cls is ExperimentConfig:
+        keys += [f"train.lr.{group}" for group in learning_rate_groups()]
+    return keys
 
 
 # --------------------------------------------------------------------------------------------------
 # Building typed configs from plain data
-
-
-def _dotted_keys(cls: type, prefix: str = "") -> list[str]:
-    keys = []
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        key = prefix + f.name
-        keys.append(key)
-        if dataclasses.is_dataclass(hints[f.name]):
-            keys.extend(_dotted_keys(hints[f.name], key + "."))
-    return keys
-
-
-def valid_keys(cls: type = ExperimentConfig) -> list[str]:
-    """Every dotted key a config of type ``cls`` accepts."""
-    return _dotted_keys(cls)
 
 
 def _unknown_key_error(path: str, root: type) -> SecaError:
@@ -251,7 +334,9 @@ def _coerce(value: Any, tp: Any, path: str, root: type) -> Any:
                 errors.append(e)
         names = " or ".join(_type_name(a) for a in typing.get_args(tp))
         raise SecaError(f"config key '{path}' must be {names}, got {value!r}")
-    if dataclasses.is_dataclass(tp):
+    if tp is MethodConfig:
+        tp = method_schema()
+    if is_section(tp):
         if not isinstance(value, Mapping):
             raise SecaError(f"config key '{path}' is a section; give it as a mapping, got {value!r}")
         return _build(tp, value, path + ".", root)
@@ -260,6 +345,11 @@ def _coerce(value: Any, tp: Any, path: str, root: type) -> Any:
             raise SecaError(f"config key '{path}' must be a list, got {value!r}")
         (item_type, _) = typing.get_args(tp)
         return tuple(_coerce(v, item_type, f"{path}[{i}]", root) for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise SecaError(f"config key '{path}' must be a mapping, e.g. {{adapter: 1.0e-3}}, got {value!r}")
+        key_type, value_type = typing.get_args(tp)
+        return {_coerce(k, key_type, path, root): _coerce(v, value_type, f"{path}.{k}", root) for k, v in value.items()}
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -281,98 +371,53 @@ def _coerce(value: Any, tp: Any, path: str, root: type) -> Any:
         if isinstance(value, str):
             return value
         raise SecaError(f"config key '{path}' must be a string, got {value!r}")
-    raise TypeError(f"unsupported config type {tp!r} at {path}")  # a bug in the schema, not user input
+    raise TypeError(f"unsupported config type {tp!r} at {path}")  # a bug in a declaration, not user input
 
 
 def _build(cls: type, data: Mapping[str, Any], prefix: str, root: type) -> Any:
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    types_of = {f.name: tp for f, tp in fields_of(cls)}
     kwargs = {}
     for key, value in data.items():
         path = prefix + str(key)
-        if key not in names:
+        if key not in types_of:
             raise _unknown_key_error(path, root)
-        kwargs[key] = _coerce(value, hints[key], path, root)
+        kwargs[key] = _coerce(value, types_of[key], path, root)
     return cls(**kwargs)
 
 
 # --------------------------------------------------------------------------------------------------
-# Ranges and choices: every value is checked here, once, before any model or data is loaded
+# Plugins: learners registered from outside the package
 
 
-def _at_least(low: float) -> tuple[Callable[[Any], bool], str]:
-    return (lambda v: v >= low), f"at least {low:g}"
+_loaded_plugins: dict[str, Any] = {}
 
 
-_POSITIVE = ((lambda v: v > 0), "above 0")
-_FRACTION = ((lambda v: 0 <= v <= 1), "between 0 and 1")
+def load_plugins(plugins: Sequence[str]) -> None:
+    """Import each plugin (a module name, or a ``.py`` file) once, so that the learners in it register."""
+    for plugin in plugins:
+        if plugin in _loaded_plugins:
+            continue
+        try:
+            if plugin.endswith(".py"):
+                path = Path(plugin).expanduser()
+                if not path.is_file():
+                    raise SecaError(f"plugin '{plugin}' not found; give an importable module name or a .py file")
+                name = f"seca_plugin_{path.stem}"
+                spec = importlib.util.spec_from_file_location(name, path)
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[name] = module
+                spec.loader.exec_module(module)
+            else:
+                module = importlib.import_module(plugin)
+        except SecaError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a user's module: say which one failed, and how
+            raise SecaError(f"plugin '{plugin}' could not be imported: {type(e).__name__}: {e}") from None
+        _loaded_plugins[plugin] = module
 
 
-def _one_of(*choices: str) -> tuple[Callable[[Any], bool], str]:
-    return (lambda v: v in choices), "one of " + ", ".join(choices)
-
-
-def _increasing(v: tuple) -> bool:
-    return all(m >= 1 for m in v) and all(a < b for a, b in zip(v, v[1:]))
-
-
-# key -> (test, what the value must be); None values pass where the key allows None (its default meaning)
-RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "seed": _at_least(0),
-    "data.dataset": _one_of("cifar100", "imagenet-r", "imagenet-a", "imagefolder", "shapes"),
-    "data.num_workers": _at_least(0),
-    "data.max_pixels": _at_least(1),
-    "data.shapes.colors": ((lambda v: 1 <= v <= 10), "between 1 and 10"),
-    "data.shapes.shapes": ((lambda v: 1 <= v <= 10), "between 1 and 10"),
-    "data.shapes.train_per_class": _at_least(1),
-    "data.shapes.test_per_class": _at_least(1),
-    "data.shapes.image_size": _at_least(8),
-    "data.shapes.domain": _one_of("clean", "renditions"),
-    "data.shapes.seed": _at_least(0),
-    "scenario.trial": _at_least(0),
-    "scenario.order_seed": _at_least(0),
-    "scenario.first_task": _at_least(1),
-    "scenario.increment": _at_least(1),
-    "train.epochs": _at_least(1),
-    "train.batch_size": _at_least(1),
-    "train.eval_batch_size": _at_least(1),
-    "train.eval_order": _one_of("task", "dataset"),
-    "train.lr.adapter": _POSITIVE,
-    "train.lr.prompt": _POSITIVE,
-    "train.lr.sg_akt": _POSITIVE,
-    "train.lr.se_vpr": _POSITIVE,
-    "train.weight_decay": _at_least(0),
-    "train.milestones": (_increasing, "a list of increasing epochs, each at least 1"),
-    "train.gamma": _POSITIVE,
-    "train.amp": _one_of("auto", "bf16", "fp16", "off"),
-    "train.log_every": _at_least(1),
-    "train.checkpoints": _one_of("last", "all", "none"),
-    "train.threads": _at_least(1),
-    "train.dist_timeout": _POSITIVE,
-    "method.temperature": _POSITIVE,
-    "method.ce_scale": _POSITIVE,
-    "method.stem_cache_gb": _at_least(0),
-    "method.adapter.bottleneck": _at_least(1),
-    "method.adapter.dropout": ((lambda v: 0 <= v < 1), "at least 0 and below 1"),
-    "method.adapter.blocks": ((lambda v: v == "all" or (not isinstance(v, str) and len(v) > 0 and min(v) >= 0)),
-                              "all, or a non-empty list of block indices >= 0"),
-    "method.prompt.length": _at_least(1),
-    "method.prompt.init_std": _at_least(0),
-    "method.sg_akt.teacher": _one_of("none", "clip", "vanilla", "avg", "sg-akt"),
-    "method.sg_akt.pool_size": _at_least(1),
-    "method.sg_akt.eviction": _one_of("lowest", "highest", "oldest"),
-    "method.sg_akt.relevance": _one_of("reference", "paper"),
-    "method.sg_akt.utility_momentum": _FRACTION,
-    "method.sg_akt.beta": _at_least(0),
-    "method.sg_akt.temperature": _POSITIVE,
-    "method.se_vpr.gamma": _POSITIVE,
-    "method.classifier.branches": _one_of("hybrid", "text", "visual"),
-    "method.classifier.visual": _one_of("se-vpr", "centroid-clip", "centroid-adapted", "linear"),
-    "method.classifier.text_weight": _FRACTION,
-    "method.classifier.hybrid_max": _one_of("image", "batch"),
-    "method.replay.samples_per_class": _at_least(1),
-    "method.replay.covariance_eps": _POSITIVE,
-}
+# --------------------------------------------------------------------------------------------------
+# Validation: every value is checked here, once, before any model or data is loaded
 
 
 def check_seeds(seeds: Sequence[int], where: str = "seeds") -> tuple[int, ...]:
@@ -388,25 +433,86 @@ def check_seeds(seeds: Sequence[int], where: str = "seeds") -> tuple[int, ...]:
     return seeds
 
 
-def validate(config: ExperimentConfig) -> ExperimentConfig:
-    """``config`` itself if every value is in its range; else a SecaError naming the first key that is not."""
-    if config.seeds is not None:
-        check_seeds(config.seeds, "config key 'seeds'")
-    for key, (test, what) in RULES.items():
-        value: Any = config
-        for part in key.split("."):
-            value = getattr(value, part)
-        if value is not None and not test(value):
-            shown = list(value) if isinstance(value, tuple) else value
-            raise SecaError(f"config key '{key}' must be {what}, got {shown!r}")
+def _value_at(config: Any, key: str) -> Any:
+    for part in key.split("."):
+        config = getattr(config, part)
     return config
 
 
+def validate(config: ExperimentConfig) -> ExperimentConfig:
+    """``config`` itself if every value is in its range; else a SecaError naming the first key that is not."""
+    from .methods import check_method
+
+    if config.seeds is not None:
+        check_seeds(config.seeds, "config key 'seeds'")
+    check_method(config.method.name)
+    for key, rule in rules().items():
+        value = _value_at(config, key)
+        values = value.items() if isinstance(value, dict) else [(None, value)]
+        for sub, v in values:
+            where = key if sub is None else f"{key}.{sub}"
+            if v is not None and not rule.test(v):
+                shown = list(v) if isinstance(v, tuple) else v
+                raise SecaError(f"config key '{where}' must be {rule.describe()}, got {shown!r}")
+    groups = learning_rate_groups()
+    for group in config.train.lr:
+        if group not in groups:
+            raise _unknown_key_error(f"train.lr.{group}", ExperimentConfig)
+    return config
+
+
+# Keys that may differ between an interrupted run and its resumption: they do not change results.
+RESULT_FREE_KEYS = {"train.progress", "train.log_every", "train.tensorboard", "train.checkpoints", "data.num_workers",
+                    "train.threads", "method.stem_cache_gb", "train.dist_timeout"}
+
+
+def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b)) for d in _differences(a.get(k), b.get(k), f"{prefix}{k}.")]
+    key = prefix.rstrip(".")
+    return [] if a == b or key in RESULT_FREE_KEYS else [f"{key} ({a!r} now, {b!r} in the run)"]
+
+
+def config_differences(config: ExperimentConfig, saved: Mapping[str, Any]) -> list[str]:
+    """The keys at which ``config`` (now) and ``saved`` (a run's config as plain data) differ in a way that
+    changes results. ``saved`` is read through today's declarations first, so a key added since it was written
+    counts as its default."""
+    try:
+        saved = to_dict(from_dict(saved))
+    except SecaError:  # it no longer reads (a key since removed): compare it as it was written
+        pass
+    return _differences(to_dict(config), dict(saved))
+
+
+def check_section(values: Any, prefix: str) -> None:
+    """Refuse a value outside its declared range in a section built in Python (``method_config(...)``), with one
+    line naming the key: ``method.ce_scale must be above 0, got 0.0``."""
+    for key, f, _ in declared(type(values)):
+        rule, value = f.metadata.get("rule"), _value_at(values, key)
+        if rule is not None and value is not None and not rule.test(value):
+            raise SecaError(f"{prefix}.{key} must be {rule.describe()}, got {value!r}")
+
+
+def with_learning_rates(config: ExperimentConfig) -> ExperimentConfig:
+    """``config`` with ``train.lr`` holding a rate for every parameter group its learner trains (the learner's
+    defaults, under the rates given)."""
+    from . import methods
+
+    defaults = methods.learner_class(config.method.name).learning_rates()
+    lr = {**defaults, **config.train.lr}
+    if lr == config.train.lr:
+        return config
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, lr=lr))
+
+
 def from_dict(data: Mapping[str, Any], cls: type = ExperimentConfig) -> Any:
-    """Build a typed config from nested plain data; unknown keys, wrong types and values out of range
-    (:data:`RULES`) raise SecaError."""
+    """Build a typed config from nested plain data; unknown keys, wrong types and values out of range raise
+    SecaError. An experiment's ``plugins`` are imported first, so that their learners' keys are known."""
+    if cls is ExperimentConfig and isinstance(data, Mapping) and data.get("plugins"):
+        plugins = _coerce(data["plugins"], tuple[str, ...], "plugins", cls)
+        load_plugins(plugins)
     config = _build(cls, data, "", cls)
-    return validate(config) if cls is ExperimentConfig else config
+    return with_learning_rates(validate(config)) if cls is ExperimentConfig else config
 
 
 def to_dict(config: Any) -> dict[str, Any]:
@@ -417,6 +523,8 @@ def to_dict(config: Any) -> dict[str, Any]:
             return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
         if isinstance(value, (list, tuple)):
             return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
         return value
 
     return plain(config)
@@ -527,3 +635,76 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 def load_config(name_or_path: str | Path, overrides: Optional[list[str]] = None) -> ExperimentConfig:
     """Load a preset (path or packaged name), apply ``--set`` overrides, and validate everything."""
     return from_dict(apply_overrides(load_raw(name_or_path), overrides or []))
+
+
+# --------------------------------------------------------------------------------------------------
+# docs/config.md's tables, from the declarations
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, str):
+        return f"`{value}`"
+    if isinstance(value, tuple):
+        value = list(value)
+    return f"`{yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}`"
+
+
+def markdown_table(prefix: str) -> str:
+    """The table of every key of the section at ``prefix`` (``""``: the top level, its sections left out):
+    key, default, allowed values, meaning."""
+    cls = ExperimentConfig
+    for part in [p for p in prefix.split(".") if p]:
+        cls = dict((f.name, tp) for f, tp in fields_of(cls))[part]
+    rows = ["| key | default | allowed | meaning |", "| --- | --- | --- | --- |"]
+    keys = [(f.name, f, tp) for f, tp in fields_of(cls) if not is_section(tp)] if not prefix else declared(cls)
+    for key, f, _ in keys:
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        rule = f.metadata.get("rule")
+        rows.append(f"| `{key}` | {_shown(default)} | {rule.describe() if rule else ''} | {f.metadata['help']} |")
+    return "\n".join(rows)
+
+
+def learning_rate_table() -> str:
+    """Every parameter group of the registered learners, its default learning rate and who trains it."""
+    from . import methods
+
+    rows = ["| group | default | trained by |", "| --- | --- | --- |"]
+    for group, rate in methods.learning_rate_defaults().items():
+        users = [name for name, cls in sorted(methods.LEARNERS.items()) if group in cls.learning_rates()]
+        rows.append(f"| `lr.{group}` | `{rate:g}` | {', '.join(f'`{u}`' for u in users)} |")
+    return "\n".join(rows)
+
+
+GENERATED = "<!-- generated by python -m seca.config docs/config.md: {} -->"
+
+
+def generated_tables() -> dict[str, str]:
+    """Each generated block of docs/config.md, by its name."""
+    return {"top level": markdown_table(""), **{name: markdown_table(name) for name in
+                                                ("backbone", "data", "scenario", "train", "method")},
+            "learning rates": learning_rate_table()}
+
+
+def update_config_doc(path: Path) -> bool:
+    """Rewrite the generated blocks of ``path`` (each between its marker line and the next blank line);
+    returns whether anything changed."""
+    lines = path.read_text().splitlines()
+    out, i = [], 0
+    tables = generated_tables()
+    while i < len(lines):
+        out.append(lines[i])
+        name = next((n for n in tables if lines[i] == GENERATED.format(n)), None)
+        i += 1
+        if name is not None:
+            while i < len(lines) and lines[i].strip():
+                i += 1
+            out.extend(tables[name].splitlines())
+    text = "\n".join(out) + "\n"
+    changed = text != path.read_text()
+    path.write_text(text)
+    return changed
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/config.md")
+    print(f"{target}: {'updated' if update_config_doc(target) else 'up to date'}")

@@ -22,7 +22,11 @@ import torch
 import torch.multiprocessing as mp
 
 from seca import distributed
-from seca.config import AdapterConfig, MethodConfig, ReplayConfig, SGAKTConfig, TrainConfig, dump_yaml, load_config
+from seca.config import TrainConfig, dump_yaml, load_config
+from seca.methods import method_config
+from seca.methods.h_peft import AdapterConfig
+from seca.methods.replay import ReplayConfig
+from seca.methods.sg_akt import SGAKTConfig
 from seca.data.scenario import ClassIncrementalScenario
 from seca.distributed import ShardBatches, shard_positions, shard_sizes
 from seca.engine.data import TaskImages, device_batches, loader
@@ -68,8 +72,8 @@ def _learner(dropout: float = 0.1):
 
     torch.manual_seed(0)
     backbone = load_backbone("seca-test", None)
-    method = MethodConfig(name="seca++", sg_akt=SGAKTConfig(pool_size=1), replay=ReplayConfig(samples_per_class=3),
-                          adapter=AdapterConfig(dropout=dropout))
+    method = method_config(name="seca++", sg_akt=SGAKTConfig(pool_size=1), replay=ReplayConfig(samples_per_class=3),
+                           adapter=AdapterConfig(dropout=dropout))
     torch.manual_seed(SEED)
     return build_learner(backbone, CLASSES, method, seed=SEED)
 
@@ -114,11 +118,11 @@ def compute() -> dict:
     # A step of the first task, where the relevance network of SG-AKT takes no part.
     learner = _learner(dropout=0.0)
     task = scenario[0]
-    initial = {k: v.clone() for k, v in learner.aggregator.state_dict().items()}
+    initial = {k: v.clone() for k, v in learner.teacher.aggregator.state_dict().items()}
     learn_task(learner, task, _mine(_task_images(train_items, task), task),
                TrainConfig(epochs=1, batch_size=26, milestones=(5,), progress=False), learner.device, SEED)
     out["without_gradient"] = sorted(k for k, p in learner.named_parameters() if p.requires_grad and p.grad is None)
-    out["aggregator_kept"] = all(torch.equal(v, initial[k]) for k, v in learner.aggregator.state_dict().items())
+    out["aggregator_kept"] = all(torch.equal(v, initial[k]) for k, v in learner.teacher.aggregator.state_dict().items())
 
     # B. One training step, in task 2: the global batch (26) holds the task's 25 images. Task 1 is begun and
     # ended without training, so every process starts the step from the same model. No adapter dropout: each
@@ -205,8 +209,8 @@ def test_a_step_over_two_processes_equals_one_process_step_on_the_global_batch(t
     ranks, one = two_and_one
     gradients = one["gradients"]
     largest = max(float(g.norm()) for g in gradients.values())
-    assert {"prompts.prompts.1", "adapters.adapters.0.up.weight", "aggregator.ln_out.weight",
-            "refiner.project.weight"} <= gradients.keys()
+    assert {"prompts.prompts.1", "adapters.adapters.0.up.weight", "teacher.aggregator.ln_out.weight",
+            "visual.refiner.project.weight"} <= gradients.keys()
     for rank in ranks:
         assert rank["gradients"].keys() == gradients.keys()
         for name, g in gradients.items():
@@ -229,7 +233,7 @@ def test_a_step_over_two_processes_equals_one_process_step_on_the_global_batch(t
 
 def test_a_part_a_task_does_not_use_keeps_no_gradient_as_in_one_process(two_and_one):
     ranks, one = two_and_one
-    assert one["without_gradient"] == sorted(f"aggregator.{k}" for k, _ in _learner().aggregator.named_parameters())
+    assert one["without_gradient"] == sorted(f"teacher.aggregator.{k}" for k, _ in _learner().teacher.aggregator.named_parameters())
     assert one["aggregator_kept"]  # no gradient, so no weight decay either
     for rank in ranks:
         assert (rank["without_gradient"], rank["aggregator_kept"]) == (one["without_gradient"], True)

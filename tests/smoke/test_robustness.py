@@ -14,7 +14,7 @@ from PIL import Image
 
 import seca
 from seca.cli import main
-from seca.config import RULES, from_dict, load_raw, set_key, to_dict
+from seca.config import from_dict, load_raw, rules, set_key, to_dict
 from seca.data.datasets import open_image
 from seca.errors import SecaError
 
@@ -225,7 +225,7 @@ _values = st.one_of(st.integers(-5, 300), st.floats(allow_nan=True, allow_infini
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(key=st.sampled_from(sorted(RULES) + ["scenario.order", "scenario.tasks", "scenario.first_task"]),
+@given(key=st.sampled_from(sorted(rules()) + ["scenario.order", "scenario.tasks", "scenario.first_task"]),
        value=_values)
 def test_any_config_value_validates_or_fails_with_the_projects_error(key, value):
     try:

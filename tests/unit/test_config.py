@@ -23,7 +23,7 @@ def test_overrides_are_parsed_as_yaml_and_typed():
                                     "scenario.order=[0,1,2]", "backbone.pretrained=null"])
     assert cfg.train.epochs == 5
     assert cfg.train.milestones == (1, 3)
-    assert cfg.train.lr.adapter == pytest.approx(5e-4)  # "5e-4" is a string in YAML 1.1; coerced
+    assert cfg.train.lr["adapter"] == pytest.approx(5e-4)  # "5e-4" is a string in YAML 1.1; coerced
     assert cfg.scenario.order == (0, 1, 2)
     assert cfg.backbone.pretrained is None
 
@@ -55,7 +55,7 @@ def test_paper_presets_carry_the_spec_hyperparameters():
     assert (c.train.epochs, c.train.milestones, c.train.batch_size) == (3, (2, 10), 100)
     assert (r.scenario.first_task, r.scenario.increment, c.scenario.increment) == (20, 20, 10)
     assert r.train.weight_decay == pytest.approx(5e-4)
-    assert (r.train.lr.adapter, r.train.lr.prompt) == (pytest.approx(1e-3), pytest.approx(5e-4))
+    assert (r.train.lr["adapter"], r.train.lr["prompt"]) == (pytest.approx(1e-3), pytest.approx(5e-4))
     assert r.backbone.model == "ViT-B-16" and r.backbone.pretrained == "openai"
 
 

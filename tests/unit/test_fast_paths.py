@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from seca.clip.backbone import ClipBackbone
 from seca.clip.text import PromptedClassTexts
-from seca.config import MethodConfig
+from seca.methods import method_config
 from seca.data.datasets import reference_data
 from seca.data.scenario import ClassIncrementalScenario
 from seca.errors import SecaError
@@ -125,7 +125,7 @@ def images():
 
 
 def test_incremental_text_cache_equals_a_full_re_encode(tiny_backbone, images):
-    learner = build_learner(tiny_backbone, CLASSES, MethodConfig(name="h-peft"))
+    learner = build_learner(tiny_backbone, CLASSES, method_config(name="h-peft"))
     learn_tasks(learner, images, ClassIncrementalScenario(list(range(6)), 2, 2))
     cached = learner.inference_text_features()
     full = torch.stack([F.normalize(learner.texts.encode(p.detach()), dim=-1) for p in learner.prompts])
@@ -137,7 +137,7 @@ def test_incremental_text_cache_equals_a_full_re_encode(tiny_backbone, images):
 
 
 def test_text_cache_encodes_each_prompt_class_pair_once(tiny_backbone, images, monkeypatch):
-    learner = build_learner(tiny_backbone, CLASSES, MethodConfig())  # SECA: SG-AKT reads old prompts at the start
+    learner = build_learner(tiny_backbone, CLASSES, method_config())  # SECA: SG-AKT reads old prompts at the start
     scenario = ClassIncrementalScenario(list(range(6)), 2, 2)
     learn_tasks(learner, images, scenario[:2])
     encoded = []
@@ -159,9 +159,9 @@ def test_text_cache_encodes_each_prompt_class_pair_once(tiny_backbone, images, m
 
 
 def test_a_restored_model_rebuilds_the_text_cache_exactly(tiny_backbone, images):
-    learner = build_learner(tiny_backbone, CLASSES, MethodConfig())
+    learner = build_learner(tiny_backbone, CLASSES, method_config())
     learn_tasks(learner, images, ClassIncrementalScenario(list(range(6)), 2, 2))
-    restored = build_learner(tiny_backbone, CLASSES, MethodConfig())
+    restored = build_learner(tiny_backbone, CLASSES, method_config())
     restored.restore(learner.state_dict(), learner.structure())
     assert torch.equal(restored.inference_text_features(), learner.inference_text_features())
 
@@ -227,7 +227,7 @@ def test_stacked_snapshots_equal_one_snapshot_at_a_time(tiny_backbone, images):
 
 def two_task_learner(backbone, images, **method):
     torch.manual_seed(0)
-    learner = build_learner(backbone, CLASSES, MethodConfig(**method))
+    learner = build_learner(backbone, CLASSES, method_config(**method))
     scenario = ClassIncrementalScenario(list(range(6)), 2, 2)
     learn_tasks(learner, images, scenario[:1])
     data = tiny_task_data(scenario[1], images)
@@ -255,11 +255,11 @@ def test_a_training_step_on_kept_stems_equals_one_on_the_images(tiny_backbone, i
 
 
 def test_cached_teachers_are_stacked_snapshots(tiny_backbone, images):
-    learner, batch = two_task_learner(tiny_backbone, images, sg_akt=dataclasses.replace(MethodConfig().sg_akt, teacher="avg"))
+    learner, batch = two_task_learner(tiny_backbone, images, sg_akt=dataclasses.replace(method_config().sg_akt, teacher="avg"))
     stem = tiny_backbone.stem(batch.images, 0)
-    one_by_one = torch.stack([whole_forward(tiny_backbone, batch.images, m) for m in learner.pool.members], dim=1)
+    one_by_one = torch.stack([whole_forward(tiny_backbone, batch.images, m) for m in learner.teacher.pool.members], dim=1)
     torch.testing.assert_close(learner._teacher_cache, F.normalize(one_by_one, dim=-1), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(learner._teacher_inputs(stem), learner._teacher_cache)
+    torch.testing.assert_close(learner.teacher_inputs(stem), learner._teacher_cache)
 
 
 def test_stems_over_the_memory_budget_are_recomputed_each_step(tiny_backbone, images):
@@ -270,7 +270,7 @@ def test_stems_over_the_memory_budget_are_recomputed_each_step(tiny_backbone, im
 
 def test_a_negative_stem_budget_is_refused(tiny_backbone):
     with pytest.raises(SecaError, match="method.stem_cache_gb must be 0 or more"):
-        build_learner(tiny_backbone, CLASSES, MethodConfig(stem_cache_gb=-1.0))
+        build_learner(tiny_backbone, CLASSES, method_config(stem_cache_gb=-1.0))
 
 
 def test_one_frozen_prototype_per_seen_class(tiny_backbone, images):

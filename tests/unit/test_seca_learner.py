@@ -5,7 +5,10 @@ import dataclasses
 import pytest
 import torch
 
-from seca.config import ClassifierConfig, MethodConfig, SGAKTConfig, TrainConfig
+from seca.config import TrainConfig
+from seca.methods import method_config
+from seca.methods.seca import SECAClassifierConfig
+from seca.methods.sg_akt import SGAKTConfig
 from seca.data.scenario import ClassIncrementalScenario
 from seca.engine.train import make_optimizer
 from seca.errors import SecaError
@@ -16,8 +19,8 @@ PER_CLASS = 4
 
 
 def make_method(name="seca", teacher="sg-akt", branches="hybrid", visual="se-vpr", **sg):
-    return MethodConfig(name=name, sg_akt=SGAKTConfig(teacher=teacher, **sg),
-                        classifier=ClassifierConfig(branches=branches, visual=visual))
+    return method_config(name=name, sg_akt=SGAKTConfig(teacher=teacher, **sg),
+                         classifier=SECAClassifierConfig(branches=branches, visual=visual))
 
 
 @pytest.fixture(scope="module")
@@ -78,10 +81,10 @@ def test_in_task_3_only_current_adapter_prompt_sg_akt_and_se_vpr_learn(tiny_back
 
     assert has_grad(learner.adapters.parameters())
     assert has_grad([learner.prompts.current])
-    assert has_grad(learner.aggregator.parameters())
-    assert has_grad(learner.refiner.parameters())
+    assert has_grad(learner.teacher.aggregator.parameters())
+    assert has_grad(learner.visual.refiner.parameters())
     assert all(p.grad is None for p in list(learner.prompts)[:-1])
-    assert all(p.grad is None for p in learner.pool.parameters())
+    assert all(p.grad is None for p in learner.teacher.pool.parameters())
     assert all(p.grad is None for p in tiny_backbone.model.parameters())
     groups = {g["name"] for g in learner.parameter_groups()}
     assert groups == {"adapter", "prompt", "sg_akt", "se_vpr"}
@@ -130,7 +133,7 @@ def test_cached_inference_text_equals_per_batch_encoding(tiny_backbone, images):
 
 
 def test_seca_without_its_modules_is_h_peft(tiny_backbone, images):
-    plain = new_learner(tiny_backbone, MethodConfig(name="h-peft"))
+    plain = new_learner(tiny_backbone, method_config(name="h-peft"))
     run(plain, images, tasks=2)
     stripped = new_learner(tiny_backbone, make_method(teacher="none", branches="text"))
     run(stripped, images, tasks=2)
@@ -170,7 +173,7 @@ def test_stored_prototypes_keep_old_classes_for_seca_and_are_recomputed_for_seca
 def test_pool_evicts_past_its_size(tiny_backbone, images):
     learner = new_learner(tiny_backbone, make_method(pool_size=2, eviction="oldest"))
     run(learner, images, tasks=3)
-    assert len(learner.pool) == 2 and learner.pool.sources == [1, 2]
+    assert len(learner.teacher.pool) == 2 and learner.teacher.pool.sources == [1, 2]
 
 
 @pytest.mark.parametrize("teacher", ["none", "clip", "vanilla", "avg", "sg-akt"])
@@ -236,7 +239,7 @@ def test_detach_query_cuts_l_agg_from_the_current_prompt(tiny_backbone, images):
         learner._teacher_feature(batch, stem, current, targets, losses)
         losses["agg"].backward()
         grads[detach] = learner.prompts.current.grad
-        aggregator_grad = learner.aggregator.query.weight.grad
+        aggregator_grad = learner.teacher.aggregator.query.weight.grad
         assert aggregator_grad is not None and aggregator_grad.abs().sum() > 0  # the network still learns
     assert grads[False] is not None and grads[False].abs().sum() > 0
     assert grads[True] is None or grads[True].abs().sum() == 0
@@ -244,12 +247,12 @@ def test_detach_query_cuts_l_agg_from_the_current_prompt(tiny_backbone, images):
 
 def test_without_agg_loss_the_relevance_network_keeps_its_initial_weights(tiny_backbone, images):
     learner = new_learner(tiny_backbone, make_method(agg_loss=False))
-    initial = {k: v.clone() for k, v in learner.aggregator.state_dict().items()}
+    initial = {k: v.clone() for k, v in learner.teacher.aggregator.state_dict().items()}
     _, data = run(learner, images, tasks=3, stop_before_last_end=True)
     learner.eval()
     losses = learner.training_step(next(iter(data.batches())))
     assert "agg" not in losses and "kd" in losses  # SG-AKT still distils, through the untrained network
-    for key, value in learner.aggregator.state_dict().items():
+    for key, value in learner.teacher.aggregator.state_dict().items():
         assert torch.equal(value, initial[key]), key
 
 
@@ -258,19 +261,19 @@ def test_reset_aggregator_starts_every_task_with_a_fresh_network(tiny_backbone, 
     kept = new_learner(tiny_backbone, make_method())
     for learner in (*learners, kept):
         scenario, _ = run(learner, images, tasks=2)
-    trained = {k: v.clone() for k, v in kept.aggregator.state_dict().items()}
+    trained = {k: v.clone() for k, v in kept.teacher.aggregator.state_dict().items()}
     task = scenario[2]
     for learner in (*learners, kept):
         learner.begin_task(task, task_data(task, images))
-    fresh = learners[0].aggregator
+    fresh = learners[0].teacher.aggregator
     assert torch.equal(fresh.ln_out.weight, torch.ones_like(fresh.ln_out.weight))
     assert torch.equal(fresh.ln_text.bias, torch.zeros_like(fresh.ln_text.bias))
     bound = 1 / fresh.query.in_features ** 0.5
     assert fresh.query.weight.abs().max() <= bound and fresh.query.weight.std() > bound / 3  # nn.Linear's draw
-    for key, value in learners[1].aggregator.state_dict().items():  # drawn from (seed, task): reproducible
+    for key, value in learners[1].teacher.aggregator.state_dict().items():  # drawn from (seed, task): reproducible
         assert torch.equal(value, fresh.state_dict()[key]), key
-    assert not torch.equal(fresh.key.weight, kept.aggregator.key.weight)
-    for key, value in kept.aggregator.state_dict().items():  # without the switch, the network carries on
+    assert not torch.equal(fresh.key.weight, kept.teacher.aggregator.key.weight)
+    for key, value in kept.teacher.aggregator.state_dict().items():  # without the switch, the network carries on
         assert torch.equal(value, trained[key]), key
 
 

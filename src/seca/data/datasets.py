@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 from PIL import Image
@@ -172,6 +172,33 @@ def check_distinct_names(folders: Sequence[str], where: Path) -> None:
         seen[key] = folder
 
 
+def class_dirs(root: Path) -> tuple[list[Path], list[str]]:
+    """The class folders of ``root`` and their classes: every sub-folder, sorted by name, is a class named by the
+    folder's name with underscores read as spaces; two folders naming one class are refused."""
+    dirs = sorted(p for p in root.iterdir() if p.is_dir())
+    check_distinct_names([d.name for d in dirs], root)
+    return dirs, [d.name.replace("_", " ") for d in dirs]
+
+
+def class_folders(folder: Union[str, Path], split: str, report: bool = True) -> tuple[list[str], list[list[Path]]]:
+    """(class names, image files per class) of ``folder/<class>/`` (or ``folder/<split>/<class>/``)."""
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise SecaError(f"'{folder}' is not a folder; give a folder with one sub-folder of images per class")
+    if (root / split).is_dir():
+        root = root / split
+    dirs, names = class_dirs(root)
+    if not dirs:
+        raise SecaError(f"'{root}' has no class sub-folders (expected {root}/<class name>/<images>)")
+    if report:  # files that are not images: said once, when the folder is used
+        report_other_files(dirs, root)
+    files = [list_images(d) for d in dirs]
+    empty = [d.name for d, f in zip(dirs, files) if not f]
+    if empty:
+        raise SecaError(f"class folder '{root / empty[0]}' holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return names, files
+
+
 def folder_split(split_dir: Path, class_dirs: Sequence[str], class_names: Sequence[str],
                  transform: Optional[Callable], max_pixels: int = MAX_PIXELS) -> ImageFiles:
     """``split_dir/<class_dirs[k]>/*`` with label k."""
@@ -237,11 +264,10 @@ def build_datasets(dataset: str, root: Optional[str] = None, transform: Optional
     if dataset == "imagefolder":
         path = _require_root(dataset, root)
         train_dir, test_dir = _split_dirs(path, dataset)
-        classes = sorted(p.name for p in train_dir.iterdir() if p.is_dir())
-        if not classes:
+        dirs, names = class_dirs(train_dir)
+        if not dirs:
             raise SecaError(f"{train_dir} has no class folders")
-        check_distinct_names(classes, train_dir)
-        names = [c.replace("_", " ") for c in classes]
+        classes = [d.name for d in dirs]
         return BenchmarkData(folder_split(train_dir, classes, names, transform, max_pixels),
                              folder_split(test_dir, classes, names, transform, max_pixels), names)
     if dataset == "shapes":

@@ -25,8 +25,8 @@ from ..errors import SecaError
 from ..eval.plots import plot_ablation
 from ..eval.report import comparison_rows, format_rows
 from ..io.files import atomic_write, atomic_write_json, atomic_write_text
-from ..io.locks import FolderLock
-from .loop import latest_checkpoint, run_experiment
+from ..io.run_folder import RunFolder
+from .loop import run_experiment
 from .seeds import kept_runs, run_seeds
 
 
@@ -94,7 +94,7 @@ def run_ablation(ablation: Ablation, out: Path, base: Optional[str] = None, over
     config); interrupted ones are resumed. Each row holds the variant's metrics over the seeds and its paired
     differences to the reference variant ``against`` (default: the set's first).
     """
-    with FolderLock(Path(out)) as lock:
+    with RunFolder(out).lock() as lock:
         lock.take_if_there()  # the same ablation being run by another process: refused before any work
         configs = variant_configs(ablation, base, overrides, only)
         if against is not None and against not in configs:
@@ -109,24 +109,24 @@ def run_ablation(ablation: Ablation, out: Path, base: Optional[str] = None, over
         lock.take()
         results = {}
         for name, config in configs.items():
-            folder = Path(out) / name
+            folder = RunFolder(Path(out) / name)
             echo(f"== {name}")
             if listed[name] is not None:
-                results[name] = run_seeds(config, folder, listed[name], overwrite=overwrite, resume=not overwrite,
+                results[name] = run_seeds(config, folder.path, listed[name], overwrite=overwrite, resume=not overwrite,
                                           echo=echo, kept=kept.get(name))
             elif None in kept.get(name, {}):
-                echo(f"reusing {folder / 'results.json'}")
+                echo(f"reusing {folder.results}")
                 results[name] = kept[name][None]
             else:
-                again = not overwrite and latest_checkpoint(folder) is not None
-                results[name] = run_experiment(config, folder, overwrite=True, resume=again, echo=echo)
+                again = not overwrite and folder.interrupted
+                results[name] = run_experiment(config, folder.path, overwrite=True, resume=again, echo=echo)
 
         names = list(results)
         rows = comparison_rows(list(results.values()), names, names.index(reference))
         table = format_rows(rows, names.index(reference), extra=ablation.paper or None, extra_title="paper Last",
                             title="variant")
         records = [{"variant": row["name"], "seeds": row["seeds"], "paper_last": ablation.paper.get(row["name"]),
-                    "results": str(Path(out) / row["name"] / "results.json"),
+                    "results": str(RunFolder(Path(out) / row["name"]).results),
                     **{key: None if row[key] is None else row[key].as_dict()
                        for key in ("last", "avg", "forgetting", "bwt", "delta_last", "delta_avg")}}
                    for row in rows]

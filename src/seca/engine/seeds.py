@@ -16,13 +16,13 @@ from typing import Callable, Optional, Sequence
 from tqdm import tqdm
 
 from .. import distributed
-from ..config import ExperimentConfig, check_seeds, dump_yaml, to_dict
+from ..config import ExperimentConfig, check_seeds, config_differences, dump_yaml, to_dict
 from ..errors import SecaError
 from ..eval.aggregate import aggregate_runs
 from ..eval.report import format_seed_table, write_report
 from ..io.files import atomic_write_json, atomic_write_text
-from ..io.locks import FolderLock
-from .loop import config_differences, latest_checkpoint, run_experiment
+from ..io.run_folder import RunFolder
+from .loop import run_experiment
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
@@ -43,10 +43,6 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     return check_seeds(seeds, "--seeds")
 
 
-def seed_folder(out: Path, seed: int) -> Path:
-    return Path(out) / f"seed{seed}"
-
-
 def seed_config(config: ExperimentConfig, seed: int) -> ExperimentConfig:
     """The config of one seed's run: ``seed: k`` and no ``seeds`` list."""
     return dataclasses.replace(config, seed=seed, seeds=None)
@@ -55,11 +51,11 @@ def seed_config(config: ExperimentConfig, seed: int) -> ExperimentConfig:
 def finished_run(folder: Path, config: ExperimentConfig) -> Optional[dict]:
     """The results in ``folder`` if that run finished with ``config`` (keys that do not change results aside);
     None if it has not finished; an error if it is a run of another config."""
-    path = Path(folder) / "results.json"
+    path = RunFolder(folder).results
     if not path.is_file():
         return None
     results = json.loads(path.read_text())
-    differences = config_differences(to_dict(config), results.get("config", {}))
+    differences = config_differences(config, results.get("config", {}))
     if differences:
         raise SecaError(f"'{folder}' holds a finished run of another config (at {differences[0]}); "
                         "pass --overwrite to replace it, or choose another --out")
@@ -72,7 +68,7 @@ def kept_runs(config: ExperimentConfig, out: Path, seeds: Optional[Sequence[int]
     if seeds is None:
         found = {None: finished_run(out, config)}
     else:
-        found = {k: finished_run(seed_folder(out, k), seed_config(config, k)) for k in seeds}
+        found = {k: finished_run(RunFolder(out).seed(k).path, seed_config(config, k)) for k in seeds}
     return {k: results for k, results in found.items() if results is not None}
 
 
@@ -88,39 +84,38 @@ def run_seeds(config: ExperimentConfig, out: Path, seeds: Sequence[int], overwri
     if distributed.launched():
         raise SecaError("torchrun runs one seed at a time: start one torchrun per seed with --set seed=K and "
                         "--out OUT/seed<K>, then `seca compare` them (or run --seeds without torchrun)")
-    out = Path(out)
-    with FolderLock(out) as lock:
+    folder = RunFolder(out)
+    with folder.lock() as lock:
         lock.take_if_there()  # seeds of this experiment being run by another process: refused before any work
         configs = {k: seed_config(config, k) for k in seeds}
         if not (resume or overwrite):
-            started = [k for k in seeds if (seed_folder(out, k) / "results.json").exists()
-                       or latest_checkpoint(seed_folder(out, k)) is not None]
-            if (out / "results.json").exists() or started:
+            started = [k for k in seeds if folder.seed(k).finished or folder.seed(k).interrupted]
+            if folder.finished or started:
                 raise SecaError(f"'{out}' already holds runs of this experiment; pass --resume to finish the missing "
                                 "seeds, --overwrite to start again, or choose another --out")
         if resume and kept is None:  # every kept run is checked before any work
             kept = kept_runs(config, out, seeds)
         kept = kept if resume else {}
-        out.mkdir(parents=True, exist_ok=True)
+        folder.path.mkdir(parents=True, exist_ok=True)
         lock.take()
         if overwrite:
-            (out / "results.json").unlink(missing_ok=True)  # never beside runs it does not summarise
-        atomic_write_text(out / "config.yaml", dump_yaml(dataclasses.replace(config, seeds=seeds)))
+            folder.results.unlink(missing_ok=True)  # never beside runs it does not summarise
+        atomic_write_text(folder.config, dump_yaml(dataclasses.replace(config, seeds=seeds)))
 
         runs = []
         for number, k in enumerate(seeds, 1):
-            folder = seed_folder(out, k)
+            run = folder.seed(k)
             if k in kept:
-                echo(f"== seed {k} ({number}/{len(seeds)}): finished earlier, {folder / 'results.json'}")
+                echo(f"== seed {k} ({number}/{len(seeds)}): finished earlier, {run.results}")
                 runs.append(kept[k])
                 continue
-            again = resume and latest_checkpoint(folder) is not None
+            again = resume and run.interrupted
             echo(f"== seed {k} ({number}/{len(seeds)}){': resuming' if again else ''}")
-            runs.append(run_experiment(configs[k], folder, overwrite=True, resume=again, echo=echo))
+            runs.append(run_experiment(configs[k], run.path, overwrite=True, resume=again, echo=echo))
 
-        results = aggregate_runs(runs, [seed_folder(out, k).name for k in seeds],
+        results = aggregate_runs(runs, [folder.seed(k).path.name for k in seeds],
                                  to_dict(dataclasses.replace(config, seeds=seeds)))
-        atomic_write_json(out / "results.json", results)
-        write_report(out)
+        atomic_write_json(folder.results, results)
+        write_report(folder.path)
         echo(format_seed_table(results))
         return results

@@ -29,11 +29,13 @@ def make_optimizer(learner: Learner, train: TrainConfig) -> torch.optim.Optimize
     groups = []
     for group in learner.parameter_groups():
         name = group["name"]
-        if not hasattr(train.lr, name):
-            raise SecaError(f"{learner.name} trains a part '{name}' that has no train.lr.{name} learning rate")
+        rate = train.lr.get(name, learner.learning_rates().get(name))  # a rate not given: the learner's default
+        if rate is None:
+            raise SecaError(f"{learner.name} trains a part '{name}' that has no learning rate: set train.lr.{name} "
+                            f"(or declare its default in {type(learner).__name__}.default_lr)")
         params = [p for p in group["params"] if p.requires_grad]
         if params:
-            groups.append({"name": name, "params": params, "lr": getattr(train.lr, name)})
+            groups.append({"name": name, "params": params, "lr": rate})
     return torch.optim.Adam(groups, weight_decay=train.weight_decay)
 
 

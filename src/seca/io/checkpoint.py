@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from .. import __version__
+from ..config import to_dict
 from ..errors import SecaError
 from .files import atomic_write
 
@@ -66,3 +68,21 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tup
     if content_hash(tensors) != meta.get("content_sha256"):
         raise SecaError(f"checkpoint '{path}' is damaged: its tensors do not match the checksum it was saved with")
     return {name: t.to(device) for name, t in tensors.items()}, meta
+
+
+def model_metadata(config: Any, learner: Any, order: Sequence[int], history: Sequence[dict] = ()) -> dict[str, Any]:
+    """What a checkpoint says about the model besides its tensors: the method, backbone, classes in label order,
+    tasks, the resolved config, the learner's structure (``Learner.structure``) and ``history``, one entry per
+    task learned (see :mod:`seca.eval.history`)."""
+    return {
+        "seca_version": __version__,
+        "method": learner.name,
+        "benchmark": config.benchmark,
+        "backbone": {"model": config.backbone.model, "pretrained": config.backbone.pretrained},
+        "class_names": learner.class_names[: learner.num_seen],
+        "class_order": list(order)[: learner.num_seen],
+        "tasks": [list(t.classes) for t in learner.tasks],
+        "config": to_dict(config),
+        "learner": learner.structure(),
+        "history": list(history),
+    }

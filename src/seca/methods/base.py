@@ -8,14 +8,14 @@ backbone but never its weights: ``state_dict()`` is exactly what was learned.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Iterable, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Sequence
 
 import torch
 from torch import nn
 
 from ..clip.backbone import ClipBackbone
-from ..config import MethodConfig
 from ..data.scenario import Task
 
 
@@ -54,12 +54,27 @@ class TaskData:
     batches: Callable[[], Iterable[Batch]]
 
 
+@dataclass(frozen=True)
+class NoSettings:
+    """A learner that reads no key of its own under ``method``."""
+
+
 class Learner(nn.Module):
-    """Base class of every method; subclasses set ``name`` and register with :func:`register`."""
+    """Base class of every method; subclasses set ``name`` and register with :func:`register`.
+
+    ``Config`` declares the keys the learner reads under ``method.`` (a frozen dataclass of
+    :func:`seca.config.setting` fields and :func:`seca.config.section` sub-sections); the ``method`` section of
+    a config is the union of every registered learner's, and ``self.config`` is that section. ``default_lr``
+    maps each parameter group the learner trains (:meth:`parameter_groups`) to its default learning rate,
+    which ``train.lr.<group>`` overrides. The class docstring's first line describes the method
+    (``seca presets``, ``--help``).
+    """
 
     name: ClassVar[str] = ""
+    Config: ClassVar[type] = NoSettings
+    default_lr: ClassVar[dict[str, float]] = {}
 
-    def __init__(self, backbone: ClipBackbone, class_names: Sequence[str], config: MethodConfig, seed: int = 0):
+    def __init__(self, backbone: ClipBackbone, class_names: Sequence[str], config: Any, seed: int = 0):
         super().__init__()
         self.backbone = backbone  # a plain attribute: not a submodule, so not in state_dict
         self.class_names = list(class_names)  # in label order (the scenario's class order)
@@ -79,6 +94,16 @@ class Learner(nn.Module):
         self.task = task
         self.tasks.append(task)
         self.num_seen = task.stop
+
+    @classmethod
+    def learning_rates(cls) -> dict[str, float]:
+        """The default learning rate of every parameter group this learner may train."""
+        return dict(cls.default_lr)
+
+    @classmethod
+    def summary(cls) -> str:
+        """One line on what the method is (the first line of its docstring)."""
+        return (cls.__doc__ or cls.name).strip().splitlines()[0]
 
     def parameter_groups(self) -> list[dict]:
         """Optimiser parameter groups ``{"name", "params"}``; the learning rate is ``train.lr.<name>``."""
@@ -109,6 +134,7 @@ class Learner(nn.Module):
 
     def restore(self, tensors: dict[str, torch.Tensor], structure: dict) -> None:
         """Become the learner that :meth:`structure` and ``state_dict()`` were taken from."""
+        tensors = self.upgrade_state(dict(tensors))
         self.tasks = [Task(t["index"], tuple(t["classes"]), t["start"], t["stop"]) for t in structure["tasks"]]
         self.task = self.tasks[-1] if self.tasks else None
         self.num_seen = structure["num_seen"]
@@ -121,6 +147,10 @@ class Learner(nn.Module):
                         value.to(buffers[name].device, buffers[name].dtype))
         self.load_state_dict({k: v.to(self.device) for k, v in tensors.items()}, strict=True)
         self.after_restore()
+
+    def upgrade_state(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The tensors of a checkpoint written by an earlier version, under today's names (the same if new)."""
+        return tensors
 
     def rebuild(self, structure: dict) -> None:
         """Create the parameters and modules that the saved state holds (one prompt per task, ...)."""
@@ -141,9 +171,16 @@ LEARNERS: dict[str, type[Learner]] = {}
 
 
 def register(cls: type[Learner]) -> type[Learner]:
-    """Class decorator: make a learner available under ``cls.name`` (``method.name`` in configs)."""
-    if not cls.name or cls.name in LEARNERS:
-        raise ValueError(f"learner name '{cls.name}' is empty or taken")
+    """Class decorator: make a learner available under ``cls.name`` (``method.name`` in configs).
+
+    Registering the same class again (its module imported twice, as a plugin) is harmless; another class under
+    a taken name is an error."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} has no name; set name = '...' (what method.name selects)")
+    taken = LEARNERS.get(cls.name)
+    if taken is not None and taken.__qualname__ != cls.__qualname__:
+        raise ValueError(f"learner name '{cls.name}' is taken by {taken.__module__}.{taken.__qualname__}")
+    if not dataclasses.is_dataclass(cls.Config):
+        raise ValueError(f"{cls.__name__}.Config must be a frozen dataclass of the keys it reads under method.")
     LEARNERS[cls.name] = cls
     return cls
-

@@ -8,34 +8,80 @@ cross-entropy over the current task's classes. SECA (seca.py) extends exactly th
 
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from dataclasses import dataclass
+from typing import Iterator, Optional, Union
 
 import torch
 import torch.nn.functional as F
 
 from ..clip.backbone import FrozenStem
 from ..clip.text import PromptedClassTexts
+from ..config import ABOVE_ZERO, Rule, at_least, section, setting
 from ..data.scenario import Task
-from ..errors import SecaError
 from ..peft.adapter import resolve_blocks
 from ..peft.prompt import TaskPrompts
 from .base import Batch, Learner, TaskData, register
-from .inference import text_branch
+from .inference import ClassifierConfig, inference_temperature, text_branch
+
+
+@dataclass(frozen=True)
+class AdapterConfig:
+    """Bottleneck adapters parallel to each block's MLP (spec §2)."""
+
+    bottleneck: int = setting(16, "adapter bottleneck width (spec §2)", at_least(1))
+    scale: float = setting(0.1, "adapter output scale")
+    dropout: float = setting(0.1, "dropout on the bottleneck", Rule(lambda v: 0 <= v < 1, "at least 0 and below 1"))
+    blocks: Union[str, tuple[int, ...]] = setting(
+        "all", "`all` or a list of block indices (negative ones count from the end) that get an adapter",
+        Rule(lambda v: v == "all" or (not isinstance(v, str) and len(v) > 0 and min(v) >= 0),
+             "all, or a non-empty list of block indices >= 0"))
+
+
+@dataclass(frozen=True)
+class PromptConfig:
+    """Per-task learnable text prompts (spec §2)."""
+
+    length: int = setting(8, "M, the number of learnable prompt vectors per task", at_least(1))
+    init_std: float = setting(0.02, "prompts start from N(0, init_std²)", at_least(0))
+
+
+@dataclass(frozen=True)
+class PromptClassifierConfig(ClassifierConfig):
+    """How classes are scored at inference (spec §6)."""
+
+    cache_text: bool = setting(
+        True, "keep the text features of every prompt and seen class for inference, encoding each prompt-class pair "
+        "once (the new prompt and the new classes at each task), instead of re-encoding every prompt for every "
+        "batch as the reference does (the same results up to floating-point order)")
 
 
 @register
 class HPEFT(Learner):
+    """H-PEFT: adapters in the image encoder and a new text prompt per task (SECA's baseline, spec §2)."""
+
     name = "h-peft"
+    default_lr = {"adapter": 1e-3, "prompt": 5e-4}
+
+    @dataclass(frozen=True)
+    class Config:
+        temperature: float = inference_temperature()
+        ce_scale: Optional[float] = setting(
+            None, "the scale of the training cross-entropies (L_ce-T, L_ce-V, L_agg, L_gs); `null` is the backbone's "
+            "own `logit_scale.exp()`, as the reference (100 for OpenAI's ViT-B/16 and for the offline `seca-shapes` "
+            "CLIP)", ABOVE_ZERO)
+        adapter: AdapterConfig = section(AdapterConfig)
+        prompt: PromptConfig = section(PromptConfig)
+        classifier: PromptClassifierConfig = section(PromptClassifierConfig)
+        stem_cache_gb: float = setting(
+            4.0, "memory for the frozen stems of a task's training images: everything the image encoder computes "
+            "before the first adapter, kept per image so that no step recomputes it (2 × tokens × width × 4 bytes per "
+            "image: 1.15 MiB for ViT-B/16, 2.7 GiB for an ImageNet-R task of 2,400 images). A task whose stems would "
+            "need more recomputes them every step; `0` never keeps them. Identical results either way "
+            "([performance.md](performance.md))", Rule(lambda v: v >= 0, "0 or more (0: never keep the stems)"))
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         a, p = self.config.adapter, self.config.prompt
-        if not self.config.stem_cache_gb >= 0:
-            raise SecaError(f"method.stem_cache_gb must be 0 or more (0: never keep the stems), "
-                            f"got {self.config.stem_cache_gb}")
-        if self.config.ce_scale is not None and not self.config.ce_scale > 0:
-            raise SecaError(f"method.ce_scale must be above 0 (or null: the backbone's logit scale), "
-                            f"got {self.config.ce_scale}")
         blocks = resolve_blocks(a.blocks, self.backbone.num_blocks)
         self.adapters = self.backbone.new_adapters(blocks, a.bottleneck, a.scale, a.dropout)
         self.prompts = TaskPrompts(self.backbone.text_width, p.length, p.init_std)

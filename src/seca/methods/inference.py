@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 
+from ..config import ABOVE_ZERO, one_of, setting
+
 MaxOver = Literal["image", "batch"]
 HYBRID_MAX = ("image", "batch")  # method.classifier.hybrid_max
+
+
+def inference_temperature():
+    """The ``method.temperature`` key: the fixed temperature of the cosine logits at inference."""
+    return setting(20.0, "the fixed inference temperature (spec §1)", ABOVE_ZERO)
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """How classes are scored at inference (spec §6)."""
+
+    hybrid_max: str = setting("image", "subtract each image's maximum (`image`) or one per batch (`batch`, the "
+                              "reference)", one_of(*HYBRID_MAX))
 
 
 def stable_exp(logits: torch.Tensor, max_over: MaxOver = "image") -> torch.Tensor:

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 from torch import nn
 
+from ..config import ABOVE_ZERO, at_least, setting
 from ..distributed import all_sum
 from ..errors import SecaError
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    """Gaussian pseudo-feature replay of SECA++ (spec §7)."""
+
+    samples_per_class: int = setting(10, "SECA++: pseudo-features drawn per old class per step", at_least(1))
+    stats_dropout: bool = setting(False, "SECA++: compute class statistics with adapter dropout active, as the "
+                                  "reference")
+    covariance_eps: float = setting(1e-4, "SECA++: added to the covariance diagonal", ABOVE_ZERO)
 
 
 def class_sums(features: torch.Tensor, labels: torch.Tensor, classes: Sequence[int]

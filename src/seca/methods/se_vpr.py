@@ -8,13 +8,24 @@ A-weighted mix of all of them: c_hat = LN_post(A . LN_C(c)), A_kj = softmax_j(-|
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import ABOVE_ZERO, setting
 from .precision import widen
+
+
+@dataclass(frozen=True)
+class SEVPRConfig:
+    """Semantic-enhanced visual prototype refinement (spec §4)."""
+
+    gamma: Optional[float] = setting(None, "affinity temperature γ; `null` is 2√d (d the feature dimension)",
+                                     ABOVE_ZERO)
+    regularize: bool = setting(True, "add L_reg, the drift of old classes' refined prototypes")
 
 
 def squared_distances(x: torch.Tensor) -> torch.Tensor:

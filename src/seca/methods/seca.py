@@ -3,42 +3,46 @@
 He, Cheng, Xu, Wang, Wang, "Harnessing Textual Semantic Priors for Knowledge Transfer and Refinement in
 CLIP-Driven Continual Learning", AAAI 2026 (arXiv 2508.01579).
 
-SECA is H-PEFT (adapters + per-task prompts) plus two modules that use what the text encoder knows:
-SG-AKT (sg_akt.py) distils from a pool of earlier adapters, weighting each by the textual relevance of
-the image's class; SE-VPR (se_vpr.py) refines frozen-CLIP class prototypes with the classes' text
-affinities and serves as a visual classifier beside the text one. SECA++ adds Gaussian pseudo-feature
-replay (replay.py). Every variant the paper ablates is a config switch (docs/method.md):
+SECA is H-PEFT (adapters + per-task prompts) plus two modules that use what the text encoder knows: SG-AKT
+distils from a pool of earlier adapters, weighting each by the textual relevance of the image's class
+(teachers.py, the network in sg_akt.py); SE-VPR refines frozen-CLIP class prototypes with the classes' text
+affinities and serves as a visual classifier beside the text one (visual_heads.py, the network in
+se_vpr.py). SECA++ adds Gaussian pseudo-feature replay (replay.py). The paper's ablations choose the teacher
+(``method.sg_akt.teacher``) and the visual head (``method.classifier.visual``); docs/method.md lists them:
 
     L = L_ce-T + L_ce-V + L_reg + L_agg + beta_s * L_SG-AKT  (+ L_gs for SECA++),  beta_s = beta * (s - 1)
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ..clip.backbone import FrozenStem
+from ..config import FRACTION, one_of, one_of_registered, section, setting
 from ..data.scenario import Task
-from ..errors import SecaError
 from .base import Batch, TaskData, register
-from .h_peft import HPEFT
+from .h_peft import HPEFT, PromptClassifierConfig
 from .inference import stable_exp, text_branch
 from .precision import widen
-from .replay import ClassGaussians, class_means, class_statistics
-from .se_vpr import PrototypeRefiner, prototype_drift
-from .sg_akt import AdapterPool, RelevanceAggregator, distillation_kl
-
-TEACHERS = ("none", "clip", "vanilla", "avg", "sg-akt")
-BRANCHES = ("hybrid", "text", "visual")
-VISUAL_CLASSIFIERS = ("se-vpr", "centroid-clip", "centroid-adapted", "linear")
+from .replay import ClassGaussians, ReplayConfig, class_means, class_statistics
+from .se_vpr import SEVPRConfig
+from .sg_akt import SGAKTConfig, distillation_kl
+from .teachers import TEACHERS, Teacher
+from .visual_heads import VISUAL_HEADS, VisualHead
 
 
-def _check(value: str, choices: tuple[str, ...], key: str) -> None:
-    if value not in choices:
-        raise SecaError(f"method.{key} must be one of {', '.join(choices)}; got '{value}'")
+@dataclass(frozen=True)
+class SECAClassifierConfig(PromptClassifierConfig):
+    """How classes are scored at inference (spec §6)."""
+
+    branches: str = setting("hybrid", "`hybrid`, `text` or `visual`", one_of("hybrid", "text", "visual"))
+    visual: str = setting("se-vpr", "the visual branch ([method.md](method.md#se-vpr))",
+                          one_of_registered(lambda: list(VISUAL_HEADS)))
+    text_weight: float = setting(0.5, "weight of the text branch in the hybrid score", FRACTION)
 
 
 def _mean_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, weights: Optional[torch.Tensor]) -> torch.Tensor:
@@ -50,33 +54,35 @@ def _mean_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, weights: Op
 
 @register
 class SECA(HPEFT):
+    """SECA: H-PEFT with SG-AKT distillation and SE-VPR prototypes, a hybrid text and visual classifier."""
+
     name = "seca"
     replay = False  # SECA++ sets this
 
+    @dataclass(frozen=True)
+    class Config(HPEFT.Config):
+        classifier: SECAClassifierConfig = section(SECAClassifierConfig)
+        sg_akt: SGAKTConfig = section(SGAKTConfig)
+        se_vpr: SEVPRConfig = section(SEVPRConfig)
+        replay: ReplayConfig = section(ReplayConfig)
+
+    @classmethod
+    def learning_rates(cls) -> dict[str, float]:
+        rates = super().learning_rates()
+        for part in [*TEACHERS.values(), *VISUAL_HEADS.values()]:
+            rates.update(part.default_lr)
+        return rates
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        c = self.config
-        _check(c.sg_akt.teacher, TEACHERS, "sg_akt.teacher")
-        _check(c.classifier.branches, BRANCHES, "classifier.branches")
-        _check(c.classifier.visual, VISUAL_CLASSIFIERS, "classifier.visual")
-        if c.classifier.hybrid_max not in ("image", "batch"):
-            raise SecaError(f"method.classifier.hybrid_max must be image or batch; got '{c.classifier.hybrid_max}'")
-        dim, width = self.backbone.embed_dim, self.backbone.vision_width
-        teacher, visual = c.sg_akt.teacher, c.classifier.visual if c.classifier.branches != "text" else None
-
-        # SG-AKT (spec §3): a pool of snapshots for the pool-based teachers, the relevance network for SG-AKT.
-        self.pool = (AdapterPool(c.sg_akt.pool_size, c.sg_akt.eviction, c.sg_akt.utility_momentum,
-                                 c.sg_akt.teacher_dropout) if teacher in ("vanilla", "avg", "sg-akt") else None)
-        self.aggregator = RelevanceAggregator(dim, width, c.sg_akt.relevance) if teacher == "sg-akt" else None
-        # The visual classifier (spec §4, §6): SE-VPR's refiner, or a linear head, or plain centroids.
-        self.visual_classifier = visual
-        self.refiner = PrototypeRefiner(dim, c.se_vpr.gamma) if visual == "se-vpr" else None
-        self.linear_heads = nn.ParameterList() if visual == "linear" else None
-        needs_stats = self.replay or visual == "centroid-adapted"
-        self.gaussians = ClassGaussians(dim) if needs_stats else None
+        c, dim = self.config, self.backbone.embed_dim
+        self.teacher: Teacher = TEACHERS[c.sg_akt.teacher](self.backbone, c.sg_akt)
+        self.visual: Optional[VisualHead] = (VISUAL_HEADS[c.classifier.visual](self.backbone, c)
+                                             if c.classifier.branches != "text" else None)
+        needs_statistics = self.replay or (self.visual is not None and self.visual.needs_adapted_means)
+        self.gaussians = ClassGaussians(dim) if needs_statistics else None
         self.register_buffer("raw_prototypes", torch.empty(0, dim))  # frozen-CLIP class means, normalised
-        self.register_buffer("adapted_means", torch.empty(0, dim))  # adapted class means (centroid-adapted)
-        self.register_buffer("stored_prototypes", torch.empty(0, dim))  # the visual classifier, normalised
+        self.register_buffer("adapted_means", torch.empty(0, dim))  # adapted class means, normalised
 
         # Fixed within a task, computed in begin_task (spec §7b); never saved.
         self._teacher_cache: Optional[torch.Tensor] = None
@@ -85,119 +91,82 @@ class SECA(HPEFT):
 
     # ---- what is used -------------------------------------------------------------------------
     @property
-    def teacher(self) -> str:
-        return self.config.sg_akt.teacher
-
-    @property
     def caches_teachers(self) -> bool:
-        s = self.config.sg_akt
-        return s.cache_teachers and not (s.teacher_dropout and self.teacher in ("vanilla", "avg", "sg-akt"))
+        return self.config.sg_akt.cache_teachers and self.teacher.cacheable
 
     @property
     def needs_frozen_features(self) -> bool:
-        return self.refiner is not None or self.visual_classifier == "centroid-clip" or self.teacher == "clip"
+        return self.teacher.needs_frozen_features or (self.visual is not None and self.visual.needs_frozen_features)
+
+    @property
+    def stored_prototypes(self) -> torch.Tensor:
+        """The visual classifier's prototypes of every seen class (empty without a visual branch)."""
+        return self.visual.prototypes if self.visual is not None else self.raw_prototypes[:0]
 
     # ---- the protocol ---------------------------------------------------------------------------
     def begin_task(self, task: Task, data: TaskData) -> None:
         super().begin_task(task, data)  # a new prompt, then _precompute
-        if self.pool is not None:
-            self.pool.reset_utility()
-        if self.aggregator is not None and self.config.sg_akt.reset_aggregator and task.index > 0:
-            self.aggregator.reset_parameters(self.task_rng(task, stream=3))
-        if self.linear_heads is not None:
-            for head in self.linear_heads:
-                head.requires_grad_(False)
-            bound = 1.0 / self.backbone.embed_dim ** 0.5  # nn.Linear's default initialisation
-            weight = torch.empty(task.num_classes, self.backbone.embed_dim).uniform_(
-                -bound, bound, generator=self.task_rng(task, stream=1))
-            self.linear_heads.append(nn.Parameter(weight.to(self.device)))
+        generator = lambda stream: self.task_rng(task, stream=stream)  # noqa: E731
+        self.teacher.begin_task(task, generator)
+        if self.visual is not None:
+            self.visual.begin_task(task, generator)
         if self.replay:
             self._replay_rng = self.task_rng(task, stream=2)
 
     @torch.no_grad()
     def _precompute(self, task: Task, data: TaskData) -> None:
         """One pass over the task's images (spec §7b): their frozen stems, frozen-CLIP class means and
-        teacher features; and the old prompts' text features of the new classes."""
+        teacher inputs; and the old prompts' text features of the new classes."""
         was_training = self.training
         self.eval()
-        if task.index > 0 and self.teacher == "sg-akt":
+        if task.index > 0 and self.teacher.reads_semantics:
             # S^(i) of the current classes under every earlier (frozen) prompt: [prompts - 1, classes, E]
             self._earlier_prompt_text = self.frozen_text(len(self.prompts) - 1, task.stop)[:, task.start:]
-        cache_teachers = task.index > 0 and self.teacher != "none" and self.caches_teachers
+        cache_teachers = task.index > 0 and self.teacher.distils and self.caches_teachers
         if self.needs_frozen_features or cache_teachers or self.keeps_stems(data):
             frozen, teachers, labels = [], [], []
             for batch, stem in self.stem_pass(data):
-                if self.needs_frozen_features:
-                    frozen.append(widen(self.backbone.encode_image(stem=stem)))
-                if cache_teachers and self.teacher != "clip":
-                    teachers.append(self._teacher_inputs(stem))
+                features = widen(self.backbone.encode_image(stem=stem)) if self.needs_frozen_features else None
+                if features is not None:
+                    frozen.append(features)
+                if cache_teachers:
+                    teachers.append(self.teacher_inputs(stem, features))
                 labels.append(batch.labels)
             if self.needs_frozen_features:
-                frozen = torch.cat(frozen)
-                means = class_means(frozen, torch.cat(labels), task.labels)
+                means = class_means(torch.cat(frozen), torch.cat(labels), task.labels)
                 self.raw_prototypes = torch.cat([self.raw_prototypes, F.normalize(means, dim=-1)])
-                if cache_teachers and self.teacher == "clip":
-                    teachers = [F.normalize(frozen, dim=-1)]
             self._teacher_cache = torch.cat(teachers) if cache_teachers else None
         self.train(was_training)
 
-    def _teacher_inputs(self, stem: FrozenStem) -> torch.Tensor:
-        """Per image (given by its frozen stem): the frozen-CLIP feature (``clip``) or every snapshot's class
-        token V^(p) ``[B, P, W]``, normalised. No gradient.
-
-        The snapshots run together, stacked in one batch (a bounded number of rows at a time), unless
-        their dropout is on (``teacher_dropout``): then one after another, as the reference draws it.
-        """
-        with torch.no_grad():
-            if self.teacher == "clip":
-                return F.normalize(widen(self.backbone.encode_image(stem=stem)), dim=-1)
-            members = list(self.pool.members)
-            if any(member.training for member in members):
-                tokens = torch.stack([self.backbone.encode_image(stem=stem, adapters=member, output="class_token")
-                                      for member in members], dim=1)
-            else:
-                tokens = self.backbone.stacked_class_tokens(stem, members)
-            return F.normalize(widen(tokens), dim=-1)
+    def teacher_inputs(self, stem: FrozenStem, frozen: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The teacher's inputs of each image of ``stem`` (``frozen``: their frozen-CLIP features, if computed)."""
+        return self.teacher.inputs(stem, frozen)
 
     def parameter_groups(self) -> list[dict]:
-        groups = super().parameter_groups()
-        if self.aggregator is not None:
-            groups.append({"name": "sg_akt", "params": list(self.aggregator.parameters())})
-        visual = list(self.refiner.parameters()) if self.refiner is not None else []
-        if self.linear_heads is not None:
-            visual.append(self.linear_heads[-1])
-        if visual:
-            groups.append({"name": "se_vpr", "params": visual})
-        return groups
+        groups = super().parameter_groups() + self.teacher.parameter_groups()
+        return groups + (self.visual.parameter_groups() if self.visual is not None else [])
 
     def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        task, c = self.task, self.config
+        task, c, scale = self.task, self.config, self.ce_scale
         targets = batch.labels - task.start
-        scale = self.ce_scale
         stem = self.batch_stem(batch)
-        features = self.image_features(stem=stem)
-        # Z: every seen class under the current prompt (SE-VPR and replay need all; else only the current)
-        first = 0 if (self.refiner is not None or self.replay) else task.start
+        features = self.image_features(stem=stem)  # f(x): the adapted image features
+        # Z: the current prompt's text features (of every seen class where SE-VPR or replay reads them)
+        every_class = self.replay or (self.visual is not None and self.visual.needs_all_text)
+        first = 0 if every_class else task.start
         text = self.class_text(self.prompts.current, first, task.stop)
         current_text = text[task.start - first:]
 
-        losses = {"ce_text": F.cross_entropy(scale * features @ current_text.T, targets)}
+        losses = {"ce_text": F.cross_entropy(scale * features @ current_text.T, targets)}  # L_ce-T
         prototypes = None
-        if self.refiner is not None:
-            prototypes = self.refiner(self.raw_prototypes[: task.stop], text)
-            losses["ce_visual"] = F.cross_entropy(scale * features @ prototypes[task.start:].T.to(features), targets)
-            if c.se_vpr.regularize and task.index > 0:
-                losses["reg"] = prototype_drift(self.stored_prototypes[: task.start], prototypes[: task.start])
-        elif self.linear_heads is not None:
-            head = F.normalize(self.linear_heads[-1], dim=-1)
-            losses["ce_visual"] = F.cross_entropy(scale * features @ head.T.to(features), targets)
-
+        if self.visual is not None:  # L_ce-V (and L_reg)
+            prototypes = self.visual.losses(features, targets, text, self.raw_prototypes, task, scale, losses)
         kd_weight = 0.0
-        if self.teacher != "none" and task.index > 0:
+        if self.teacher.distils and task.index > 0:  # L_SG-AKT (and L_agg)
             teacher = self._teacher_feature(batch, stem, current_text, targets, losses)
             losses["kd"] = distillation_kl(features, teacher, current_text, c.sg_akt.temperature)
             kd_weight = c.sg_akt.beta * task.index  # beta_s = beta (s - 1)
-        if self.replay and task.index > 0:
+        if self.replay and task.index > 0:  # L_gs of SECA++
             losses["replay"] = self._replay_loss(features, batch.labels, text, prototypes, batch.share)
 
         total = sum(v for k, v in losses.items() if k != "kd") + kd_weight * losses.get("kd", 0.0)
@@ -205,29 +174,19 @@ class SECA(HPEFT):
 
     def _teacher_feature(self, batch: Batch, stem: FrozenStem, current_text: torch.Tensor, targets: torch.Tensor,
                          losses: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The normalised projected teacher feature of each image (adds L_agg for SG-AKT)."""
-        c = self.config.sg_akt
-        inputs = self._teacher_cache[batch.index] if self._teacher_cache is not None else self._teacher_inputs(stem)
-        if self.teacher == "clip":
-            return inputs
-        if self.teacher == "vanilla":
-            token = inputs[:, -1]  # the most recent snapshot
-        elif self.teacher == "avg":
-            token = inputs.mean(dim=1)
-        else:
-            # semantic vectors S^(i): the image's class under every task prompt, the current one with gradient
-            semantic = current_text[targets].unsqueeze(1)
-            if c.detach_query:
-                semantic = semantic.detach()
-            if self._earlier_prompt_text is not None:
-                semantic = torch.cat([self._earlier_prompt_text[:, targets].transpose(0, 1).to(semantic), semantic], 1)
-            token, member_weights = self.aggregator(semantic, inputs)
-            self.pool.update_utility(member_weights)
-        teacher = F.normalize(self.backbone.project_class_token(token.to(current_text.dtype)), dim=-1)
-        if self.teacher == "sg-akt" and c.agg_loss:
-            logits = self.ce_scale * teacher @ current_text.detach().T
-            losses["agg"] = F.cross_entropy(logits, targets)
-        return teacher
+        """The normalised projected teacher feature of each image (the teacher may add its own losses)."""
+        inputs = self._teacher_cache[batch.index] if self._teacher_cache is not None else self.teacher_inputs(stem)
+        semantic = self._semantic_vectors(current_text, targets) if self.teacher.reads_semantics else None
+        return self.teacher.feature(inputs, semantic, current_text, targets, self.ce_scale, losses)
+
+    def _semantic_vectors(self, current_text: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """S^(i): each image's class under every task prompt ``[B, prompts, E]``, the current one with gradient."""
+        semantic = current_text[targets].unsqueeze(1)
+        if self.config.sg_akt.detach_query:
+            semantic = semantic.detach()
+        if self._earlier_prompt_text is not None:
+            semantic = torch.cat([self._earlier_prompt_text[:, targets].transpose(0, 1).to(semantic), semantic], 1)
+        return semantic
 
     def _replay_loss(self, features: torch.Tensor, labels: torch.Tensor, text: torch.Tensor,
                      prototypes: Optional[torch.Tensor], share: float = 1.0) -> torch.Tensor:
@@ -254,11 +213,12 @@ class SECA(HPEFT):
         self._teacher_cache = self._earlier_prompt_text = None
         was_training = self.training
         self.eval()
-        if self.pool is not None:
-            self.pool.add(self.adapters.frozen_copy(), task.index)
+        self.teacher.end_task(task, self.adapters)
         if self.gaussians is not None:
             self._store_statistics(task, data)
-        self._store_prototypes(task)
+        if self.visual is not None:
+            finished = lambda: self.frozen_text(len(self.prompts), task.stop)[-1]  # noqa: E731 (kept for inference)
+            self.visual.end_task(task, self.raw_prototypes, self.adapted_means, finished, every_class=self.replay)
         super().end_task(task, data)
         self.train(was_training)
 
@@ -276,40 +236,29 @@ class SECA(HPEFT):
         self.gaussians.add(means, covariances)
         self.adapted_means = torch.cat([self.adapted_means, F.normalize(means.to(self.adapted_means.dtype), dim=-1)])
 
-    def _store_prototypes(self, task: Task) -> None:
-        """The visual classifier after ``task`` (spec §4): refined prototypes of the new classes (all of
-        them for SECA++), or centroids, or the linear head's normalised weights."""
-        if self.visual_classifier is None:
-            return
-        if self.visual_classifier == "se-vpr":
-            text = self.frozen_text(len(self.prompts), task.stop)[-1]  # the finished prompt; kept for inference
-            refined = self.refiner(self.raw_prototypes[: task.stop], text)
-            keep = refined if self.replay else refined[task.start:]
-            base = self.stored_prototypes[:0] if self.replay else self.stored_prototypes
-            self.stored_prototypes = torch.cat([base, keep.to(base)])
-        elif self.visual_classifier == "centroid-clip":
-            self.stored_prototypes = self.raw_prototypes[: task.stop].clone()
-        elif self.visual_classifier == "centroid-adapted":
-            self.stored_prototypes = self.adapted_means[: task.stop].clone()
-        else:
-            head = F.normalize(self.linear_heads[-1].detach(), dim=-1)
-            self.stored_prototypes = torch.cat([self.stored_prototypes, head.to(self.stored_prototypes)])
-
     # ---- saving and restoring ------------------------------------------------------------------
     def structure(self) -> dict:
-        return {**super().structure(), "pool_sources": list(self.pool.sources) if self.pool is not None else []}
+        return {**super().structure(), "pool_sources": [], **self.teacher.structure()}
 
     def rebuild(self, structure: dict) -> None:
         super().rebuild(structure)
-        if self.pool is not None:
-            while len(self.pool) < len(structure["pool_sources"]):
-                self.pool.members.append(self.adapters.frozen_copy())
-            self.pool.sources = list(structure["pool_sources"])
-            self.pool.train(self.training)
-        if self.linear_heads is not None:
-            for task in self.tasks[len(self.linear_heads):]:
-                self.linear_heads.append(nn.Parameter(torch.empty(task.num_classes, self.backbone.embed_dim,
-                                                                  device=self.device), requires_grad=False))
+        self.teacher.rebuild(structure, self.adapters)
+        if self.visual is not None:
+            self.visual.rebuild(self.tasks)
+
+    # Where the state of a checkpoint written before the teachers and heads were parts of their own lies now.
+    MOVED = {"pool.": "teacher.pool.", "aggregator.": "teacher.aggregator.", "refiner.": "visual.refiner.",
+             "linear_heads.": "visual.heads.", "stored_prototypes": "visual.prototypes"}
+
+    def upgrade_state(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        upgraded = {}
+        for name, value in tensors.items():
+            old = next((prefix for prefix in self.MOVED if name.startswith(prefix)), None)
+            if old is None:
+                upgraded[name] = value
+            elif self.visual is not None or not old.startswith("stored"):  # text-only models stored none
+                upgraded[self.MOVED[old] + name[len(old):]] = value
+        return upgraded
 
     # ---- inference (spec §6) --------------------------------------------------------------------
     def scores_from_features(self, features: torch.Tensor) -> torch.Tensor:
@@ -326,7 +275,7 @@ class SECA(HPEFT):
 
 @register
 class SECAPlusPlus(SECA):
-    """SECA with Gaussian pseudo-feature replay of old classes (spec §7)."""
+    """SECA++: SECA with Gaussian pseudo-feature replay of old classes (spec §7)."""
 
     name = "seca++"
     replay = True

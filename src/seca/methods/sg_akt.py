@@ -9,12 +9,14 @@ The aggregated teacher is distilled into the current model with a temperature-20
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Literal, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import ABOVE_ZERO, FRACTION, at_least, one_of, one_of_registered, setting
 from ..distributed import all_sum
 from ..errors import SecaError
 from ..peft.adapter import AdapterSet
@@ -22,6 +24,38 @@ from .precision import widen
 
 Eviction = Literal["lowest", "highest", "oldest"]
 Relevance = Literal["reference", "paper"]
+
+
+def teacher_names() -> list[str]:
+    from .teachers import TEACHERS
+
+    return list(TEACHERS)
+
+
+@dataclass(frozen=True)
+class SGAKTConfig:
+    """Semantic-guided adaptive knowledge transfer (spec §3)."""
+
+    teacher: str = setting("sg-akt", "where the distillation target comes from ([method.md](method.md#sg-akt))",
+                           one_of_registered(teacher_names))
+    pool_size: int = setting(5, "adapter snapshots kept in the pool", at_least(1))
+    eviction: str = setting("lowest", "which member leaves a full pool: `lowest` utility (reference), `highest` "
+                            "(paper's text), `oldest`", one_of("lowest", "highest", "oldest"))
+    relevance: str = setting("reference", "`reference` (softmax per prompt, then mean) or `paper` (mean of scores, "
+                             "then softmax)", one_of("reference", "paper"))
+    utility_momentum: float = setting(0.5, "EMA momentum of the members' utilities", FRACTION)
+    teacher_dropout: bool = setting(False, "run snapshots with adapter dropout, as the reference (disables teacher "
+                                    "caching)")
+    beta: float = setting(1.0, "β in β_s = β(s−1), the weight of the distillation loss", at_least(0))
+    temperature: float = setting(20.0, "temperature of the distillation KL", ABOVE_ZERO)
+    cache_teachers: bool = setting(True, "compute teacher features once per task instead of at every step (the same "
+                                   "results up to floating-point order)")
+    detach_query: bool = setting(False, "diagnostic: the current prompt's semantic vector enters the relevance query "
+                                 "detached, so L_agg (and the relevance weights) no longer train the prompt")
+    agg_loss: bool = setting(True, "diagnostic: `false` leaves L_agg out; nothing else trains the relevance network, "
+                             "which keeps its initial weights")
+    reset_aggregator: bool = setting(False, "diagnostic: a fresh relevance network (initialised as at the start, "
+                                     "from the seed and the task) at the start of every task")
 
 
 class AdapterPool(nn.Module):

@@ -6,17 +6,28 @@ The lower bound every continual learner over CLIP must beat (spec §5, §8).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
+from ..config import section, setting
 from ..data.scenario import Task
 from .base import Learner, TaskData, register
-from .inference import stable_exp
+from .inference import ClassifierConfig, inference_temperature, stable_exp
 
 
 @register
 class ZeroShot(Learner):
+    """CLIP's own zero-shot classifier: a text template per class; learns nothing (the lower bound)."""
+
     name = "zero-shot"
+
+    @dataclass(frozen=True)
+    class Config:
+        template: str = setting("a good photo of a {}.", "the zero-shot text template (spec §5)")
+        temperature: float = inference_temperature()
+        classifier: ClassifierConfig = section(ClassifierConfig)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -1,0 +1,7 @@
+"""``python -m seca.cli``: the same command line as ``seca``."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
