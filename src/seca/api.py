@@ -27,12 +27,13 @@ import torch
 from PIL import Image
 
 from .clip.backbone import check_model_name, load_backbone
-from .config import BackboneConfig, ExperimentConfig, apply_overrides, from_dict, load_raw, parse_override
+from .config import (EVAL_ORDERS, HYBRID_MAX, BackboneConfig, ExperimentConfig, apply_overrides, from_dict, load_raw,
+                     parse_override)
 from .data.datasets import ImageFiles, class_folders, open_image, unusable_images
 from .data.scenario import Task
 from .engine.data import TaskImages
 from .engine.device import amp_dtype, autocast, resolve_device, seed_everything
-from .engine.evaluate import EVAL_ORDERS, predicted_labels
+from .engine.evaluate import predicted_labels
 from .engine.train import learn_task
 from .errors import SecaError
 from .eval.history import EVAL_FIELDS, eval_record, history_entry
@@ -40,7 +41,6 @@ from .io import locks
 from .io.checkpoint import load_checkpoint, model_metadata, save_checkpoint
 from .io.files import file_digest
 from .methods import Learner, build_learner, check_method
-from .methods.inference import HYBRID_MAX
 
 ImageLike = Union[str, Path, Image.Image, torch.Tensor]
 

@@ -116,8 +116,8 @@ class ShapesConfig:
 class DataConfig:
     """Where the images come from ([data.md](data.md))."""
 
-    dataset: str = setting("imagenet-r", "`cifar100`, `imagenet-r`, `imagenet-a`, `imagefolder` or `shapes` "
-                           "([data.md](data.md))", one_of("cifar100", "imagenet-r", "imagenet-a", "imagefolder", "shapes"))
+    dataset: str = setting("imagenet-r", "the data set ([data.md](data.md))",
+                           one_of("cifar100", "imagenet-r", "imagenet-a", "imagefolder", "shapes"))
     root: Optional[str] = setting(None, "the data set's folder (`cifar100` defaults to `data/cifar100`)")
     download: bool = setting(False, "CIFAR-100 only: download it into `root` if absent")
     num_workers: int = setting(4, "data loader worker processes", at_least(0))
@@ -153,6 +153,11 @@ class ScenarioConfig:
         "([data.md](data.md#your-own-folders))")
 
 
+# Words of the vocabulary that several places read (configs, the CLI, the API), spelled once.
+EVAL_ORDERS = ("task", "dataset")  # train.eval_order
+HYBRID_MAX = ("image", "batch")  # method.classifier.hybrid_max
+
+
 def _increasing(v: tuple) -> bool:
     return all(m >= 1 for m in v) and all(a < b for a, b in zip(v, v[1:]))
 
@@ -171,7 +176,7 @@ class TrainConfig:
         "own; `dataset`, every seen class's test images through one loader in the data set's own order, so batches "
         "mix tasks, as the reference implementation evaluates. The same predictions either way unless "
         "`method.classifier.hybrid_max: batch` ([method.md](method.md#checked-against-the-reference))",
-        one_of("task", "dataset"))
+        one_of(*EVAL_ORDERS))
     lr: dict[str, float] = setting(
         {}, "learning rate of each of the learner's parameter groups, by the group's name (`lr.adapter`, "
         "`lr.prompt`, ...); a group not given takes the learner's default. The groups and their defaults are "
@@ -406,7 +411,11 @@ def load_plugins(plugins: Sequence[str]) -> None:
                 spec = importlib.util.spec_from_file_location(name, path)
                 module = importlib.util.module_from_spec(spec)
                 sys.modules[name] = module
-                spec.loader.exec_module(module)
+                try:
+                    spec.loader.exec_module(module)
+                except BaseException:
+                    del sys.modules[name]
+                    raise
             else:
                 module = importlib.import_module(plugin)
         except SecaError:
@@ -655,13 +664,29 @@ def markdown_table(prefix: str) -> str:
     cls = ExperimentConfig
     for part in [p for p in prefix.split(".") if p]:
         cls = dict((f.name, tp) for f, tp in fields_of(cls))[part]
-    rows = ["| key | default | allowed | meaning |", "| --- | --- | --- | --- |"]
+    readers = _method_readers() if prefix == "method" else None
+    rows = ["| key | default | allowed | meaning |" + (" read by |" if readers else ""),
+            "| --- | --- | --- | --- |" + (" --- |" if readers else "")]
     keys = [(f.name, f, tp) for f, tp in fields_of(cls) if not is_section(tp)] if not prefix else declared(cls)
     for key, f, _ in keys:
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default
         rule = f.metadata.get("rule")
-        rows.append(f"| `{key}` | {_shown(default)} | {rule.describe() if rule else ''} | {f.metadata['help']} |")
+        row = f"| `{key}` | {_shown(default)} | {rule.describe() if rule else ''} | {f.metadata['help']} |"
+        if readers:
+            row += " " + (", ".join(f"`{name}`" for name in readers.get(key, [])) or "all") + " |"
+        rows.append(row)
     return "\n".join(rows)
+
+
+def _method_readers() -> dict[str, list[str]]:
+    """Each key of the method section, and the learners that declare it."""
+    from . import methods
+
+    readers: dict[str, list[str]] = {}
+    for name, cls in sorted(methods.LEARNERS.items()):
+        for key, _, _ in declared(cls.Config):
+            readers.setdefault(key, []).append(name)
+    return readers
 
 
 def learning_rate_table() -> str:

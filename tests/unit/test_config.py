@@ -85,3 +85,18 @@ def test_invalid_yaml_is_reported(tmp_path):
     bad.write_text("train: [1,\n")
     with pytest.raises(SecaError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_docs_config_tables_are_those_the_declarations_generate(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    from seca.config import update_config_doc
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "config.md"
+    copy = tmp_path / "config.md"
+    shutil.copy(doc, copy)
+    assert not update_config_doc(copy), "docs/config.md is stale: run python -m seca.config docs/config.md"
+    text = doc.read_text()
+    for key in ("sg_akt.teacher", "classifier.visual", "eval_order", "lr.se_vpr", "plugins"):
+        assert f"`{key}`" in text

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from ..config import EVAL_ORDERS, HYBRID_MAX
 from ..errors import SecaError
 from ..io.files import writable
 from .common import count, device_flag, method_flag, overwrite_flag, set_flag, skip_bad_images_flag
@@ -204,10 +205,10 @@ def add_evaluate(sub) -> None:
     p.add_argument("--top", type=count, default=10, help="how many confused pairs to print (default 10)")
     p.add_argument("--out", help="folder for confusion.csv/png (default: the checkpoint's folder)")
     p.add_argument("--batch-size", type=count, default=64)
-    p.add_argument("--order", choices=["task", "dataset"],
+    p.add_argument("--order", choices=EVAL_ORDERS,
                    help="task: each task's images in batches of their own; dataset: all images in the folder's order, "
                         "batches mixing tasks, as the reference (default: the model's train.eval_order)")
-    p.add_argument("--hybrid-max", choices=["image", "batch"],
+    p.add_argument("--hybrid-max", choices=HYBRID_MAX,
                    help="one maximum per image, or per batch as the reference, for this evaluation (default: the "
                         "model's method.classifier.hybrid_max)")
     device_flag(p)

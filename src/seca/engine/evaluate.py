@@ -14,12 +14,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..config import EVAL_ORDERS
 from ..distributed import all_sum, world
 from ..methods.base import Learner
 from .data import TaskImages, in_dataset_order, loader
 from .device import autocast
 
-EVAL_ORDERS = ("task", "dataset")
 
 
 @torch.no_grad()

@@ -2,23 +2,24 @@
 
 Every module of this package is imported when the package is (its learners register themselves with
 :func:`register`), so dropping a file with a registered learner here is all a new method takes; a module
-from outside the package registers the same way when it is imported, or named in a config's ``plugins``
-(docs/extending.md). Names of the registry feed ``method.name``'s choices, ``--method``, ``seca presets``
-and the errors' "choose one of". The ``method`` section of a config is the union of the learners' ``Config``
-declarations (:func:`method_config_class`).
+from outside the package registers the same way when it is imported, named in a config's ``plugins`` or in
+the ``SECA_PLUGINS`` environment variable (docs/extending.md). The registry's names feed ``method.name``'s
+choices, ``--method``, ``seca presets`` and the errors' "choose one of". The ``method`` section of a config
+is the union of the learners' ``Config`` declarations (:func:`method_config_class`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
 import pkgutil
 import typing
 from typing import Any, Sequence
 
 from ..clip.backbone import ClipBackbone
 from ..config import MethodConfig as BaseMethodConfig
-from ..config import check_section, fields_of, is_section
+from ..config import check_section, fields_of, is_section, load_plugins
 from ..errors import SecaError
 from .base import LEARNERS, Batch, Learner, NoSettings, TaskData, register
 
@@ -38,6 +39,8 @@ def _discover() -> None:
 
 
 _discover()
+# Learners from outside the package for every command: SECA_PLUGINS=path/to/file.py:package.module
+load_plugins([p for p in os.environ.get("SECA_PLUGINS", "").split(os.pathsep) if p])
 
 
 def check_method(name: str) -> None:

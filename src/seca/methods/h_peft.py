@@ -32,7 +32,7 @@ class AdapterConfig:
     scale: float = setting(0.1, "adapter output scale")
     dropout: float = setting(0.1, "dropout on the bottleneck", Rule(lambda v: 0 <= v < 1, "at least 0 and below 1"))
     blocks: Union[str, tuple[int, ...]] = setting(
-        "all", "`all` or a list of block indices (negative ones count from the end) that get an adapter",
+        "all", "`all` or a list of the indices (from 0) of the blocks that get an adapter",
         Rule(lambda v: v == "all" or (not isinstance(v, str) and len(v) > 0 and min(v) >= 0),
              "all, or a non-empty list of block indices >= 0"))
 

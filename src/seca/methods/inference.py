@@ -7,10 +7,9 @@ from typing import Literal
 
 import torch
 
-from ..config import ABOVE_ZERO, one_of, setting
+from ..config import ABOVE_ZERO, HYBRID_MAX, one_of, setting
 
 MaxOver = Literal["image", "batch"]
-HYBRID_MAX = ("image", "batch")  # method.classifier.hybrid_max
 
 
 def inference_temperature():

@@ -38,10 +38,12 @@ class ZeroShot(Learner):
         self._encode_new_classes()
 
     def after_restore(self) -> None:
-        self._encode_new_classes()
+        # Task by task, as during training: a restored model computes exactly the same numbers.
+        for task in self.tasks:
+            self._encode_new_classes(task.stop)
 
-    def _encode_new_classes(self) -> None:
-        names = self.class_names[self.text_features.shape[0]:self.num_seen]
+    def _encode_new_classes(self, stop: int | None = None) -> None:
+        names = self.class_names[self.text_features.shape[0]:self.num_seen if stop is None else stop]
         if names:
             texts = [self.config.template.format(name.replace("_", " ")) for name in names]
             new = F.normalize(self.backbone.encode_texts(texts), dim=-1)
