@@ -55,6 +55,28 @@ def describe(info: Optional[dict]) -> str:
     return f"pid {info.get('pid')}{here}, since {since}: {info.get('command', '?')}"
 
 
+_ACQUIRED = {"acquired": True}  # what _holder_of_held answers when the lock came free meanwhile
+
+
+def _holder_of_held(lock: filelock.FileLock, target: Path, folder: bool, patience: float = 2.0):
+    """The holder of a lock just found taken, or ``_ACQUIRED`` when it was free again meanwhile.
+
+    The holder writes its file just after taking the lock and removes it just before letting go, so a
+    refused writer can look in either window and find no file: it looks again for a moment (taking the
+    lock if it came free) rather than name "another process" to a user who wants to know who it is.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        info = holder(target, folder)
+        if info is not None or time.monotonic() > deadline:
+            return info
+        try:
+            lock.acquire(timeout=0.05)
+            return _ACQUIRED
+        except filelock.Timeout:
+            pass
+
+
 # (lock file, thread) -> [the held lock, depth]: how one thread takes a lock it already holds again
 _held: dict[tuple[str, int], list] = {}
 _held_guard = threading.Lock()
@@ -86,10 +108,12 @@ def exclusive(target: Path, *, folder: bool, busy: Callable[[dict | None], str],
     try:
         lock.acquire(timeout=0)
     except filelock.Timeout:
-        if not wait:
-            raise Busy(busy(holder(target, folder))) from None
-        echo(f"waiting: {target} is being written by {describe(holder(target, folder))}")
-        lock.acquire()
+        info = _holder_of_held(lock, target, folder)
+        if info is not _ACQUIRED:
+            if not wait:
+                raise Busy(busy(info)) from None
+            echo(f"waiting: {target} is being written by {describe(info)}")
+            lock.acquire()
     except OSError as e:
         raise SecaError(f"could not lock '{target}' for writing ({path}): {e.strerror or e}") from None
     try:
