@@ -20,7 +20,7 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -235,7 +235,8 @@ class SecaModel:
     # ---- learning ---------------------------------------------------------------------------------
     def learn(self, data: Union[str, Path], epochs: Optional[int] = None, batch_size: Optional[int] = None,
               progress: bool = True, eval_data: Union[str, Path, None] = None, skip_bad_images: bool = False,
-              out: Union[str, Path, None] = None, wait: bool = False) -> Task:
+              out: Union[str, Path, None] = None, wait: bool = False,
+              on_event: Optional[Callable[[str, dict], None]] = None) -> Task:
         """Learn one new task from ``data/<class>/`` (or ``data/train/<class>/``): its folder names are
         the new classes. Classes the model already knows are refused. ``eval_data``: a folder of test images
         (``eval_data/<class>/`` or ``eval_data/test/<class>/``) to measure the accuracy on every class known after
@@ -247,16 +248,21 @@ class SecaModel:
         ``out``: save the grown model there, holding the file's lock from before training to the end (see
         :meth:`save`); another writer of that file is refused at once (or, with ``wait``, waited for), and a
         file replaced since this model was read from it is refused before any training.
+
+        ``on_event(event, fields)`` hears the task as it goes: ``train_step`` after every step (epoch, step,
+        images/s, the loss terms), ``train_epoch`` after every epoch, ``evaluating`` before the evaluation on
+        ``eval_data``. An exception it raises stops the task, which then changes nothing (how ``seca serve``
+        cancels a job).
         """
         if out is None:
-            return self._learn(data, epochs, batch_size, progress, eval_data, skip_bad_images)
+            return self._learn(data, epochs, batch_size, progress, eval_data, skip_bad_images, on_event)
         with locks.model_file(Path(out).expanduser(), wait):
             self._check_unchanged(Path(out).expanduser())
-            task = self._learn(data, epochs, batch_size, progress, eval_data, skip_bad_images)
+            task = self._learn(data, epochs, batch_size, progress, eval_data, skip_bad_images, on_event)
             self.save(out)
             return task
 
-    def _learn(self, data, epochs, batch_size, progress, eval_data, skip_bad_images) -> Task:
+    def _learn(self, data, epochs, batch_size, progress, eval_data, skip_bad_images, on_event=None) -> Task:
         names, files = class_folders(data, "train")
         known = [n for n in names if n in self.classes]
         if known:
@@ -274,10 +280,11 @@ class SecaModel:
         files = readable_images(files, self.config.data.max_pixels, skip_bad_images)
         train = dataclasses.replace(self.config.train, progress=progress,
                                     **({"epochs": epochs} if epochs is not None else {}),
-                                    **({"batch_size": batch_size} if batch_size is not None else {}))
+                                    **({"batch_size": batch_size} if batch_size is not None else {}),
+                                    **({"log_every": 1} if on_event is not None else {}))
         before = self._snapshot()
         try:
-            return self._learn_task(names, files, train, data, eval_data, progress, skip_bad_images)
+            return self._learn_task(names, files, train, data, eval_data, progress, skip_bad_images, on_event)
         except BaseException:  # an error or an interrupt mid-task: the model is exactly as it was before
             self._restore(before)
             raise
@@ -294,7 +301,7 @@ class SecaModel:
         self.learner, self.meta = learner, meta
 
     def _learn_task(self, names: list[str], files: list[list[Path]], train, data, eval_data, progress: bool,
-                    skip_bad_images: bool) -> Task:
+                    skip_bad_images: bool, on_event: Optional[Callable[[str, dict], None]] = None) -> Task:
         learner = self.learner
         start = learner.num_seen
         task = Task(len(learner.tasks), tuple(range(start, start + len(names))), start, start + len(names))
@@ -302,17 +309,28 @@ class SecaModel:
         labels = [start + k for k, f in enumerate(files) for _ in f]
         images = self._task_images([p for f in files for p in f], labels)
         began = time.perf_counter()
-        learn_task(learner, task, images, train, self.device, self.config.seed)
+        log = None if on_event is None else (lambda event, **fields: on_event(event, fields))
+        learn_task(learner, task, images, train, self.device, self.config.seed, log=log)
         seconds = time.perf_counter() - began
         learner.eval()
         self.meta["class_order"] = list(self.meta.get("class_order", [])) + list(task.classes)
         evaluation = None
         if eval_data is not None:
+            if on_event is not None:
+                on_event("evaluating", {})
             report = self.evaluate(eval_data, train.eval_batch_size, progress, known_only=True,
                                    skip_bad_images=skip_bad_images)
             evaluation = {key: report[key] for key in EVAL_FIELDS}
         self.history.append(history_entry(task.index, names, len(labels), seconds, str(data), evaluation))
         return task
+
+    def copy(self) -> "SecaModel":
+        """An independent copy of the model (its learner rebuilt from its state) over the same frozen CLIP,
+        which neither changes: what ``seca serve`` trains while the original keeps answering."""
+        tensors, structure, meta = self._snapshot()
+        twin = SecaModel(self.learner, self.config, meta, self.device, self.source)
+        twin._restore((tensors, structure, meta))
+        return twin
 
     # ---- saving -----------------------------------------------------------------------------------
     def save(self, path: Union[str, Path], wait: bool = False) -> Path:

@@ -4,6 +4,7 @@
     models.py        new, learn, predict, evaluate
     data.py          prepare
     offline.py       demo, pretrain-shapes
+    serve.py         serve
     common.py        argument types and the flags several commands share
 
 Every command is documented in docs/cli.md; ``main(argv)`` serves the tests. Nothing heavy is imported until a
@@ -21,12 +22,12 @@ import threading
 from typing import Optional, Sequence
 
 from ..errors import SecaError
-from . import data, experiments, models, offline
+from . import data, experiments, models, offline, serve
 
 # The order of `seca --help`.
 COMMANDS = (experiments.add_run, models.add_predict, models.add_new, models.add_learn, models.add_evaluate,
             experiments.add_report, experiments.add_compare, data.add_prepare, experiments.add_ablate,
-            offline.add_demo, offline.add_pretrain_shapes, experiments.add_presets)
+            serve.add_serve, offline.add_demo, offline.add_pretrain_shapes, experiments.add_presets)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,263 @@
+"""The HTTP API of ``seca serve`` (FastAPI) and its web page; docs/serve.md documents every endpoint.
+
+    GET  /health  /classes  /history        the model as it is served
+    POST /predict                            images -> labels and scores (``seca predict``)
+    POST /learn                              a new task as uploaded images -> a job id, at once
+    GET  /jobs  /jobs/{id}   DELETE /jobs/{id}   a job's state and progress; cancel it
+    POST /evaluate                           labelled images -> the report of ``seca evaluate --confusion``
+    GET  /                                   the web page (plain HTML and JavaScript, nothing from the internet)
+
+Every refusal is a 4xx answer ``{"error": "one sentence"}`` that changed nothing; an unexpected failure is a
+500 with the same shape and no traceback (the server's log has it).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Optional
+
+from fastapi import Depends, FastAPI, File, Form, Header, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .. import __version__
+from ..config import EVAL_ORDERS, HYBRID_MAX
+from ..errors import SecaError
+from .jobs import Conflict, Job, ModelServer, NotFound
+from .uploads import Limits, Upload, UploadError, Workspace, class_folder_names
+
+log = logging.getLogger("seca.serve")
+
+STATIC = Path(str(resources.files("seca") / "serve" / "static"))
+
+
+class TooLarge(SecaError):
+    """A request body over the limit."""
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``limit`` bytes is refused with 413, from its Content-Length
+    before anything is read, or as soon as its streamed bytes pass the limit."""
+
+    def __init__(self, app: ASGIApp, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            return await _error(413, self._message())(scope, receive, send)
+        seen = 0
+
+        async def counted() -> dict:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise TooLarge(self._message())
+            return message
+
+        await self.app(scope, counted, send)
+
+    def _message(self) -> str:
+        return (f"the request is larger than {self.limit / 2**20:.0f} MiB; send fewer or smaller images at a time "
+                "(the limit is --max-request-mb)")
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def create_app(server: ModelServer, token: Optional[str] = None, limits: Limits = Limits()) -> FastAPI:
+    """The ASGI app serving ``server``'s model. With ``token``, every request that changes the model needs
+    ``Authorization: Bearer <token>``."""
+    app = FastAPI(title="seca serve", version=__version__,
+                  description="A continual-learning CLIP classifier that keeps learning while it serves: predict, "
+                              "learn new classes as jobs, evaluate. docs/serve.md has the details.")
+    app.state.server, app.state.limits = server, limits
+
+    # ---- errors: one sentence, as JSON --------------------------------------------------------------
+    @app.exception_handler(Conflict)
+    async def conflict(request: Request, e: Conflict):
+        return _error(409, str(e))
+
+    @app.exception_handler(NotFound)
+    async def not_found(request: Request, e: NotFound):
+        return _error(404, str(e))
+
+    @app.exception_handler(TooLarge)
+    async def too_large(request: Request, e: TooLarge):
+        return _error(413, str(e))
+
+    @app.exception_handler(SecaError)
+    async def refused(request: Request, e: SecaError):
+        return _error(400, str(e))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, e: HTTPException):
+        return _error(e.status_code, str(e.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, e: RequestValidationError):
+        first = e.errors()[0] if e.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "the request"
+        return _error(422, f"field '{where}': {first.get('msg', 'invalid value').rstrip('.').lower()}")
+
+    @app.exception_handler(Exception)
+    async def failed(request: Request, e: Exception):
+        log.exception("request %s %s failed", request.method, request.url.path)
+        return _error(500, f"internal error ({type(e).__name__}); the server's log has the details")
+
+    # ---- who may change the model ------------------------------------------------------------------
+    def authorised(authorization: Annotated[Optional[str], Header()] = None) -> None:
+        if token is None:
+            return
+        given = (authorization or "").removeprefix("Bearer ").strip()
+        if not authorization or not authorization.startswith("Bearer ") or not hmac.compare_digest(given, token):
+            raise HTTPException(401, "this request changes the model: send the server's token as "
+                                     "'Authorization: Bearer TOKEN'")
+
+    # ---- the model as served -----------------------------------------------------------------------
+    @app.get("/health", summary="Whether the server is up, and what it serves")
+    def health():
+        model, running = server.model, server.running()
+        return {"status": "ok", "version": __version__, "method": model.method,
+                "backbone": model.config.backbone.model, "classes": len(model.classes),
+                "tasks": len(model.learner.tasks), "queued": len(server.queued()),
+                "running": running.id if running else None, "token_required": token is not None}
+
+    @app.get("/classes", summary="The classes the model knows, by task")
+    def classes():
+        model = server.model
+        return {"classes": model.classes, "tasks": [list(model.classes[t.start:t.stop]) for t in model.learner.tasks]}
+
+    @app.get("/history", summary="The model's learn history, one entry per task (as seca report reads it)")
+    def history():
+        return {"history": server.model.history}
+
+    # ---- predict and evaluate ------------------------------------------------------------------------
+    @app.post("/predict", summary="The most likely classes of each uploaded image")
+    def predict(images: Annotated[list[UploadFile], File(description="image files")],
+                top_k: Annotated[int, Form(ge=1, description="classes to list per image")] = 1):
+        model = server.model  # this request's model, whatever a learn job swaps in meanwhile
+        with Workspace(limits) as space:
+            files = _saved(space, "predict", _uploads(images), model)
+            predictions = model.predict([str(p) for p in files], top_k=top_k)
+        return {"predictions": [{"file": upload.filename, "label": p.label, "score": p.score,
+                                 "top_k": [{"label": n, "score": s} for n, s in p.top_k]}
+                                for upload, p in zip(images, predictions)]}
+
+    @app.post("/evaluate", summary="Accuracy on labelled images, per class and per task, with the confusion")
+    def evaluate(images: Annotated[Optional[list[UploadFile]], File(description="image files")] = None,
+                 labels: Annotated[Optional[list[str]], Form(description="the class of each image, in order")] = None,
+                 archive: Annotated[Optional[UploadFile], File(alias="zip", description="a zip of <class>/<image> "
+                                                                                       "entries")] = None,
+                 batch_size: Annotated[int, Form(ge=1)] = 64,
+                 order: Annotated[Optional[str], Form(description=" or ".join(EVAL_ORDERS))] = None,
+                 hybrid_max: Annotated[Optional[str], Form(description=" or ".join(HYBRID_MAX))] = None,
+                 top: Annotated[int, Form(ge=1, description="most confused pairs to list")] = 10):
+        from ..eval.confusion import most_confused
+
+        model = server.model
+        with Workspace(limits) as space:
+            folder = _labelled(space, "evaluate", "images", images, labels, "zip", archive, model)
+            report = model.evaluate(folder, batch_size=batch_size, confusion=True, order=order, hybrid_max=hybrid_max)
+        c = report["confusion"]
+        c["most_confused"] = most_confused(c["counts"], c["rows"], c["columns"], top)
+        report["data"] = "upload"
+        return report
+
+    # ---- learn -------------------------------------------------------------------------------------
+    @app.post("/learn", status_code=202, dependencies=[Depends(authorised)],
+              summary="Learn a new task from uploaded images; answers a job id at once")
+    def learn(images: Annotated[Optional[list[UploadFile]], File(description="training images")] = None,
+              labels: Annotated[Optional[list[str]], Form(description="the class of each image, in order")] = None,
+              archive: Annotated[Optional[UploadFile], File(alias="zip", description="a zip of <class>/<image> "
+                                                                                    "entries")] = None,
+              eval_images: Annotated[Optional[list[UploadFile]], File(description="optional test images")] = None,
+              eval_labels: Annotated[Optional[list[str]], Form(description="the class of each test image")] = None,
+              eval_zip: Annotated[Optional[UploadFile], File(description="a zip of <class>/<image> test "
+                                                                        "images")] = None,
+              epochs: Annotated[Optional[int], Form(ge=1, description="default: the model's train.epochs")] = None):
+        model = server.model
+        space = Workspace(limits)
+        try:
+            train = _labelled(space, "train", "images", images, labels, "zip", archive, model)
+            names = class_folder_names(train)
+            evaluation = None
+            if eval_images or eval_zip is not None:
+                evaluation = _labelled(space, "eval", "eval_images", eval_images, eval_labels, "eval_zip", eval_zip,
+                                       model)
+                if not set(class_folder_names(evaluation)) & set(model.classes + names):
+                    raise UploadError("the test images hold none of the classes the model will know after this task")
+            config = model.config.train
+            job = Job([n for n in names], sum(1 for _ in train.glob("*/*")), epochs or config.epochs,
+                      config.batch_size, space, train, evaluation)
+            server.submit(job)
+        except BaseException:
+            space.close()
+            raise
+        return {"job": job.id, "state": job.state, "classes": job.classes, "url": f"/jobs/{job.id}"}
+
+    @app.get("/jobs", summary="Every job the server remembers, oldest first")
+    def jobs():
+        return {"jobs": [job.view() for job in server.jobs.values()]}
+
+    @app.get("/jobs/{job_id}", summary="A job's state, progress and, when done, its history entry")
+    def job(job_id: str):
+        return server.job(job_id).view()
+
+    @app.delete("/jobs/{job_id}", dependencies=[Depends(authorised)],
+                summary="Cancel a job: it changes nothing (queued: it never runs; running: it stops)")
+    def cancel(job_id: str):
+        return server.cancel(job_id).view()
+
+    # ---- the page ----------------------------------------------------------------------------------
+    @app.get("/", include_in_schema=False)
+    def page():
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(BodyLimit, limit=limits.request_bytes)
+    return app
+
+
+def _uploads(files: Optional[list[UploadFile]]) -> list[Upload]:
+    return [Upload(f.filename or f"image-{k}", f.file) for k, f in enumerate(files or [])]
+
+
+def _saved(space: Workspace, folder: str, uploads: list[Upload], model) -> list[Path]:
+    """Images to classify, written to ``space`` in their order and checked as images."""
+    if not uploads:
+        raise UploadError("the request holds no images; send them as 'images' files")
+    root = space.add(folder, uploads, None, "images")
+    files = sorted(root.iterdir())  # numbered in the order sent
+    space.check_images(files, model.config.data.max_pixels)
+    return files
+
+
+def _labelled(space: Workspace, folder: str, field: str, files: Optional[list[UploadFile]],
+              labels: Optional[list[str]], zip_field: str, archive: Optional[UploadFile], model) -> Path:
+    """``space/folder/<class>/<image>`` from images with labels and/or a zip, checked: classes, images."""
+    uploads = _uploads(files)
+    labels_field = field.replace("images", "labels")
+    if not uploads and archive is None:
+        raise UploadError(f"the request holds no images; send '{field}' files with a '{labels_field}' each, or a "
+                          f"'{zip_field}' of <class>/<image> entries")
+    if uploads:
+        if not labels:
+            raise UploadError(f"'{field}' needs a '{labels_field}' field per image, naming its class")
+        space.add(folder, uploads, labels, field)
+    if archive is not None:
+        space.add_zip(folder, Upload(archive.filename or zip_field, archive.file), zip_field)
+    root = space.root / folder
+    class_folder_names(root)  # two names for one class are refused
+    space.check_images(sorted(p for p in root.rglob("*") if p.is_file()), model.config.data.max_pixels)
+    return root

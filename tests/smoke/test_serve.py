@@ -1,0 +1,376 @@
+"""``seca serve`` through its HTTP API (FastAPI's test client, in process): it answers as the library does,
+a learn job grows the model exactly as ``seca learn`` does, and a job that fails or is cancelled, or a request
+that is refused, changes nothing: not the file, not the served model, and leaves no upload behind."""
+
+import dataclasses
+import hashlib
+import io
+import shutil
+import tempfile
+import threading
+import time
+import zipfile
+
+import pytest
+from PIL import Image
+from safetensors.torch import load_file
+
+pytest.importorskip("fastapi", reason="seca serve needs the serve extra: pip install 'seca[serve]'")
+from fastapi.testclient import TestClient  # noqa: E402
+
+import seca  # noqa: E402
+from seca.cli import main  # noqa: E402
+from seca.errors import SecaError  # noqa: E402
+from seca.serve import check_host  # noqa: E402
+from seca.serve.app import create_app  # noqa: E402
+from seca.serve.jobs import ModelServer  # noqa: E402
+from seca.serve.uploads import Limits  # noqa: E402
+
+from ..conftest import write_shapes_folder  # noqa: E402
+
+FIRST = ["orange star", "red circle"]
+
+
+@pytest.fixture
+def uploads_dir(tmp_path, monkeypatch):
+    """Where the server's temporary upload folders go, to check that none is left behind."""
+    folder = tmp_path / "uploads"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+@pytest.fixture
+def model(tmp_path):
+    """A tiny model file that knows two classes."""
+    path = tmp_path / "model.safetensors"
+    assert main(["new", str(path), "--backbone", "seca-test", "--set", "train.epochs=2",
+                 "--set", "train.batch_size=4"]) == 0
+    assert main(["learn", str(path), "--data", str(write_shapes_folder(tmp_path / "first", FIRST, split="train"))]) == 0
+    return path
+
+
+def serving(path, token=None, limits=Limits()):
+    server = ModelServer(path, device="cpu")
+    return server, TestClient(create_app(server, token=token, limits=limits))
+
+
+@pytest.fixture
+def served(model, uploads_dir):
+    server, client = serving(model)
+    yield model, server, client
+    server.stop()
+
+
+def digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def images_of(folder):
+    """(label, file) of every image of ``folder/<class>/``, classes and files in sorted order (as seca learn)."""
+    return [(d.name.replace("_", " "), f) for d in sorted(folder.iterdir()) for f in sorted(d.iterdir())]
+
+
+def multipart(pairs, field="images", labels="labels"):
+    files = [(field, (f.name, f.read_bytes(), "image/png")) for _, f in pairs]
+    return files, {labels: [label for label, _ in pairs]}
+
+
+def wait_for(client, job_id, states=("done", "failed", "cancelled"), timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        view = client.get(f"/jobs/{job_id}").json()
+        if view["state"] in states:
+            return view
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} still {view['state']} after {timeout} s")
+
+
+def test_predict_and_evaluate_answer_as_the_library(served, tmp_path):
+    path, _, client = served
+    test = write_shapes_folder(tmp_path / "test", FIRST, per_class=2)
+    pairs = images_of(test)
+    files, _ = multipart(pairs)
+    answer = client.post("/predict", files=files, data={"top_k": "2"})
+    assert answer.status_code == 200, answer.text
+    expected = seca.load(path).predict([str(f) for _, f in pairs], top_k=2)
+    got = answer.json()["predictions"]
+    assert [p["file"] for p in got] == [f.name for _, f in pairs]
+    assert [p["label"] for p in got] == [e.label for e in expected]
+    assert [p["score"] for p in got] == pytest.approx([e.score for e in expected], abs=1e-6)
+    assert [[t["label"] for t in p["top_k"]] for p in got] == [[n for n, _ in e.top_k] for e in expected]
+
+    files, labels = multipart(pairs)
+    report = client.post("/evaluate", files=files, data=labels)
+    assert report.status_code == 200, report.text
+    library = seca.load(path).evaluate(test, confusion=True)
+    assert report.json()["accuracy"] == pytest.approx(library["accuracy"])
+    assert report.json()["per_class"] == library["per_class"]
+    assert report.json()["confusion"]["counts"] == library["confusion"]["counts"]
+
+    health = client.get("/health").json()
+    assert (health["status"], health["classes"], health["tasks"], health["token_required"]) == ("ok", 2, 1, False)
+    assert client.get("/classes").json() == {"classes": FIRST, "tasks": [FIRST]}
+
+
+def test_a_learn_job_grows_the_model_as_seca_learn_does(served, tmp_path):
+    path, server, client = served
+    twin = tmp_path / "twin.safetensors"
+    shutil.copy(path, twin)
+    new = write_shapes_folder(tmp_path / "new", ["blue square", "pink heart"], per_class=4, split="train")
+    test = write_shapes_folder(tmp_path / "test", FIRST + ["blue square", "pink heart"], per_class=2)
+    assert main(["learn", str(twin), "--data", str(new), "--eval", str(test)]) == 0
+
+    files, labels = multipart(images_of(new))
+    eval_files, eval_labels = multipart(images_of(test), "eval_images", "eval_labels")
+    answer = client.post("/learn", files=files + eval_files, data={**labels, **eval_labels})
+    assert answer.status_code == 202, answer.text
+    job = wait_for(client, answer.json()["job"])
+    assert job["state"] == "done", job
+    assert (job["step"], job["steps"], job["epoch"], job["epochs"]) == (4, 4, 2, 2)  # 8 images, batch 4, 2 epochs
+
+    served_file, cli_file = load_file(path), load_file(twin)
+    assert served_file.keys() == cli_file.keys()
+    for key in cli_file:
+        assert served_file[key].equal(cli_file[key]), key
+    ours, theirs = seca.load(path), seca.load(twin)
+    assert ours.classes == theirs.classes == FIRST + ["blue square", "pink heart"]
+    entry, expected = ours.history[-1], theirs.history[-1]
+    assert entry["data"] == f"seca serve upload (job {job['id']})"
+    assert entry["eval"].pop("data") == f"seca serve upload (job {job['id']}, test images)"
+    expected["eval"].pop("data")
+    assert entry["eval"] == expected["eval"]
+    assert (entry["classes"], entry["images"]) == (expected["classes"], expected["images"])
+    assert job["entry"]["eval"]["accuracy"] == entry["eval"]["accuracy"]
+
+    assert client.get("/classes").json()["tasks"] == [FIRST, ["blue square", "pink heart"]]
+    assert [e["classes"] for e in client.get("/history").json()["history"]] == [FIRST, ["blue square", "pink heart"]]
+    # a server started again on the file serves what the job saved
+    again, other = serving(path)
+    try:
+        assert other.get("/classes").json()["classes"] == ours.classes
+    finally:
+        again.stop()
+
+
+def test_predictions_keep_answering_while_a_job_learns(served, tmp_path):
+    path, server, client = served
+    many = write_shapes_folder(tmp_path / "new", ["blue square"], per_class=8, split="train")
+    test_files, _ = multipart(images_of(write_shapes_folder(tmp_path / "test", FIRST, per_class=2)))
+    answers, errors = [], []
+    learning = threading.Event()
+
+    def ask():
+        while not learning.is_set():
+            time.sleep(0.01)
+        while learning.is_set():
+            try:
+                answer = client.post("/predict", files=test_files)
+                answers.append((answer.status_code, [p["label"] for p in answer.json()["predictions"]]))
+            except Exception as e:  # noqa: BLE001 - collected and failed below
+                errors.append(e)
+
+    askers = [threading.Thread(target=ask) for _ in range(3)]
+    for t in askers:
+        t.start()
+    files, labels = multipart(images_of(many))
+    job_id = client.post("/learn", files=files, data={**labels, "epochs": "6"}).json()["job"]
+    learning.set()
+    job = wait_for(client, job_id)
+    learning.clear()
+    for t in askers:
+        t.join()
+    assert job["state"] == "done" and not errors
+    assert len(answers) >= 3
+    assert all(code == 200 and set(labels) <= set(FIRST + ["blue square"]) for code, labels in answers)
+    assert client.get("/health").json()["classes"] == 3
+
+
+def test_a_cancelled_job_changes_nothing(served, tmp_path, uploads_dir):
+    path, server, client = served
+    before = digest(path)
+    files, labels = multipart(images_of(write_shapes_folder(tmp_path / "new", ["blue square"], per_class=8,
+                                                            split="train")))
+    running = client.post("/learn", files=files, data={**labels, "epochs": "500"}).json()["job"]
+    wait_for(client, running, states=("training",))
+    queued_files, queued_labels = multipart(images_of(write_shapes_folder(tmp_path / "q", ["pink heart"],
+                                                                          split="train")))
+    queued = client.post("/learn", files=queued_files, data=queued_labels).json()["job"]
+    assert client.get(f"/jobs/{queued}").json()["state"] == "queued"
+    assert client.delete(f"/jobs/{queued}").json()["state"] == "cancelled"
+    assert client.delete(f"/jobs/{running}").status_code == 200
+    assert wait_for(client, running)["state"] == "cancelled"
+    assert wait_for(client, queued)["state"] == "cancelled"
+    assert digest(path) == before
+    assert client.get("/classes").json()["classes"] == FIRST
+    assert list(uploads_dir.iterdir()) == []
+    # a job the server's stop interrupts changes nothing either
+    running = client.post("/learn", files=files, data={**labels, "epochs": "500"}).json()["job"]
+    wait_for(client, running, states=("training",))
+    server.stop()
+    assert server.job(running).state == "cancelled"
+    assert digest(path) == before
+    assert list(uploads_dir.iterdir()) == []
+
+
+def test_a_cancelled_job_frees_its_classes(served, tmp_path):
+    path, server, client = served
+    files, labels = multipart(images_of(write_shapes_folder(tmp_path / "new", ["blue square"], split="train")))
+    first = client.post("/learn", files=files, data={**labels, "epochs": "500"}).json()["job"]
+    assert client.post("/learn", files=files, data=labels).status_code == 409  # being learned already
+    client.delete(f"/jobs/{first}")
+    assert wait_for(client, first)["state"] == "cancelled"
+    again = client.post("/learn", files=files, data=labels).json()["job"]
+    assert wait_for(client, again)["state"] == "done"
+    assert client.get("/classes").json()["classes"] == FIRST + ["blue square"]
+
+
+def test_a_failing_job_changes_nothing_and_the_next_one_runs(served, tmp_path, monkeypatch, uploads_dir):
+    path, server, client = served
+    before = digest(path)
+    calls = []
+
+    def broken(self, *args, **kwargs):
+        calls.append(1)
+        raise RuntimeError("a bug")
+
+    files, labels = multipart(images_of(write_shapes_folder(tmp_path / "new", ["blue square"], split="train")))
+    with monkeypatch.context() as patch:
+        patch.setattr(seca.api.SecaModel, "_learn_task", broken)
+        job = wait_for(client, client.post("/learn", files=files, data=labels).json()["job"])
+    assert calls and job["state"] == "failed"
+    assert job["error"] == "internal error (RuntimeError); the server's log has the details"
+    assert digest(path) == before and client.get("/classes").json()["classes"] == FIRST
+    assert list(uploads_dir.iterdir()) == []
+    assert wait_for(client, client.post("/learn", files=files, data=labels).json()["job"])["state"] == "done"
+
+
+def zip_of(entries: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_bad_requests_get_one_sentence_and_change_nothing(model, tmp_path, uploads_dir):
+    server, client = serving(model, limits=Limits(request_bytes=200_000, files=12, zip_bytes=50_000))
+    config = server.model.config  # images of more than 5000 pixels are refused (as a run's data.max_pixels)
+    server.model.config = dataclasses.replace(config, data=dataclasses.replace(config.data, max_pixels=5000))
+    try:
+        png = (write_shapes_folder(tmp_path / "one", ["blue square"], per_class=1, split="train")
+               / "blue_square" / "0.png").read_bytes()
+        image = ("images", ("a.png", png, "image/png"))
+        big = io.BytesIO()
+        Image.new("RGB", (100, 100)).save(big, "PNG")
+        before = digest(model)
+        cases = [
+            ("predict nothing", "post", "/predict", {}, {}, 422, "field 'images'"),
+            ("top_k 0", "post", "/predict", {"files": [image], "data": {"top_k": "0"}}, {}, 422, "top_k"),
+            ("top_k text", "post", "/predict", {"files": [image], "data": {"top_k": "many"}}, {}, 422, "top_k"),
+            ("too many pixels", "post", "/predict", {"files": [("images", ("big.png", big.getvalue(), "image/png"))]},
+             {}, 400, "'big.png'"),
+            ("not an image", "post", "/predict", {"files": [("images", ("notes.txt", b"hello", "text/plain"))]}, {},
+             400, "'notes.txt'"),
+            ("truncated", "post", "/predict", {"files": [("images", ("cut.png", png[:60], "image/png"))]}, {}, 400,
+             "'cut.png'"),
+            ("no labels", "post", "/learn", {"files": [image]}, {}, 400, "needs a 'labels' field per image"),
+            ("labels count", "post", "/learn", {"files": [image, image], "data": {"labels": ["x"]}}, {}, 400,
+             "2 files but 1 labels"),
+            ("bad class", "post", "/learn", {"files": [image], "data": {"labels": ["../up"]}}, {}, 400,
+             "not a usable class name"),
+            ("known class", "post", "/learn", {"files": [image], "data": {"labels": ["red circle"]}}, {}, 409,
+             "already knows the class 'red circle'"),
+            ("two spellings", "post", "/learn", {"files": [image, image], "data": {"labels": ["Cat", "cat"]}}, {},
+             400, "Cat"),
+            ("zip slip", "post", "/learn", {"files": [("zip", ("x.zip", zip_of({"../evil/a.png": png}), "a/zip"))]},
+             {}, 400, "climbs out of its folder"),
+            ("zip empty class", "post", "/learn",
+             {"files": [("zip", ("x.zip", zip_of({"c/a.png": png, "empty/": b""}), "a/zip"))]}, {}, 400,
+             "'empty' of the zip 'x.zip' holds no images"),
+            ("zip entries", "post", "/learn",
+             {"files": [("zip", ("x.zip", zip_of({f"c/{k}.png": png for k in range(13)}), "a/zip"))]}, {}, 400,
+             "has 13 entries, more than the 12"),
+            ("zip bad image", "post", "/learn",
+             {"files": [("zip", ("x.zip", zip_of({"c/a.png": png, "c/b.png": b"no"}), "a/zip"))]}, {}, 400,
+             "'x.zip: c/b.png'"),
+            ("zip flat", "post", "/learn", {"files": [("zip", ("x.zip", zip_of({"a.png": png}), "a/zip"))]}, {},
+             400, "not <class>/<image>"),
+            ("zip bomb", "post", "/learn", {"files": [("zip", ("x.zip", zip_of({"c/a.png": bytes(60_000)}),
+                                                                "a/zip"))]}, {}, 400, "would unpack to"),
+            ("not a zip", "post", "/learn", {"files": [("zip", ("x.zip", b"PK not really", "a/zip"))]}, {}, 400,
+             "is not a zip file"),
+            ("too many files", "post", "/predict", {"files": [image] * 13}, {}, 400, "more than 12 files"),
+            ("too large", "post", "/predict", {"files": [("images", ("big.png", bytes(300_000), "image/png"))]}, {},
+             413, "larger than"),
+            ("epochs 0", "post", "/learn", {"files": [image], "data": {"labels": ["x"], "epochs": "0"}}, {}, 422,
+             "epochs"),
+            ("unknown job", "get", "/jobs/nope", {}, {}, 404, "no job 'nope'"),
+            ("cancel unknown", "delete", "/jobs/nope", {}, {}, 404, "no job 'nope'"),
+            ("eval of other classes", "post", "/learn",
+             {"files": [image, ("eval_images", ("t.png", png, "image/png"))],
+              "data": {"labels": ["new one"], "eval_labels": ["other"]}}, {}, 400, "hold none of the classes"),
+            ("unknown evaluate class", "post", "/evaluate", {"files": [image], "data": {"labels": ["nope"]}}, {},
+             400, "nope"),
+        ]
+        for name, method, url, kwargs, headers, status, words in cases:
+            answer = getattr(client, method)(url, headers=headers, **kwargs)
+            assert answer.status_code == status, (name, answer.status_code, answer.text)
+            body = answer.json()
+            assert list(body) == ["error"] and words in body["error"], (name, body)
+            assert "\n" not in body["error"] and "Traceback" not in body["error"], name
+        assert digest(model) == before
+        assert client.get("/classes").json()["classes"] == FIRST and server.jobs == {}
+        assert list(uploads_dir.iterdir()) == []
+    finally:
+        server.stop()
+
+
+def test_a_token_guards_every_change(model, tmp_path, uploads_dir):
+    server, client = serving(model, token="s3cret")
+    try:
+        files, labels = multipart(images_of(write_shapes_folder(tmp_path / "new", ["blue square"], split="train")))
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
+            answer = client.post("/learn", files=files, data=labels, headers=headers)
+            assert answer.status_code == 401 and "Authorization: Bearer TOKEN" in answer.json()["error"]
+        assert client.delete("/jobs/any").status_code == 401
+        assert client.get("/health").json()["token_required"] is True
+        assert client.post("/predict", files=files).status_code == 200  # reading needs no token
+        answer = client.post("/learn", files=files, data=labels, headers={"Authorization": "Bearer s3cret"})
+        assert answer.status_code == 202
+        assert wait_for(client, answer.json()["job"])["state"] == "done"
+    finally:
+        server.stop()
+
+
+def test_serving_beyond_this_machine_needs_a_token(model, capsys):
+    check_host("127.0.0.1", None, False)
+    check_host("localhost", None, False)
+    check_host("0.0.0.0", "s3cret", False)
+    check_host("0.0.0.0", None, True)
+    with pytest.raises(SecaError, match="--host 0.0.0.0 would let anyone"):
+        check_host("0.0.0.0", None, False)
+    assert main(["serve", str(model), "--host", "0.0.0.0"]) == 2
+    assert "give --token" in capsys.readouterr().err
+    assert main(["serve", str(model.parent / "missing.safetensors")]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_a_job_waits_for_a_cli_learn_on_the_same_file(served, tmp_path):
+    """A job whose file another process is writing waits for it, then builds on what that process saved."""
+    from seca.io import locks
+
+    path, server, client = served
+    files, labels = multipart(images_of(write_shapes_folder(tmp_path / "new", ["blue square"], split="train")))
+    other = write_shapes_folder(tmp_path / "other", ["pink heart"], split="train")
+    with locks.model_file(path):
+        job_id = client.post("/learn", files=files, data=labels).json()["job"]
+        time.sleep(1.0)
+        assert client.get(f"/jobs/{job_id}").json()["state"] == "queued"
+        outside = seca.load(path)
+        outside.learn(other, progress=False)
+        outside.save(path)
+    job = wait_for(client, job_id)
+    assert job["state"] == "done", job
+    assert seca.load(path).classes == FIRST + ["pink heart", "blue square"]
+    assert client.get("/classes").json()["classes"] == FIRST + ["pink heart", "blue square"]
