@@ -130,7 +130,7 @@ def create_app(server: ModelServer, token: Optional[str] = None, limits: Limits 
         model, running = server.model, server.running()
         return {"status": "ok", "version": __version__, "method": model.method,
                 "backbone": model.config.backbone.model, "classes": len(model.classes),
-                "tasks": len(model.learner.tasks), "queued": len(server.queued()),
+                "tasks": len(model.learner.tasks), "epochs": model.config.train.epochs, "queued": len(server.queued()),
                 "running": running.id if running else None, "token_required": token is not None}
 
     @app.get("/classes", summary="The classes the model knows, by task")
