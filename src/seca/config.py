@@ -181,11 +181,20 @@ class TrainConfig:
         {}, "learning rate of each of the learner's parameter groups, by the group's name (`lr.adapter`, "
         "`lr.prompt`, ...); a group not given takes the learner's default. The groups and their defaults are "
         "listed [below](#learning-rates)", ABOVE_ZERO)
-    weight_decay: float = setting(5e-4, "Adam weight decay", at_least(0))
+    optimizer: str = setting("adam", "the optimiser, made afresh every task: `adam` (weight decay added to the "
+                             "gradient, as SECA's reference) or `adamw` (decoupled weight decay, as MoE-Adapters)",
+                             one_of("adam", "adamw"))
+    weight_decay: float = setting(5e-4, "the optimiser's weight decay", at_least(0))
+    schedule: str = setting(
+        "multistep", "the learning rates within a task: `multistep` (multiplied by `gamma` after each of "
+        "`milestones`, per epoch) or `cosine` (per step: a linear warm-up over `warmup_steps` steps, then a "
+        "half cosine to zero at the task's last step, as open_clip's `cosine_lr`)", one_of("multistep", "cosine"))
     milestones: tuple[int, ...] = setting(
         (2, 5), "epochs after which the learning rates are multiplied by `gamma` (MultiStepLR, restarted every task)",
         Rule(_increasing, "a list of increasing epochs, each at least 1"))
     gamma: float = setting(0.1, "the MultiStepLR factor", ABOVE_ZERO)
+    warmup_steps: int = setting(0, "`schedule: cosine`: steps of linear warm-up at the start of every task "
+                                "(the rate of step s < warmup is lr (s + 1) / warmup)", at_least(0))
     amp: str = setting("auto", "mixed precision on CUDA: `auto` (bf16 where supported, else fp16), `bf16`, `fp16`, "
                        "`off`; never used on CPU or MPS", one_of("auto", "bf16", "fp16", "off"))
     device: str = setting("auto", "`auto` (CUDA, then MPS, then CPU), `cpu`, `cuda`, `cuda:N`, `mps`")
@@ -450,7 +459,7 @@ def _value_at(config: Any, key: str) -> Any:
 
 def validate(config: ExperimentConfig) -> ExperimentConfig:
     """``config`` itself if every value is in its range; else a SecaError naming the first key that is not."""
-    from .methods import check_method
+    from .methods import check_method, learner_class
 
     if config.seeds is not None:
         check_seeds(config.seeds, "config key 'seeds'")
@@ -467,6 +476,7 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
     for group in config.train.lr:
         if group not in groups:
             raise _unknown_key_error(f"train.lr.{group}", ExperimentConfig)
+    learner_class(config.method.name).check_config(config)
     return config
 
 

@@ -100,13 +100,40 @@ class TextTower:
             return self.projection(x)
         return x @ self.projection if self.projection is not None else x
 
-    def encode_embeddings(self, embeddings: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """Text features from ``[N, L, width]`` token embeddings (L may be shorter than the context)."""
+    def encode_embeddings(self, embeddings: torch.Tensor, tokens: torch.Tensor, adapters=None) -> torch.Tensor:
+        """Text features from ``[N, L, width]`` token embeddings (L may be shorter than the context).
+
+        ``adapters`` (anything with ``adapter_for(block)``, as the image side takes) adds an adapter's output
+        to a block's, reading the stream after its attention, in parallel to the MLP:
+        ``x = x + attn(ln_1(x));  x = x + mlp(ln_2(x)) + adapter(x)``.
+        """
         length = embeddings.shape[1]
         x = embeddings + self.positional_embedding[:length].to(embeddings.dtype)
         mask = None if self.attn_mask is None else self.attn_mask[:length, :length]
-        x = self.transformer(x, attn_mask=mask)
+        if adapters is None:
+            x = self.transformer(x, attn_mask=mask)
+        else:
+            for index, block in enumerate(self.blocks_for_adapters()):
+                residual = x + block.ls_1(block.attention(q_x=block.ln_1(x), attn_mask=mask))
+                x = residual + block.ls_2(block.mlp(block.ln_2(residual)))
+                adapter = adapters.adapter_for(index)
+                if adapter is not None:
+                    x = x + adapter(residual, length)
         return self._pool_and_project(x, self.pooled_positions(tokens[:, :length]))
+
+    def blocks_for_adapters(self) -> list[nn.Module]:
+        """The text transformer's blocks, refused with one line unless adapters can join them."""
+        blocks = list(getattr(self.transformer, "resblocks", []))
+        parts = ("ln_1", "attention", "ls_1", "ln_2", "mlp", "ls_2")
+        if not blocks or not getattr(self.transformer, "batch_first", True) or not all(
+                hasattr(b, p) for b in blocks for p in parts):
+            raise SecaError("the text encoder's blocks are not standard batch-first CLIP residual attention blocks, "
+                            "so adapters cannot be placed in them (use an OpenAI-style CLIP such as ViT-B-16)")
+        return blocks
+
+    @property
+    def num_blocks(self) -> int:
+        return len(getattr(self.transformer, "resblocks", []))
 
     def encode_shared_prefix(self, prefixes: torch.Tensor, suffixes: torch.Tensor,
                              suffix_tokens: torch.Tensor) -> torch.Tensor:

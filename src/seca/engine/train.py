@@ -1,7 +1,9 @@
-"""The epoch loop of one task: Adam over the learner's parameter groups, MultiStepLR, AMP on CUDA."""
+"""The epoch loop of one task: Adam or AdamW over the learner's parameter groups, a step or cosine schedule,
+AMP on CUDA."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict
 from typing import Callable, Optional
@@ -36,7 +38,16 @@ def make_optimizer(learner: Learner, train: TrainConfig) -> torch.optim.Optimize
         params = [p for p in group["params"] if p.requires_grad]
         if params:
             groups.append({"name": name, "params": params, "lr": rate})
-    return torch.optim.Adam(groups, weight_decay=train.weight_decay)
+    kind = torch.optim.AdamW if train.optimizer == "adamw" else torch.optim.Adam
+    return kind(groups, weight_decay=train.weight_decay)
+
+
+def cosine_rate(base: float, step: int, steps: int, warmup: int) -> float:
+    """The rate of step ``step`` (from 0) of ``steps``: linear warm-up over ``warmup`` steps, then a half cosine
+    that reaches zero at step ``steps`` (open_clip's ``cosine_lr``, which MoE-Adapters uses)."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / (steps - warmup))) * base
 
 
 def fit_task(learner: Learner, dataset: TaskImages, train: TrainConfig, device: torch.device, seed: int,
@@ -51,6 +62,7 @@ def fit_task(learner: Learner, dataset: TaskImages, train: TrainConfig, device: 
     """
     optimizer = make_optimizer(learner, train)
     schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(train.milestones), gamma=train.gamma)
+    base_rates = [group["lr"] for group in optimizer.param_groups]
     dtype = amp_dtype(train.amp, device)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     task = learner.task
@@ -65,6 +77,7 @@ def fit_task(learner: Learner, dataset: TaskImages, train: TrainConfig, device: 
     else:
         step_of = learner.training_step
     step = first_step
+    task_step, task_steps = 0, None
     for epoch in range(train.epochs):
         learner.train()
         if w.size > 1:
@@ -76,6 +89,8 @@ def fit_task(learner: Learner, dataset: TaskImages, train: TrainConfig, device: 
             batches = loader(dataset, train.batch_size, sampler(dataset, seed, epoch), num_workers,
                              device.type == "cuda")
             shares = None
+        if task_steps is None:  # every epoch has as many steps (all processes too: ShardBatches)
+            task_steps = len(batches) * train.epochs
         sums: dict[str, float] = defaultdict(float)
         seen, start = 0, time.perf_counter()
         bar = tqdm(batches, desc=f"task {task.index + 1} epoch {epoch + 1}/{train.epochs}", leave=False,
@@ -84,6 +99,9 @@ def fit_task(learner: Learner, dataset: TaskImages, train: TrainConfig, device: 
             if shares is not None:
                 batch.share = shares[number]
             batch = batch.to(device)
+            if train.schedule == "cosine":
+                for group, base in zip(optimizer.param_groups, base_rates):
+                    group["lr"] = cosine_rate(base, task_step, task_steps, train.warmup_steps)
             with autocast(device, dtype):
                 losses = step_of(batch)
             loss = losses["loss"]
@@ -104,13 +122,15 @@ def fit_task(learner: Learner, dataset: TaskImages, train: TrainConfig, device: 
             for key, value in losses.items():
                 sums[key] += float(value.detach()) * n
             step += 1
+            task_step += 1
             rate = seen / max(time.perf_counter() - start, 1e-9)
             if step % max(train.log_every, 1) == 0 and log is not None:
                 log("train_step", task=task.index, epoch=epoch, step=step, images_per_s=round(rate, 1),
                     lr={g["name"]: g["lr"] for g in optimizer.param_groups},
                     **{k: float(v.detach()) for k, v in losses.items()})
             bar.set_postfix({**{k: f"{v / seen:.3f}" for k, v in sums.items()}, "img/s": f"{rate:.0f}"}, refresh=False)
-        schedule.step()
+        if train.schedule == "multistep":
+            schedule.step()
         # every process's images of the epoch, and the means of the loss terms over them
         totals = all_sum(torch.tensor([seen, *sums.values()], dtype=torch.float64)).tolist()
         seen = int(totals[0])

@@ -96,6 +96,12 @@ class Learner(nn.Module):
         self.num_seen = task.stop
 
     @classmethod
+    def check_config(cls, config: Any) -> None:
+        """Refuse, with a one-line :class:`~seca.errors.SecaError` that names the method, the setting and what it
+        supports, a setting this method cannot run with. ``config`` is the whole experiment configuration; called
+        before any work (config validation), and with the ``method`` section alone when a learner is built."""
+
+    @classmethod
     def learning_rates(cls) -> dict[str, float]:
         """The default learning rate of every parameter group this learner may train."""
         return dict(cls.default_lr)
