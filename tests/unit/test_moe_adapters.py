@@ -181,3 +181,38 @@ def test_a_moe_adapters_run_follows_the_cosine_schedule_with_adamw(tmp_path):
     # (the rate logged is the one the step used)
     expected = [1e-3 / 3, 2e-3 / 3, 1e-3, 1e-3, 0.75e-3, 0.25e-3]
     assert first == pytest.approx(expected)
+
+
+def test_an_unsupported_setting_is_refused_before_any_work(tmp_path, capsys):
+    from seca.cli import main
+
+    out = tmp_path / "never"
+    assert main(["run", "cpu-small", "--out", str(out), "--set", "method.name=moe-adapters",
+                 "--set", "method.moe_adapters.top_k=3"]) != 0
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error == ["error: moe-adapters: method.moe_adapters.top_k 3 is more than its 2 experts; choose top_k "
+                     "between 1 and method.moe_adapters.experts"]
+    assert not out.exists()
+
+
+def test_adamw_is_the_optimiser_when_asked():
+    from seca.config import TrainConfig
+    from seca.engine.train import make_optimizer
+
+    class One(torch.nn.Module):
+        name = "one"
+
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(2))
+
+        def parameter_groups(self):
+            return [{"name": "w", "params": [self.w]}]
+
+        def learning_rates(self):
+            return {"w": 0.1}
+
+    adamw = make_optimizer(One(), TrainConfig(optimizer="adamw", weight_decay=0.5))
+    adam = make_optimizer(One(), TrainConfig(weight_decay=0.5))
+    assert type(adamw) is torch.optim.AdamW and type(adam) is torch.optim.Adam
+    assert adamw.param_groups[0]["lr"] == 0.1 and adamw.param_groups[0]["weight_decay"] == 0.5
