@@ -30,19 +30,17 @@ def run_once(config_path: Path, out: Path, threads: int | None) -> dict:
                "--set", "train.progress=false"]
     if threads:
         command += ["--set", f"train.threads={threads}"]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if done.returncode:
         raise SystemExit(f"{config_path.stem} failed:\n{done.stderr[-2000:]}")
+    # the largest child so far: this interpreter (one per variant, see main) has had no other
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # RUSAGE_CHILDREN holds the largest child so far: a child below an earlier one's peak cannot be told apart,
-    # so each variant runs in a fresh interpreter of its own (see main)
     records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     ends = [r for r in records if r["event"] == "task_end"]
     return {"seconds": seconds, "train_seconds": sum(r["train_seconds"] for r in ends),
-            "eval_seconds": sum(r["eval_seconds"] for r in ends), "peak_rss_mib": max(peak, before) / 1024,
+            "eval_seconds": sum(r["eval_seconds"] for r in ends), "peak_rss_mib": peak / 1024,
             "last": records[-1].get("last")}
 
 
