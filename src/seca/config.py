@@ -187,14 +187,18 @@ class TrainConfig:
     weight_decay: float = setting(5e-4, "the optimiser's weight decay", at_least(0))
     schedule: str = setting(
         "multistep", "the learning rates within a task: `multistep` (multiplied by `gamma` after each of "
-        "`milestones`, per epoch) or `cosine` (per step: a linear warm-up over `warmup_steps` steps, then a "
-        "half cosine to zero at the task's last step, as open_clip's `cosine_lr`)", one_of("multistep", "cosine"))
+        "`milestones`, per epoch), `cosine` (per step: a linear warm-up over `warmup_steps` steps, then a "
+        "half cosine to zero at the task's last step, as open_clip's `cosine_lr`) or `cosine_epoch` (per epoch: "
+        "torch's CosineAnnealingLR with T_max = `epochs` and eta_min = `min_lr_ratio` × lr, as Mind the Gap)",
+        one_of("multistep", "cosine", "cosine_epoch"))
     milestones: tuple[int, ...] = setting(
         (2, 5), "epochs after which the learning rates are multiplied by `gamma` (MultiStepLR, restarted every task)",
         Rule(_increasing, "a list of increasing epochs, each at least 1"))
     gamma: float = setting(0.1, "the MultiStepLR factor", ABOVE_ZERO)
     warmup_steps: int = setting(0, "`schedule: cosine`: steps of linear warm-up at the start of every task "
                                 "(the rate of step s < warmup is lr (s + 1) / warmup)", at_least(0))
+    min_lr_ratio: float = setting(0.0, "`schedule: cosine_epoch`: the rate the half cosine ends at, as a fraction of "
+                                  "the group's rate (Mind the Gap: 0.01)", at_least(0))
     amp: str = setting("auto", "mixed precision on CUDA: `auto` (bf16 where supported, else fp16), `bf16`, `fp16`, "
                        "`off`; never used on CPU or MPS", one_of("auto", "bf16", "fp16", "off"))
     device: str = setting("auto", "`auto` (CUDA, then MPS, then CPU), `cpu`, `cuda`, `cuda:N`, `mps`")

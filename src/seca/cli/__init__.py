@@ -1,6 +1,6 @@
 """The ``seca`` command line: one module per group of commands, each command's arguments beside its handler.
 
-    experiments.py   run, ablate, compare, report, presets
+    experiments.py   run, probe-epochs, ablate, compare, report, presets
     models.py        new, learn, predict, evaluate
     data.py          prepare
     offline.py       demo, pretrain-shapes
@@ -27,7 +27,7 @@ from . import data, experiments, models, offline, serve
 # The order of `seca --help`.
 COMMANDS = (experiments.add_run, models.add_predict, models.add_new, models.add_learn, models.add_evaluate,
             experiments.add_report, experiments.add_compare, data.add_prepare, experiments.add_ablate,
-            serve.add_serve, offline.add_demo, offline.add_pretrain_shapes, experiments.add_presets)
+            experiments.add_probe_epochs, serve.add_serve, offline.add_demo, offline.add_pretrain_shapes, experiments.add_presets)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""Commands over experiments: ``run``, ``ablate``, ``compare``, ``report`` and ``presets``."""
+"""Commands over experiments: ``run``, ``probe-epochs``, ``ablate``, ``compare``, ``report`` and ``presets``."""
 
 from __future__ import annotations
 
@@ -65,6 +65,39 @@ def run(args: argparse.Namespace) -> int:
         if os.environ.get("RANK", "0") == "0":  # in a torchrun run, rank 0 speaks for every process
             print(f"interrupted: {where}", file=sys.stderr)
         return 130
+    return 0
+
+
+# ---- seca probe-epochs ------------------------------------------------------------------------------------
+
+
+def add_probe_epochs(sub) -> None:
+    p = sub.add_parser("probe-epochs", help="choose a method's epochs per task by its own probe on the first task "
+                                            "(mind-the-gap)",
+                       description="Train the first task of a config's benchmark as the method's epoch probe does "
+                                   "(Mind the Gap: until an epoch moves the mean non-target logit by more than "
+                                   "method.mind_the_gap.probe_threshold) and print the epochs to set as "
+                                   "train.epochs. Nothing is saved.")
+    p.add_argument("config", help="a YAML file, or the name of a packaged preset (see `seca presets`)")
+    set_flag(p)
+    p.set_defaults(handler=probe_epochs)
+
+
+def probe_epochs(args: argparse.Namespace) -> int:
+    from ..config import load_config
+    from ..engine.probe import probe_epochs as probe
+
+    report = probe(load_config(args.config, args.set))
+    before = report["before"]
+    print(f"{'epoch':>5}  {report['statistic']:>22}  {'change':>8}")
+    print(f"{'0':>5}  {before:>22.4f}  {'':>8}")
+    for epoch, value in enumerate(report["after_each_epoch"], start=1):
+        change = abs(value - before) / abs(before)
+        mark = f"  > {report['threshold']:.0%}" if change > report["threshold"] else ""
+        print(f"{epoch:>5}  {value:>22.4f}  {change:>8.1%}{mark}")
+    why = ("the epochs completed before the first that crossed the threshold, at least 1" if report["crossed"] else
+           f"no epoch crossed the threshold in {report['max_epochs']}: the probe's most")
+    print(f"epochs: {report['epochs']} ({why}); run with --set train.epochs={report['epochs']}")
     return 0
 
 

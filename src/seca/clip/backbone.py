@@ -25,13 +25,15 @@ from torch import nn
 
 from ..errors import SecaError
 from ..peft.adapter import AdapterSet, StackedAdapters
+from ..peft.lora import LoraSet
 from .archs import ARCHITECTURES, pretrained_weights
 from .text import TextTower
 
 log = logging.getLogger(__name__)
 
 ImageOutput = Literal["projected", "class_token"]
-Adapters = Union[AdapterSet, StackedAdapters]  # anything with ``first_block`` and ``adapter_for(block)``
+# anything with ``first_block`` and ``adapter_for(block)``, and optionally ``attention_for(block)`` (LoRA)
+Adapters = Union[AdapterSet, StackedAdapters, LoraSet]
 
 
 @dataclass
@@ -178,8 +180,18 @@ class ClipBackbone:
         Each adapter reads the residual stream after attention, in parallel to the MLP (spec §2):
         ``x = x + attn(ln_1(x));  x = x + mlp(ln_2(x)) + adapter(x)``.
         ``stem`` replaces ``images`` with their frozen stem, computed earlier (spec §7b); it must end at
-        or before the first adapter.
+        or before the first adapter. Adapters with ``attention_for(block)`` (LoRA) change every block's attention
+        instead, from the first block on (they take no stem).
         """
+        attention_for = getattr(adapters, "attention_for", None)
+        if attention_for is not None:  # the attention changes from block 0 on: only the embeddings are frozen
+            if stem is not None:
+                raise ValueError("a frozen stem cannot be used with adapters that change the attention")
+            x = self.model.visual._embeds(images)
+            for index in range(self.num_blocks):
+                x = self._run_block(index, x, adapters.adapter_for(index), attention_for(index))
+            class_token = x[:, 0]
+            return class_token if output == "class_token" else self.project_class_token(class_token)
         if stem is None:
             stem = self.stem(images, adapters.first_block if adapters is not None else self.num_blocks - 1)
         elif adapters is not None and adapters.first_block < stem.block:
@@ -204,22 +216,27 @@ class ClipBackbone:
         return torch.cat([self.encode_image(stem=stem[i:i + rows].repeat(sets), adapters=stacked, output="class_token")
                           .unflatten(0, (sets, -1)).transpose(0, 1) for i in range(0, len(stem), rows)])
 
-    def _block_parts(self, index: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _block_parts(self, index: int, x: torch.Tensor, attention: Optional[Callable] = None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Block ``index`` on ``x`` without an adapter: (stream after attention, block output).
 
-        Only the class token is read from the last block, so there it attends from the class token alone
-        and runs the MLP on it alone: the same result up to rounding, a fraction of the work.
+        ``attention`` (a LoRA of :mod:`seca.peft.lora`) replaces the block's attention. Only the class token is
+        read from the last block, so there it attends from the class token alone (keys and values still come
+        from every token) and runs the MLP on it alone: the same result up to rounding, a fraction of the work.
         """
         block = self.blocks[index]
-        if index == self.num_blocks - 1:
-            h = block.ln_1(x)
-            residual = x[:, :1] + block.ls_1(block.attention(q_x=h[:, :1], k_x=h, v_x=h))
+        h = block.ln_1(x)
+        queries, stream = (h[:, :1], x[:, :1]) if index == self.num_blocks - 1 else (h, x)
+        if attention is None:
+            attended = block.attention(q_x=queries, k_x=h, v_x=h)
         else:
-            residual = x + block.ls_1(block.attention(q_x=block.ln_1(x)))
+            attended = attention(block.attn, queries, h)
+        residual = stream + block.ls_1(attended)
         return residual, residual + block.ls_2(block.mlp(block.ln_2(residual)))
 
-    def _run_block(self, index: int, x: torch.Tensor, adapter: Optional[Callable] = None) -> torch.Tensor:
-        residual, output = self._block_parts(index, x)
+    def _run_block(self, index: int, x: torch.Tensor, adapter: Optional[Callable] = None,
+                   attention: Optional[Callable] = None) -> torch.Tensor:
+        residual, output = self._block_parts(index, x, attention)
         return output if adapter is None else output + adapter(residual, x.shape[1])
 
     def project_class_token(self, class_token: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import SecaError
+from ..peft.lora import is_packed_attention
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +34,6 @@ def _merge_heads(x: torch.Tensor) -> torch.Tensor:
     """[N, heads, L, d] -> [N, L, heads * d]"""
     n, heads, length, d = x.shape
     return x.transpose(1, 2).reshape(n, length, heads * d)
-
-
-def _is_plain_attention(attn: nn.Module) -> bool:
-    return (isinstance(attn, nn.MultiheadAttention) and attn._qkv_same_embed_dim and attn.batch_first
-            and attn.bias_k is None and not attn.add_zero_attn and attn.in_proj_bias is not None)
 
 
 class TextTower:
@@ -67,7 +63,7 @@ class TextTower:
         self.can_share_prefix: bool = (
             self.attn_mask is not None and self.pool_type in ("argmax", "eos") and bool(blocks)
             and getattr(self.transformer, "batch_first", True)
-            and all(all(hasattr(b, p) for p in BLOCK_PARTS) and not hasattr(b, "ln_1_kv") and _is_plain_attention(b.attn)
+            and all(all(hasattr(b, p) for p in BLOCK_PARTS) and not hasattr(b, "ln_1_kv") and is_packed_attention(b.attn)
                     for b in blocks)
         )
 
@@ -105,7 +101,9 @@ class TextTower:
 
         ``adapters`` (anything with ``adapter_for(block)``, as the image side takes) adds an adapter's output
         to a block's, reading the stream after its attention, in parallel to the MLP:
-        ``x = x + attn(ln_1(x));  x = x + mlp(ln_2(x)) + adapter(x)``.
+        ``x = x + attn(ln_1(x));  x = x + mlp(ln_2(x)) + adapter(x)``. If it also has ``attention_for(block)``
+        (LoRA, :mod:`seca.peft.lora`), that replaces the block's attention: ``attention_for(block)(attn, h, h,
+        mask)``.
         """
         length = embeddings.shape[1]
         x = embeddings + self.positional_embedding[:length].to(embeddings.dtype)
@@ -113,8 +111,14 @@ class TextTower:
         if adapters is None:
             x = self.transformer(x, attn_mask=mask)
         else:
+            attention_for = getattr(adapters, "attention_for", None)
             for index, block in enumerate(self.blocks_for_adapters()):
-                residual = x + block.ls_1(block.attention(q_x=block.ln_1(x), attn_mask=mask))
+                h = block.ln_1(x)
+                if attention_for is None:
+                    attended = block.attention(q_x=h, attn_mask=mask)
+                else:
+                    attended = attention_for(index)(block.attn, h, h, mask)
+                residual = x + block.ls_1(attended)
                 x = residual + block.ls_2(block.mlp(block.ln_2(residual)))
                 adapter = adapters.adapter_for(index)
                 if adapter is not None:

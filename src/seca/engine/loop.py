@@ -123,8 +123,8 @@ def set_up(config: ExperimentConfig, out: Optional[Path], overwrite: bool, resum
     # Everything that can fail on bad input is built before the output folder is touched: first what is cheap
     # (the method's name, the data and every image file, the scenario), then the backbone.
     check_method(config.method.name)
-    data = _data(config, echo)
-    scenario, order = _scenario(config, data)
+    data = load_data(config, echo)
+    scenario, order = build_scenario(config, data)
     backbone = load_backbone(config.backbone.model, config.backbone.pretrained, config.backbone.cache_dir, device)
     data.train.transform = data.test.transform = backbone.preprocess
     learner = build_learner(backbone, scenario.names_in_label_order(data.class_names), config.method, config.seed)
@@ -153,7 +153,7 @@ def set_up(config: ExperimentConfig, out: Optional[Path], overwrite: bool, resum
                scenario.labels(data.train.targets), scenario.labels(data.test.targets))
 
 
-def _data(config: ExperimentConfig, echo: Callable[[str], None]) -> BenchmarkData:
+def load_data(config: ExperimentConfig, echo: Callable[[str], None]) -> BenchmarkData:
     """The data set; image files on disk are each read once before any training."""
     d = config.data
     data = build_datasets(d.dataset, d.root, None, d.download, d.shapes, d.max_pixels)
@@ -163,7 +163,7 @@ def _data(config: ExperimentConfig, echo: Callable[[str], None]) -> BenchmarkDat
     return data
 
 
-def _scenario(config: ExperimentConfig, data: BenchmarkData) -> tuple[ClassIncrementalScenario, list[int]]:
+def build_scenario(config: ExperimentConfig, data: BenchmarkData) -> tuple[ClassIncrementalScenario, list[int]]:
     s = config.scenario
     if s.tasks is not None:
         order, sizes = tasks_by_name(s.tasks, data.class_names)

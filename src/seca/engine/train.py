@@ -1,5 +1,5 @@
-"""The epoch loop of one task: Adam or AdamW over the learner's parameter groups, a step or cosine schedule,
-AMP on CUDA."""
+"""The epoch loop of one task: Adam or AdamW over the learner's parameter groups, a step or cosine schedule (per
+step or per epoch), AMP on CUDA."""
 
 from __future__ import annotations
 
@@ -50,10 +50,21 @@ def cosine_rate(base: float, step: int, steps: int, warmup: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * (step - warmup) / (steps - warmup))) * base
 
 
+def cosine_epoch_rate(base: float, epoch: int, epochs: int, min_ratio: float) -> float:
+    """The rate of epoch ``epoch`` (from 0) of ``epochs``: torch's ``CosineAnnealingLR`` with ``T_max = epochs`` and
+    ``eta_min = min_ratio · base``, stepped once per epoch (Mind the Gap's LoRA schedule)."""
+    floor = min_ratio * base
+    return floor + (base - floor) * (1 + math.cos(math.pi * epoch / epochs)) / 2
+
+
 def fit_task(learner: Learner, dataset: TaskImages, train: TrainConfig, device: torch.device, seed: int,
              num_workers: int = 0, log: Optional[JsonlLog] = None,
-             sampler: Callable[[TaskImages, int, int], Sampler] = random_sampler, first_step: int = 0) -> int:
+             sampler: Callable[[TaskImages, int, int], Sampler] = random_sampler, first_step: int = 0,
+             after_epoch: Optional[Callable[[int], bool]] = None) -> int:
     """Train ``learner`` on the current task for ``train.epochs`` epochs.
+
+    ``after_epoch(epoch)`` (0-based), if given, is called after each epoch; it returns True to stop there (an
+    epoch probe, ``seca probe-epochs``).
 
     ``dataset`` is this process's images of the task: all of them, or in a distributed run its shard, which
     it trains on with its part of the global batch ``train.batch_size`` (:class:`ShardBatches`) through
@@ -80,6 +91,9 @@ def fit_task(learner: Learner, dataset: TaskImages, train: TrainConfig, device: 
     task_step, task_steps = 0, None
     for epoch in range(train.epochs):
         learner.train()
+        if train.schedule == "cosine_epoch":
+            for group, base in zip(optimizer.param_groups, base_rates):
+                group["lr"] = cosine_epoch_rate(base, epoch, train.epochs, train.min_lr_ratio)
         if w.size > 1:
             plan = ShardBatches(sizes, w.rank, train.batch_size, seed, epoch)
             batches = loader(dataset, train.batch_size, num_workers=num_workers, pin_memory=device.type == "cuda",
@@ -138,6 +152,8 @@ def fit_task(learner: Learner, dataset: TaskImages, train: TrainConfig, device: 
         if log is not None:
             log("train_epoch", task=task.index, epoch=epoch, images=seen,
                 seconds=round(time.perf_counter() - start, 3), **means)
+        if after_epoch is not None and after_epoch(epoch):
+            break
     learner.eval()
     return step
 

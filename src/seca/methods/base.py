@@ -122,6 +122,14 @@ class Learner(nn.Module):
     def end_task(self, task: Task, data: TaskData) -> None:
         """Consolidate after training on ``task`` (snapshots, prototypes, cached inference features)."""
 
+    def epoch_probe(self, data: TaskData) -> Any:
+        """The method's way of choosing its epochs per task on the first task (``seca probe-epochs``), or None if it
+        has none. Called after ``begin_task`` of the first task with its training data; returns an object with
+        ``max_epochs`` (the probe trains at most this many), ``after_epoch(epoch) -> bool`` (called after each
+        0-based epoch; True stops the probe) and ``report() -> dict`` (``"epochs"``, the choice, and what it
+        measured)."""
+        return None
+
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """Non-negative scores ``[batch, num_seen]`` over all classes seen so far, proportional to the
         class probabilities (normalised, they are what ``seca predict`` reports); the arg-max is the prediction."""
