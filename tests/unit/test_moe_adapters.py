@@ -216,3 +216,17 @@ def test_adamw_is_the_optimiser_when_asked():
     adam = make_optimizer(One(), TrainConfig(weight_decay=0.5))
     assert type(adamw) is torch.optim.AdamW and type(adam) is torch.optim.Adam
     assert adamw.param_groups[0]["lr"] == 0.1 and adamw.param_groups[0]["weight_decay"] == 0.5
+
+
+def test_the_texts_kept_for_inference_are_encoded_as_at_test_whatever_the_learners_mode(tiny_backbone):
+    """Gate noise and dropout act while training; the texts a task's end keeps for inference have neither, even
+    when the task ends with the learner still in training mode."""
+    learner = _trained(tiny_backbone).train()
+    task = Task(0, ("a", "b", "c", "d"), 0, 4)
+    learner.begin_task(task, TaskData(task, 0, lambda: []))
+    learner.end_task(task, TaskData(task, 0, lambda: []))
+    assert learner.training
+    learner.eval()
+    with torch.no_grad():
+        expected = F.normalize(learner._encode(learner._tokenize(["a", "b", "c", "d"])), dim=-1)
+    torch.testing.assert_close(learner.text_features, expected)

@@ -183,10 +183,14 @@ class MoeAdapters(Learner):
         self._cache_texts()
 
     def _cache_texts(self) -> None:
-        """The texts of every seen class under the experts as they are now (fixed until the next task trains)."""
+        """The texts of every seen class under the experts as they are now (fixed until the next task trains),
+        encoded as at test (no gate noise, no dropout) whatever mode the learner is in."""
         if self.num_seen:
+            was_training = self.training
+            self.eval()
             with torch.no_grad():
                 texts = self._encode(self._tokenize(self.class_names[: self.num_seen]))
+            self.train(was_training)
             self.text_features = F.normalize(widen(texts), dim=-1).to(self.text_features.device)
 
     def _tokenize(self, names) -> torch.Tensor:
