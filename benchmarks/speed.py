@@ -1,4 +1,4 @@
-"""SECA's fast paths against the naive computation, on the same model, data and seed (spec §7b).
+"""A learner's fast paths against the naive computation, on the same model, data and seed (spec §7b).
 
 The naive path computes what the reference implementation computes: every training step runs each pool
 snapshot's teacher from the image and encodes every seen class over the whole text context, every
@@ -25,6 +25,14 @@ fast path, to show that the check sees it.
     python benchmarks/speed.py --small              # the offline seca-shapes CLIP, 100 classes in 10 tasks
     python benchmarks/speed.py --json speed.json    # also write the table and the ratios as JSON
     python benchmarks/speed.py --small --break prefix-token   # a broken fast path: agree: false
+    python benchmarks/speed.py --method rapf        # a competitor against its official code's computation
+
+``--method`` picks the learner (default seca). Each competitor's naive path is what its official code computes
+(docs/specs/<method>.md §9): RAPF runs the image encoder at every step and again for the task's statistics;
+MoE-Adapters and Mind the Gap encode texts over the whole context and run the last image block over every
+token, re-encode the seen classes' texts for every test batch, and Mind the Gap encodes every seen class at
+every step and the task's images again in every agent epoch. MoE-Adapters' exactness check turns the experts'
+dropout off in both paths (a text cut after its end token draws masks of another shape than the whole context).
 """
 
 from __future__ import annotations
@@ -56,6 +64,10 @@ from seca.engine.device import amp_dtype, autocast, resolve_device, set_threads
 from seca.engine.train import make_optimizer
 from seca.methods import Batch, TaskData, build_learner, method_config
 from seca.methods.precision import widen
+from seca.methods.mind_the_gap import MindTheGap
+from seca.methods.moe_adapters import MoeAdapters
+from seca.methods.rapf import Rapf
+from seca.methods.replay import class_means
 from seca.methods.seca import SECA
 from seca.methods.sg_akt import SGAKTConfig
 
@@ -80,10 +92,23 @@ class ReferenceBackbone(ClipBackbone):
         x = self.model.visual._embeds(images)
         return FrozenStem(-1, x, x, x.shape[1])
 
-    def _block_parts(self, index: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        block = self.blocks[index]
-        residual = x + block.ls_1(block.attention(q_x=block.ln_1(x)))
-        return residual, residual + block.ls_2(block.mlp(block.ln_2(residual)))
+    def _block_parts(self, index: int, x: torch.Tensor, attention=None) -> tuple[torch.Tensor, torch.Tensor]:
+        return full_block(self, index, x, attention)
+
+
+def full_block(backbone: ClipBackbone, index: int, x: torch.Tensor, attention=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Block ``index`` over every token (no class-token shortcut in the last block)."""
+    block = backbone.blocks[index]
+    h = block.ln_1(x)
+    residual = x + block.ls_1(block.attention(q_x=h) if attention is None else attention(block.attn, h, h))
+    return residual, residual + block.ls_2(block.mlp(block.ln_2(residual)))
+
+
+class FullSequenceBackbone(ClipBackbone):
+    """The image encoder as the competitors' official codes run it: the last block over every token too."""
+
+    def _block_parts(self, index: int, x: torch.Tensor, attention=None) -> tuple[torch.Tensor, torch.Tensor]:
+        return full_block(self, index, x, attention)
 
 
 class NaiveSECA(SECA):
@@ -106,6 +131,73 @@ def naive_method(method):
     return dataclasses.replace(method, stem_cache_gb=0.0,
                                sg_akt=dataclasses.replace(method.sg_akt, cache_teachers=False),
                                classifier=dataclasses.replace(method.classifier, cache_text=False))
+
+
+class NaiveRapf(Rapf):
+    """RAPF as its official code computes it: the image encoder at every step, and again for the statistics."""
+
+    def _embed_task(self, data: TaskData):
+        return None
+
+    def _image_features(self, batch: Batch) -> torch.Tensor:
+        with torch.no_grad():
+            return widen(self.backbone.encode_image(batch.images))
+
+    def end_task(self, task, data: TaskData) -> None:
+        self._features = Rapf._embed_task(self, data)
+        super().end_task(task, data)
+
+
+class WholeContextTexts:
+    """Texts tokenized over the whole context, and the seen classes' texts encoded for every test batch."""
+
+    def _tokenize(self, names) -> torch.Tensor:
+        return self.backbone.tokenize([self.settings.template.format(name) for name in names])
+
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        self._cache_texts()
+        return super().predict(images)
+
+
+class NaiveMoeAdapters(WholeContextTexts, MoeAdapters):
+    """MoE-Adapters as its official code computes it."""
+
+
+class NaiveMindTheGap(WholeContextTexts, MindTheGap):
+    """Mind the Gap as its official code computes it: every seen class's text at every step (the loss reads the
+    current task's columns), and the task's images encoded again in every epoch of the agent."""
+
+    def begin_task(self, task, data: TaskData) -> None:
+        super().begin_task(task, data)
+        self._tokens = self._tokenize(self.class_names[: task.stop])
+
+    def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        images = F.normalize(self.backbone.encode_image(batch.images, adapters=self.image), dim=-1)
+        texts = F.normalize(self._encode(self._tokens), dim=-1)
+        logits = self.backbone.logit_scale * images @ texts.T
+        loss = F.cross_entropy(widen(logits[:, self.task.start:]), batch.labels - self.task.start)
+        return {"ce": loss, "loss": loss}
+
+    def end_task(self, task, data: TaskData) -> None:
+        self._tokens = None
+        self._cache_texts()
+        features, labels = self._task_features(data)
+        means = class_means(features.double(), labels, list(task.labels)).float()
+        for _ in range(self.settings.agent_epochs):  # the official agent loop encodes them again (the same values)
+            features = self._task_features(data)[0]
+        self.agent = torch.cat([self.agent, self._train_agent(task, means, features, labels)])
+
+
+NAIVE = {"rapf": NaiveRapf, "moe-adapters": NaiveMoeAdapters, "mind-the-gap": NaiveMindTheGap}
+METHODS = ["seca", *NAIVE]
+
+
+def fast_method(args):
+    """The method section of the fast path (the naive path's is the same)."""
+    method = method_config(name=args.method)
+    if args.method == "moe-adapters" and args.check:  # dropout masks of cut and whole texts differ in shape
+        method = dataclasses.replace(method, moe_adapters=dataclasses.replace(method.moe_adapters, dropout=0.0))
+    return method
 
 
 # ---- one path, in its own process ------------------------------------------------------------------
@@ -194,11 +286,14 @@ def prepare(args, out: Path) -> None:
     device = resolve_device(args.device)
     set_threads(args.threads)
     backbone = load_backbone(args.model, args.pretrained, device=device)
-    method = method_config(name="seca", stem_cache_gb=0.0, sg_akt=SGAKTConfig(cache_teachers=False))
+    if args.method == "seca":
+        method = method_config(name="seca", stem_cache_gb=0.0, sg_akt=SGAKTConfig(cache_teachers=False))
+    else:
+        method = fast_method(args)
     learner = build_learner(backbone, class_names(args.classes, args.small), method, seed=0)
     bring_to_last_task(learner, scenario_of(args), backbone.image_size, device)
     torch.save({"tensors": learner.state_dict(), "structure": learner.structure(),
-                "frozen_text": learner._frozen_text}, out)
+                "frozen_text": getattr(learner, "_frozen_text", None)}, out)
 
 
 def scenario_of(args) -> ClassIncrementalScenario:
@@ -210,11 +305,14 @@ def path_learner(args, path: str, state: dict):
     device = resolve_device(args.device)
     backbone = load_backbone(args.model, args.pretrained, device=device)
     names = class_names(args.classes, args.small)
-    if path == "naive":
+    if path == "naive" and args.method == "seca":
         reference = ReferenceBackbone(backbone.model, backbone.preprocess, backbone.tokenizer, backbone.model_name, None)
         learner = NaiveSECA(reference, names, naive_method(method_config(name="seca")), seed=0).to(device)
+    elif path == "naive":
+        full = FullSequenceBackbone(backbone.model, backbone.preprocess, backbone.tokenizer, backbone.model_name, None)
+        learner = NAIVE[args.method](full, names, fast_method(args), seed=0).to(device)
     else:
-        learner = build_learner(backbone, names, method_config(name="seca"), seed=0)
+        learner = build_learner(backbone, names, fast_method(args), seed=0)
         if args.break_:
             sabotage(learner, args.break_)
     learner.restore(state["tensors"], state["structure"])
@@ -238,9 +336,10 @@ def run_path(args, path: str, state: dict) -> dict:
     set_threads(args.threads)
     torch.manual_seed(0)
     learner, backbone = path_learner(args, path, state)
-    # The earlier prompts' text features, which a run has encoded task by task (the same numbers either way).
-    learner._frozen_text = state["frozen_text"].to(device)
-    pool = len(learner.teacher.pool)
+    if args.method == "seca":
+        # The earlier prompts' text features, which a run has encoded task by task (the same numbers either way).
+        learner._frozen_text = state["frozen_text"].to(device)
+    pool = len(learner.teacher.pool) if args.method == "seca" else 0
     amp = amp_dtype(args.amp, device)
     last = scenario_of(args).tasks[-1]
     images = random_images(max((args.steps + 1) * args.batch, last.num_classes), backbone.image_size, 99, device)
@@ -273,8 +372,9 @@ def run_path(args, path: str, state: dict) -> dict:
 
     parts = step_parts(learner, next(iter(data.batches())), device, amp) if args.parts else {}
 
+    read = counting(data)
     start = time.perf_counter()
-    learner.end_task(last, data)
+    learner.end_task(last, read)
     synchronize(device)
     end = time.perf_counter() - start
 
@@ -290,10 +390,23 @@ def run_path(args, path: str, state: dict) -> dict:
             synchronize(device)
             evaluation.append(time.perf_counter() - start)
     return {"path": path, "setup_seconds": setup, "setup_images": len(images), "step_seconds": steps,
-            "end_seconds": end, "eval_seconds": evaluation, "peak_memory": peak_memory(device),
+            "end_seconds": end, "end_passes": read.images / len(images), "eval_seconds": evaluation, "peak_memory": peak_memory(device),
             "threads": torch.get_num_threads(), "device": str(device), "pool": pool,
             "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
             "parts": parts}
+
+
+def counting(data: TaskData) -> TaskData:
+    """``data``, counting in ``.images`` the images its batches yield (what an end of task reads)."""
+
+    def batches():
+        for batch in data.batches():
+            counted.images += len(batch.labels)
+            yield batch
+
+    counted = TaskData(data.task, data.size, batches)
+    counted.images = 0
+    return counted
 
 
 def check_path(args, path: str, state: dict) -> dict:
@@ -369,10 +482,12 @@ def agreement(fast: dict, naive: dict) -> dict:
 
 
 def task_seconds(result: dict, args) -> float:
-    """One task composed from measured times: set-up scaled to the task's images, steps, end of task."""
+    """One task composed from measured times: set-up scaled to the task's images, steps, end of task (scaled to
+    the task's images too when it reads them: its time is then mostly passes over them)."""
     steps = args.epochs * math.ceil(args.task_images / args.batch)
     setup = result["setup_seconds"] * args.task_images / result["setup_images"]
-    return setup + steps * statistics.median(result["step_seconds"]) + result["end_seconds"]
+    end = result["end_seconds"] * (args.task_images / result["setup_images"] if result.get("end_passes") else 1)
+    return setup + steps * statistics.median(result["step_seconds"]) + end
 
 
 def summary(fast: dict, naive: dict, fast_check: dict, naive_check: dict, args) -> dict:
@@ -385,7 +500,7 @@ def summary(fast: dict, naive: dict, fast_check: dict, naive_check: dict, args) 
     }
     checks = agreement(fast_check, naive_check)
     return {
-        "setting": {"model": args.model, "classes": args.classes, "tasks": args.classes // args.increment,
+        "setting": {"method": args.method, "model": args.model, "classes": args.classes, "tasks": args.classes // args.increment,
                     "pool": fast["pool"], "batch": args.batch, "eval_batch": args.eval_batch, "timed_steps": args.steps,
                     "timed_eval_batches": args.eval_batches, "check_batch": args.check_batch,
                     "task_images": args.task_images, "epochs": args.epochs,
@@ -409,12 +524,13 @@ PARTS = {"text": "text of every seen class, forward and backward", "image": "stu
 def print_table(report: dict, args) -> None:
     s = report["setting"]
     steps = args.epochs * math.ceil(args.task_images / args.batch)
-    print(f"{s['model']} on {s['device']} ({s['device_name'] or 'CPU'}, {s['threads']} threads), {s['classes']} classes "
-          f"in {s['tasks']} tasks, the last task, pool of {s['pool']}, batch {s['batch']}, eval batch {s['eval_batch']}, "
-          f"amp {s['amp']}, torch {s['torch']}")
+    pool = f", pool of {s['pool']}" if s["method"] == "seca" else ""
+    print(f"{s['method']}, {s['model']} on {s['device']} ({s['device_name'] or 'CPU'}, {s['threads']} threads), "
+          f"{s['classes']} classes in {s['tasks']} tasks, the last task{pool}, batch {s['batch']}, eval batch "
+          f"{s['eval_batch']}, {s['epochs']} epochs, amp {s['amp']}, torch {s['torch']}")
     labels = {
         "train_step_seconds": ("training step (s), median of %d" % s["timed_steps"], "{:.3f}"),
-        "task_seconds": (f"one task (s), composed: set-up x {s['task_images']} images + {steps} steps + end", "{:.1f}"),
+        "task_seconds": (f"one task (s), composed: set-up x {s['task_images']} images + {steps} steps + end", "{:.2f}"),
         "inference_images_per_second": (f"inference at the last task (images/s), {s['timed_eval_batches']} batches",
                                         "{:.2f}"),
         "peak_memory_bytes": ("peak memory (MiB, %s)" % ("allocated" if "cuda" in s["device"] else "RSS"), "{:.0f}"),
@@ -477,6 +593,8 @@ def spawn(path: str, state: Path, out: Path, check: bool = False) -> dict:
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--method", choices=METHODS, default="seca",
+                        help="the learner whose fast paths are measured (default seca)")
     parser.add_argument("--small", action="store_true", help="the offline seca-shapes CLIP, 100 classes in 10 tasks")
     parser.add_argument("--model", help="default ViT-B-16 (seca-shapes with --small)")
     parser.add_argument("--pretrained", default=None, help="default: random weights (the timing does not depend on them)")
@@ -506,6 +624,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--state", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--prepare", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.method != "seca" and (args.break_ or args.parts):
+        parser.error(f"--break and --parts measure SECA's own fast paths; leave them out with --method {args.method}")
     args.model = args.model or ("seca-shapes" if args.small else "ViT-B-16")
     args.classes = args.classes or (100 if args.small else 200)
     args.increment = args.increment or (10 if args.small else 20)

@@ -67,3 +67,21 @@ def test_a_loss_term_near_zero_is_compared_on_the_scale_of_one(speed):
     fast = {**naive, "losses": {"loss": 2.0, "kd": 1e-6 + 1e-16}}
     checks = speed.agreement(fast, naive)
     assert checks["agree"] and checks["losses"]["kd"]["difference"] == pytest.approx(1e-16, rel=1e-3)
+
+
+@pytest.mark.parametrize("method, terms", [("rapf", {"loss", "ce", "hinge"}), ("moe-adapters", {"loss", "ce"}),
+                                           ("mind-the-gap", {"loss", "ce"})])
+def test_each_competitors_fast_path_agrees_with_its_official_computation(speed, method, terms, tmp_path):
+    """RAPF without its image encoder in the step, MoE-Adapters and Mind the Gap with texts cut short, the last
+    block on the class token and the texts kept per task: the same step and scores as their official codes'."""
+    args = speed.parse_args([*TINY, "--method", method, "--check"])
+    path = tmp_path / "state.pt"
+    speed.prepare(args, path)
+    state = torch.load(path, weights_only=False)
+    try:
+        fast, naive = speed.check_path(args, "fast", state), speed.check_path(args, "naive", state)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    checks = speed.agreement(fast, naive)
+    assert checks["agree"] and set(checks["losses"]) == terms and checks["largest"]["difference"] < 1e-11
+    assert len(checks["gradients"]) >= 1 and checks["scores"] < 1e-11

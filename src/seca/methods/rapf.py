@@ -133,11 +133,7 @@ class Rapf(Learner):
     def begin_task(self, task: Task, data: TaskData) -> None:
         super().begin_task(task, data)
         self._encode_texts()
-        features = torch.empty(data.size, self.backbone.embed_dim, device=self.device)
-        with torch.no_grad():
-            for batch in data.batches():  # §9: e(x) once per image; training never runs the image encoder
-                features[batch.index] = widen(self.backbone.encode_image(batch.images))
-        self._features, self._size = features, data.size
+        self._features, self._size = self._embed_task(data), data.size
         old = task.start
         self._pairs = (hard_pairs(self.text_features[:old], self.text_features[old:task.stop], self.settings.threshold,
                                   old) if old else torch.empty(0, 2, dtype=torch.long, device=self.device))
@@ -150,6 +146,18 @@ class Rapf(Learner):
             self._sampler.add(self.gaussians.means, shrink_covariance(covariances) if self.settings.shrinkage
                               else covariances)
 
+    @torch.no_grad()
+    def _embed_task(self, data: TaskData) -> torch.Tensor:
+        """e(x) of every training image of the task, once (§9): training never runs the image encoder."""
+        features = torch.empty(data.size, self.backbone.embed_dim, device=self.device)
+        for batch in data.batches():
+            features[batch.index] = widen(self.backbone.encode_image(batch.images))
+        return features
+
+    def _image_features(self, batch: Batch) -> torch.Tensor:
+        """e(x) of the batch's images, from those of the task."""
+        return self._features[batch.index]
+
     def parameter_groups(self) -> list[dict]:
         return [{"name": "linear", "params": [self.linear.weight]}]
 
@@ -159,7 +167,7 @@ class Rapf(Learner):
             self._order = torch.randperm(task.start, generator=self._generator)
             self._batch = 0
         self._seen = (self._seen + batch.labels.shape[0]) % self._size
-        features, labels = self._features[batch.index], batch.labels
+        features, labels = self._image_features(batch), batch.labels
         edge = None
         if task.start:
             chosen = self._replayed_classes()
