@@ -24,7 +24,7 @@ import yaml
 from tqdm import tqdm
 
 from .. import __version__, distributed
-from ..clip.backbone import load_backbone
+from ..clip.backbone import ClipBackbone, load_backbone
 from ..config import ExperimentConfig, config_differences, dump_yaml, to_dict, validate
 from ..data.datasets import BenchmarkData, ImageFiles, build_datasets, without_bad_images
 from ..data.scenario import ClassIncrementalScenario, Task, class_order, tasks_by_name
@@ -120,14 +120,8 @@ def set_up(config: ExperimentConfig, out: Optional[Path], overwrite: bool, resum
         if not resume:
             distributed.on_main(lambda: folder.check_new(overwrite))
 
-    # Everything that can fail on bad input is built before the output folder is touched: first what is cheap
-    # (the method's name, the data and every image file, the scenario), then the backbone.
-    check_method(config.method.name)
-    data = load_data(config, echo)
-    scenario, order = build_scenario(config, data)
-    backbone = load_backbone(config.backbone.model, config.backbone.pretrained, config.backbone.cache_dir, device)
-    data.train.transform = data.test.transform = backbone.preprocess
-    learner = build_learner(backbone, scenario.names_in_label_order(data.class_names), config.method, config.seed)
+    # Everything that can fail on bad input is built before the output folder is touched
+    data, scenario, order, backbone, learner = build_parts(config, device, echo)
     if config.train.tensorboard:
         summary_writer_class()  # fails now, not after the output folder exists
 
@@ -151,6 +145,19 @@ def set_up(config: ExperimentConfig, out: Optional[Path], overwrite: bool, resum
         threads=threads, processes=w.size, tasks=len(scenario), classes=data.num_classes, first_task=first_task)
     return Run(config, folder, device, data, scenario, order, learner, log, echo, progress, first_task,
                scenario.labels(data.train.targets), scenario.labels(data.test.targets))
+
+
+def build_parts(config: ExperimentConfig, device: torch.device, echo: Callable[[str], None]
+                ) -> tuple[BenchmarkData, ClassIncrementalScenario, list[int], ClipBackbone, Learner]:
+    """The data, the scenario and its class order, the backbone and the learner of ``config``: first what is cheap
+    to check (the method's name, the data and every image file, the scenario), then the backbone."""
+    check_method(config.method.name)
+    data = load_data(config, echo)
+    scenario, order = build_scenario(config, data)
+    backbone = load_backbone(config.backbone.model, config.backbone.pretrained, config.backbone.cache_dir, device)
+    data.train.transform = data.test.transform = backbone.preprocess
+    learner = build_learner(backbone, scenario.names_in_label_order(data.class_names), config.method, config.seed)
+    return data, scenario, order, backbone, learner
 
 
 def load_data(config: ExperimentConfig, echo: Callable[[str], None]) -> BenchmarkData:

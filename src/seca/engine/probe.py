@@ -14,13 +14,12 @@ from typing import Callable
 import torch
 
 from .. import distributed
-from ..clip.backbone import load_backbone
 from ..config import ExperimentConfig, validate
 from ..errors import SecaError
-from ..methods import TaskData, build_learner, check_method
+from ..methods import TaskData
 from .data import TaskImages, device_batches, loader
 from .device import resolve_device, seed_everything, set_threads
-from .loop import build_scenario, load_data
+from .loop import build_parts
 from .train import fit_task, task_seed
 
 
@@ -30,15 +29,10 @@ def probe_epochs(config: ExperimentConfig, echo: Callable[[str], None] = print) 
     if distributed.launched():
         raise SecaError("seca probe-epochs runs in one process; start it without torchrun")
     validate(config)
-    check_method(config.method.name)
     seed_everything(config.seed)
     device = resolve_device(config.train.device)
     set_threads(config.train.threads)
-    data = load_data(config, echo)
-    scenario, _ = build_scenario(config, data)
-    backbone = load_backbone(config.backbone.model, config.backbone.pretrained, config.backbone.cache_dir, device)
-    data.train.transform = data.test.transform = backbone.preprocess
-    learner = build_learner(backbone, scenario.names_in_label_order(data.class_names), config.method, config.seed)
+    data, scenario, _, _, learner = build_parts(config, device, echo)
     task = scenario.tasks[0]
     train_labels = scenario.labels(data.train.targets)
     indices = scenario.items_of(data.train.targets, [task])

@@ -29,6 +29,7 @@ from ..errors import SecaError
 from ..peft.lora import LoraSet, check_attention
 from .base import Batch, Learner, TaskData, register
 from .precision import widen
+from .texts import AdaptedTexts
 from .replay import class_means
 
 
@@ -125,7 +126,7 @@ class GapProbe:
 
 
 @register
-class MindTheGap(Learner):
+class MindTheGap(AdaptedTexts, Learner):
     """Mind the Gap (ICCV 2025): LoRA on the keys and values of both CLIP encoders, and a visual agent mixed 4:1 with the text."""
 
     name = "mind-the-gap"
@@ -257,18 +258,3 @@ class MindTheGap(Learner):
                             "classes (it was learned with method.mind_the_gap.agent: false); load it with agent: "
                             "false, or learn a new one with the agent")
         self._cache_texts()
-
-    def _cache_texts(self) -> None:
-        """The texts of every seen class under the LoRA as it is now (fixed until the next task trains)."""
-        if self.num_seen:
-            with torch.no_grad():
-                texts = self._encode(self._tokenize(self.class_names[: self.num_seen]))
-            self.text_features = F.normalize(widen(texts), dim=-1).to(self.text_features.device)
-
-    def _tokenize(self, names) -> torch.Tensor:
-        tokens = self.backbone.tokenize([self.settings.template.format(name) for name in names])
-        return tokens[:, : self.backbone.text.useful_length(tokens)]  # causal encoder: the same features (§9)
-
-    def _encode(self, tokens: torch.Tensor) -> torch.Tensor:
-        text = self.backbone.text
-        return text.encode_embeddings(text.embed(tokens), tokens, adapters=self.text)

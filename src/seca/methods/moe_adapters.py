@@ -30,6 +30,7 @@ from ..data.scenario import Task
 from ..errors import SecaError
 from .base import Batch, Learner, TaskData, register
 from .precision import widen
+from .texts import AdaptedTexts
 
 NOISE_FLOOR = 1e-2  # the official ``noise_epsilon``: the least standard deviation of the gate noise (§2)
 
@@ -114,7 +115,7 @@ class Mixtures(nn.Module):
 
 
 @register
-class MoeAdapters(Learner):
+class MoeAdapters(AdaptedTexts, Learner):
     """MoE-Adapters (CVPR 2024): mixtures of adapter experts with noisy top-k routers in both CLIP encoders."""
 
     name = "moe-adapters"
@@ -181,22 +182,3 @@ class MoeAdapters(Learner):
 
     def after_restore(self) -> None:
         self._cache_texts()
-
-    def _cache_texts(self) -> None:
-        """The texts of every seen class under the experts as they are now (fixed until the next task trains),
-        encoded as at test (no gate noise, no dropout) whatever mode the learner is in."""
-        if self.num_seen:
-            was_training = self.training
-            self.eval()
-            with torch.no_grad():
-                texts = self._encode(self._tokenize(self.class_names[: self.num_seen]))
-            self.train(was_training)
-            self.text_features = F.normalize(widen(texts), dim=-1).to(self.text_features.device)
-
-    def _tokenize(self, names) -> torch.Tensor:
-        tokens = self.backbone.tokenize([self.settings.template.format(name) for name in names])
-        return tokens[:, : self.backbone.text.useful_length(tokens)]  # causal encoder: the same features (§9)
-
-    def _encode(self, tokens: torch.Tensor) -> torch.Tensor:
-        text = self.backbone.text
-        return text.encode_embeddings(text.embed(tokens), tokens, adapters=self.text)
