@@ -273,3 +273,18 @@ def test_probe_epochs_is_refused_in_one_line_for_a_method_without_a_probe(capsys
     assert main(["probe-epochs", "cpu-small", "--set", "method.name=rapf"]) != 0
     assert capsys.readouterr().err.strip().splitlines() == [
         "error: rapf has no epoch probe (mind-the-gap has one); its epochs are train.epochs"]
+
+
+def test_a_model_learned_without_the_agent_is_refused_in_one_line_by_a_learner_with_it(tiny_backbone):
+    without = _learner(tiny_backbone, agent=False)
+    task = Task(0, ("a", "b"), 0, 2)
+    images = torch.randn(4, 3, tiny_backbone.image_size, tiny_backbone.image_size)
+    data = TaskData(task, 4, lambda: [Batch(images, torch.tensor([0, 1, 0, 1]), torch.arange(4))])
+    without.begin_task(task, data)
+    without.end_task(task, data)
+    assert without.agent.shape == (0, tiny_backbone.embed_dim)
+    scores = without.predict(images)  # the text probabilities alone
+    assert torch.allclose(scores.sum(1), torch.ones(4))
+    with_agent = _learner(tiny_backbone, active=False)
+    with pytest.raises(SecaError, match=r"^mind-the-gap: this model's visual agent has 0 rows for 2 classes"):
+        with_agent.restore(without.state_dict(), without.structure())
