@@ -96,7 +96,8 @@ class ReferenceBackbone(ClipBackbone):
         return full_block(self, index, x, attention)
 
 
-def full_block(backbone: ClipBackbone, index: int, x: torch.Tensor, attention=None) -> tuple[torch.Tensor, torch.Tensor]:
+def full_block(backbone: ClipBackbone, index: int, x: torch.Tensor, attention=None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
     """Block ``index`` over every token (no class-token shortcut in the last block)."""
     block = backbone.blocks[index]
     h = block.ln_1(x)
@@ -390,7 +391,8 @@ def run_path(args, path: str, state: dict) -> dict:
             synchronize(device)
             evaluation.append(time.perf_counter() - start)
     return {"path": path, "setup_seconds": setup, "setup_images": len(images), "step_seconds": steps,
-            "end_seconds": end, "end_passes": read.images / len(images), "eval_seconds": evaluation, "peak_memory": peak_memory(device),
+            "end_seconds": end, "end_passes": read.images / len(images), "eval_seconds": evaluation,
+            "peak_memory": peak_memory(device),
             "threads": torch.get_num_threads(), "device": str(device), "pool": pool,
             "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
             "parts": parts}
@@ -500,7 +502,8 @@ def summary(fast: dict, naive: dict, fast_check: dict, naive_check: dict, args) 
     }
     checks = agreement(fast_check, naive_check)
     return {
-        "setting": {"method": args.method, "model": args.model, "classes": args.classes, "tasks": args.classes // args.increment,
+        "setting": {"method": args.method, "model": args.model, "classes": args.classes,
+                    "tasks": args.classes // args.increment,
                     "pool": fast["pool"], "batch": args.batch, "eval_batch": args.eval_batch, "timed_steps": args.steps,
                     "timed_eval_batches": args.eval_batches, "check_batch": args.check_batch,
                     "task_images": args.task_images, "epochs": args.epochs,

@@ -193,7 +193,8 @@ def test_a_run_anneals_the_rate_per_epoch(tmp_path):
                  "--set", "train.schedule=cosine_epoch", "--set", "train.min_lr_ratio=0.01", "--set",
                  "train.log_every=1", "--set", "train.progress=false", "--set", "data.shapes.train_per_class=8"]) == 0
     steps = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
-    rates = {(r["epoch"], round(r["lr"]["lora"], 12)) for r in steps if r.get("event") == "train_step" and r["task"] == 0}
+    rates = {(r["epoch"], round(r["lr"]["lora"], 12))
+             for r in steps if r.get("event") == "train_step" and r["task"] == 0}
     assert rates == {(0, 1e-3), (1, 0.505e-3)}
 
 

@@ -27,7 +27,8 @@ from . import data, experiments, models, offline, serve
 # The order of `seca --help`.
 COMMANDS = (experiments.add_run, models.add_predict, models.add_new, models.add_learn, models.add_evaluate,
             experiments.add_report, experiments.add_compare, data.add_prepare, experiments.add_ablate,
-            experiments.add_probe_epochs, serve.add_serve, offline.add_demo, offline.add_pretrain_shapes, experiments.add_presets)
+            experiments.add_probe_epochs, serve.add_serve, offline.add_demo, offline.add_pretrain_shapes,
+            experiments.add_presets)
 
 
 def build_parser() -> argparse.ArgumentParser:

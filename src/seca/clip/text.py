@@ -63,7 +63,8 @@ class TextTower:
         self.can_share_prefix: bool = (
             self.attn_mask is not None and self.pool_type in ("argmax", "eos") and bool(blocks)
             and getattr(self.transformer, "batch_first", True)
-            and all(all(hasattr(b, p) for p in BLOCK_PARTS) and not hasattr(b, "ln_1_kv") and is_packed_attention(b.attn)
+            and all(all(hasattr(b, p) for p in BLOCK_PARTS) and not hasattr(b, "ln_1_kv")
+                    and is_packed_attention(b.attn)
                     for b in blocks)
         )
 
