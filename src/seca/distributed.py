@@ -106,6 +106,29 @@ def all_sum(tensor: torch.Tensor) -> torch.Tensor:
     return total.to(tensor.device)
 
 
+def process_sizes(count: int) -> list[int]:
+    """Every process's ``count`` (how many items it holds), in rank order; ``[count]`` in one process."""
+    w = world()
+    return all_sum(torch.zeros(w.size, dtype=torch.long).index_fill_(0, torch.tensor(w.rank), count)).tolist()
+
+
+def gather_rows(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Every process's rows of ``tensors`` (the same number in each), in rank order: the same tensors on every
+    process, as sums of zero-padded copies (floating rows pass through float64); the tensors themselves in one
+    process."""
+    if not active():
+        return tensors
+    sizes = process_sizes(len(tensors[0]))
+    start = sum(sizes[: world().rank])
+    gathered = []
+    for t in tensors:
+        wide = t.double() if t.is_floating_point() else t
+        where = torch.arange(start, start + len(t), device=t.device)
+        padded = wide.new_zeros(sum(sizes), *t.shape[1:]).index_copy_(0, where, wide)
+        gathered.append(all_sum(padded).to(t.dtype))
+    return tuple(gathered)
+
+
 class Failed(SecaError):
     """Raised on the other processes when rank 0 failed with a SecaError; rank 0 has printed the message."""
 

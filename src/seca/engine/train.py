@@ -13,7 +13,7 @@ from torch.utils.data import RandomSampler, Sampler
 from tqdm import tqdm
 
 from ..config import TrainConfig
-from ..distributed import ShardBatches, all_sum, data_parallel, world
+from ..distributed import ShardBatches, all_sum, data_parallel, process_sizes, world
 from ..errors import SecaError
 from ..io.logs import JsonlLog
 from ..data.scenario import Task
@@ -79,8 +79,7 @@ def fit_task(learner: Learner, dataset: TaskImages, train: TrainConfig, device: 
     task = learner.task
     w = world()
     if w.size > 1:
-        sizes = all_sum(torch.zeros(w.size, dtype=torch.long).index_fill_(0, torch.tensor(w.rank), len(dataset)))
-        sizes = sizes.tolist()
+        sizes = process_sizes(len(dataset))
         if min(sizes) == 0:
             raise SecaError(f"task {task.index + 1} has {sum(sizes)} training images, fewer than the {w.size} "
                             "processes; start fewer processes")

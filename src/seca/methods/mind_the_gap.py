@@ -24,13 +24,13 @@ import torch.nn.functional as F
 
 from ..config import ABOVE_ZERO, at_least, one_of, section, setting
 from ..data.scenario import Task
-from ..distributed import all_sum, world
+from ..distributed import gather_rows
 from ..errors import SecaError
 from ..peft.lora import LoraSet, check_attention
 from .base import Batch, Learner, TaskData, register
 from .precision import widen
-from .texts import AdaptedTexts
 from .replay import class_means
+from .texts import AdaptedTexts
 
 
 @dataclass(frozen=True)
@@ -64,19 +64,6 @@ class MindTheGapConfig:
     text_branch: str = setting("double_softmax", "Mind the Gap: the text branch of the test scores: "
                                "`double_softmax` (a softmax of the text probabilities, as the official code) or "
                                "`softmax` (the text probabilities) (§6 item 4)", one_of("double_softmax", "softmax"))
-
-
-def gather_rows(features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every process's rows, in process order (each process's after those of the processes before it): the same
-    tensors on every process; the rows themselves in one process."""
-    w = world()
-    if w.size == 1:
-        return features, labels
-    sizes = all_sum(torch.zeros(w.size, dtype=torch.long).index_fill_(0, torch.tensor(w.rank), len(labels)))
-    start, total = int(sizes[: w.rank].sum()), int(sizes.sum())
-    where = torch.arange(start, start + len(labels), device=labels.device)
-    features = all_sum(features.double().new_zeros(total, features.shape[1]).index_copy_(0, where, features.double()))
-    return features.float(), all_sum(labels.new_zeros(total).index_copy_(0, where, labels))
 
 
 def agent_scores(features: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
