@@ -42,8 +42,9 @@ def main() -> None:
     backbone = load_backbone(args.model, None, device=device)
     adapters = backbone.new_adapters(range(backbone.num_blocks), 16, 0.1, 0.1)
     adapters.train()
-    images = torch.randn(args.batch, 3, backbone.image_size, backbone.image_size,
-                         generator=torch.Generator().manual_seed(0)).to(device)
+    images = torch.randn(
+        args.batch, 3, backbone.image_size, backbone.image_size, generator=torch.Generator().manual_seed(0)
+    ).to(device)
 
     def forward():
         with torch.no_grad():
@@ -74,8 +75,10 @@ def main() -> None:
                         torch.cuda.synchronize()
                     times[name][part].append(time.perf_counter() - start)
     reference = outputs["torch's choice"]
-    print(f"{args.model} on {device} ({torch.get_num_threads()} threads), batch {args.batch}, "
-          f"medians of {args.repeats} interleaved runs")
+    print(
+        f"{args.model} on {device} ({torch.get_num_threads()} threads), batch {args.batch}, "
+        f"medians of {args.repeats} interleaved runs"
+    )
     print(f"{'kernel':<16} {'forward ms':>11} {'fwd+bwd ms':>11} {'max |diff| of features':>24}")
     for name in usable:
         fwd, both = (1000 * statistics.median(times[name][p]) for p in ("forward", "forward+backward"))

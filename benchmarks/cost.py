@@ -26,8 +26,17 @@ from seca.engine.seeds import seed_config
 
 
 def run_once(config_path: Path, out: Path, threads: int | None) -> dict:
-    command = [sys.executable, "-m", "seca", "run", str(config_path), "--out", str(out),
-               "--set", "train.progress=false"]
+    command = [
+        sys.executable,
+        "-m",
+        "seca",
+        "run",
+        str(config_path),
+        "--out",
+        str(out),
+        "--set",
+        "train.progress=false",
+    ]
     if threads:
         command += ["--set", f"train.threads={threads}"]
     start = time.perf_counter()
@@ -39,9 +48,13 @@ def run_once(config_path: Path, out: Path, threads: int | None) -> dict:
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     ends = [r for r in records if r["event"] == "task_end"]
-    return {"seconds": seconds, "train_seconds": sum(r["train_seconds"] for r in ends),
-            "eval_seconds": sum(r["eval_seconds"] for r in ends), "peak_rss_mib": peak / 1024,
-            "last": records[-1].get("last")}
+    return {
+        "seconds": seconds,
+        "train_seconds": sum(r["train_seconds"] for r in ends),
+        "eval_seconds": sum(r["eval_seconds"] for r in ends),
+        "peak_rss_mib": peak / 1024,
+        "last": records[-1].get("last"),
+    }
 
 
 def main() -> None:
@@ -77,8 +90,10 @@ def main() -> None:
         return
     print(f"{'variant':14s} {'seconds':>8s} {'train s':>8s} {'eval s':>7s} {'peak MiB':>9s} {'Last':>6s}")
     for name, row in rows.items():
-        print(f"{name:14s} {row['seconds']:8.1f} {row['train_seconds']:8.1f} {row['eval_seconds']:7.1f} "
-              f"{row['peak_rss_mib']:9.0f} {row['last']:6.2f}")
+        print(
+            f"{name:14s} {row['seconds']:8.1f} {row['train_seconds']:8.1f} {row['eval_seconds']:7.1f} "
+            f"{row['peak_rss_mib']:9.0f} {row['last']:6.2f}"
+        )
 
 
 if __name__ == "__main__":

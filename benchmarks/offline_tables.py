@@ -29,11 +29,18 @@ from seca.engine.seeds import parse_seeds, seed_config
 SETS = ("modules", "kd", "classifier", "sg-akt")
 # The paper's orderings (worst first), as (set, variant) chains: each adjacent pair is tested.
 ORDERINGS = {
-    "distillation: Sequential < Vanilla-KD < Avg-KD < SG-AKT":
-        [("kd", "none"), ("kd", "vanilla-kd"), ("kd", "avg-kd"), ("kd", "sg-akt")],
-    "classifier: text < centroid-CLIP < centroid-adapted < SE-VPR":
-        [("classifier", "text"), ("classifier", "centroid-clip"), ("classifier", "centroid-adapted"),
-         ("classifier", "hybrid")],
+    "distillation: Sequential < Vanilla-KD < Avg-KD < SG-AKT": [
+        ("kd", "none"),
+        ("kd", "vanilla-kd"),
+        ("kd", "avg-kd"),
+        ("kd", "sg-akt"),
+    ],
+    "classifier: text < centroid-CLIP < centroid-adapted < SE-VPR": [
+        ("classifier", "text"),
+        ("classifier", "centroid-clip"),
+        ("classifier", "centroid-adapted"),
+        ("classifier", "hybrid"),
+    ],
     "modules: H-PEFT < SECA < SECA++": [("modules", "h-peft"), ("modules", "seca"), ("modules", "seca++")],
 }
 
@@ -52,7 +59,7 @@ def print_orderings(out: Path, sets: list[str]) -> None:
             verdicts = []
             for key in ("last", "avg"):
                 d = paired(high, low, key)
-                verdict = ("holds" if d.low > 0 else "reversed" if d.high < 0 else "not distinguishable")
+                verdict = "holds" if d.low > 0 else "reversed" if d.high < 0 else "not distinguishable"
                 verdicts.append(f"{key} {format_interval(d, signed=True)} {verdict}")
             print(f"  {b} - {a}: " + "; ".join(verdicts))
 
@@ -88,8 +95,11 @@ def main() -> int:
                 jobs.append((seed, folder / f"seed{seed}", seed_config(config, seed)))
     jobs.sort(key=lambda job: job[0])  # seed by seed: an early stop still leaves whole tables over fewer seeds
     todo = [job for job in jobs if not (job[1] / "results.json").is_file()]
-    print(f"{len(jobs)} runs ({len(jobs) - len(todo)} finished earlier), {args.workers} workers of "
-          f"{args.threads} thread(s)", flush=True)
+    print(
+        f"{len(jobs)} runs ({len(jobs) - len(todo)} finished earlier), {args.workers} workers of "
+        f"{args.threads} thread(s)",
+        flush=True,
+    )
 
     started = time.perf_counter()
 
@@ -98,16 +108,35 @@ def main() -> int:
         folder.parent.mkdir(parents=True, exist_ok=True)
         spec = folder.parent / f".seed{seed}.yaml"
         spec.write_text(dump_yaml(config))
-        resume = ["--resume"] if (folder / "checkpoints").is_dir() and any((folder / "checkpoints").iterdir()) else ["--overwrite"]
+        resume = (
+            ["--resume"]
+            if (folder / "checkpoints").is_dir() and any((folder / "checkpoints").iterdir())
+            else ["--overwrite"]
+        )
         t0 = time.perf_counter()
-        done = subprocess.run([sys.executable, "-c", "import sys; from seca.cli import main; sys.exit(main())",
-                               "run", str(spec), "--out", str(folder), *resume], capture_output=True, text=True)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from seca.cli import main; sys.exit(main())",
+                "run",
+                str(spec),
+                "--out",
+                str(folder),
+                *resume,
+            ],
+            capture_output=True,
+            text=True,
+        )
         spec.unlink(missing_ok=True)
         if done.returncode != 0:
             raise RuntimeError(f"{folder} failed:\n{done.stderr[-2000:]}")
         last = json.loads((folder / "results.json").read_text())["last"]
-        print(f"{folder}: Last {last:.2f} ({time.perf_counter() - t0:.0f} s; "
-              f"{time.perf_counter() - started:.0f} s in all)", flush=True)
+        print(
+            f"{folder}: Last {last:.2f} ({time.perf_counter() - t0:.0f} s; "
+            f"{time.perf_counter() - started:.0f} s in all)",
+            flush=True,
+        )
 
     with ThreadPoolExecutor(args.workers) as pool:
         list(pool.map(run, todo))
@@ -121,8 +150,14 @@ def main() -> int:
                 shutil.copytree(source / f"seed{seed}", target)
     for name in args.sets.split(","):
         print(f"\n# {name}", flush=True)
-        run_ablation(load_ablation(f"ablations/{name}"), out / name, base=args.base, overrides=overrides,
-                     seeds=seeds, echo=lambda line: None if line.startswith("==") else print(line, flush=True))
+        run_ablation(
+            load_ablation(f"ablations/{name}"),
+            out / name,
+            base=args.base,
+            overrides=overrides,
+            seeds=seeds,
+            echo=lambda line: None if line.startswith("==") else print(line, flush=True),
+        )
     print_orderings(out, args.sets.split(","))
     return 0
 

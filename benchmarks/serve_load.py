@@ -55,8 +55,12 @@ def free_port() -> int:
 
 
 def start_server(model: Path, port: int) -> subprocess.Popen:
-    server = subprocess.Popen([sys.executable, "-m", "seca", "serve", str(model), "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "seca", "serve", str(model), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -104,15 +108,25 @@ def load(url: str, files: list[Path], clients: int, requests: int, new_classes: 
 
 def stats(requests: list[tuple[float, float, bool, bool]], seconds: float) -> dict:
     ms = np.array([latency for _, latency, _, _ in requests]) * 1000
-    return {"requests": len(requests), "seconds": seconds, "requests_per_s": len(requests) / seconds,
-            "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
-            "p99_ms": float(np.percentile(ms, 99)), "failures": sum(not ok for _, _, ok, _ in requests)}
+    return {
+        "requests": len(requests),
+        "seconds": seconds,
+        "requests_per_s": len(requests) / seconds,
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p95_ms": float(np.percentile(ms, 95)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "failures": sum(not ok for _, _, ok, _ in requests),
+    }
 
 
 def learn_job(url: str, folder: Path, epochs: int) -> str:
     pairs = [(d.name.replace("_", " "), f) for d in sorted(folder.iterdir()) for f in sorted(d.iterdir())]
-    answer = httpx.post(f"{url}/learn", files=[("images", (f.name, f.read_bytes(), "image/png")) for _, f in pairs],
-                        data={"labels": [label for label, _ in pairs], "epochs": str(epochs)}, timeout=120)
+    answer = httpx.post(
+        f"{url}/learn",
+        files=[("images", (f.name, f.read_bytes(), "image/png")) for _, f in pairs],
+        data={"labels": [label for label, _ in pairs], "epochs": str(epochs)},
+        timeout=120,
+    )
     answer.raise_for_status()
     return answer.json()["job"]
 
@@ -157,29 +171,49 @@ def main() -> None:
     during = [r for r in learning["requests"] if started <= r[0] < finished]
     after_swap = [r for r in learning["requests"] if r[0] >= finished]
     grew = [r[0] + r[1] for r in learning["requests"] if r[3]]
-    table = {"alone": stats(alone["requests"], alone["ended"] - alone["began"]),
-             "while learning": stats(during, min(finished, learning["ended"]) - max(started, learning["began"]))}
+    table = {
+        "alone": stats(alone["requests"], alone["ended"] - alone["began"]),
+        "while learning": stats(during, min(finished, learning["ended"]) - max(started, learning["began"])),
+    }
     if after_swap:
         table["after the swap"] = stats(after_swap, learning["ended"] - finished)
-    print(f"seca serve on {args.backbone}, {args.clients} clients x {args.requests} predict requests of "
-          f"{args.images} image(s), alone and while a learn job runs; {os.cpu_count()} CPU cores")
+    print(
+        f"seca serve on {args.backbone}, {args.clients} clients x {args.requests} predict requests of "
+        f"{args.images} image(s), alone and while a learn job runs; {os.cpu_count()} CPU cores"
+    )
     print(f"{'phase':<16}{'requests':>9}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'failures':>9}")
     for name, r in table.items():
-        print(f"{name:<16}{r['requests']:>9}{r['requests_per_s']:>8.1f}{r['p50_ms']:>9.1f}{r['p95_ms']:>9.1f}"
-              f"{r['p99_ms']:>9.1f}{r['failures']:>9}")
-    first = (f"the first answer naming a new class came {min(grew) - finished:.2f} s after the job finished" if grew
-             else "no answer named a new class before the load ended")
-    print(f"learn job: {job['state']}, {job['images']} images, {job['epochs']} epochs ({job['steps']} steps) in "
-          f"{finished - started:.1f} s while serving; the model grew from 10 to {classes_after} classes; {first}")
+        print(
+            f"{name:<16}{r['requests']:>9}{r['requests_per_s']:>8.1f}{r['p50_ms']:>9.1f}{r['p95_ms']:>9.1f}"
+            f"{r['p99_ms']:>9.1f}{r['failures']:>9}"
+        )
+    first = (
+        f"the first answer naming a new class came {min(grew) - finished:.2f} s after the job finished"
+        if grew
+        else "no answer named a new class before the load ended"
+    )
+    print(
+        f"learn job: {job['state']}, {job['images']} images, {job['epochs']} epochs ({job['steps']} steps) in "
+        f"{finished - started:.1f} s while serving; the model grew from 10 to {classes_after} classes; {first}"
+    )
     failed = sum(not r[2] for phase in (alone, learning) for r in phase["requests"])
     print(f"failed requests in all: {failed}")
     for example in alone["failure_examples"] + learning["failure_examples"]:
         print(f"failure: {example}")
     if args.json:
-        args.json.write_text(json.dumps({"backbone": args.backbone, "clients": args.clients, "requests": args.requests,
-                                         "phases": table, "job": {k: job[k] for k in ("state", "images", "epochs",
-                                                                                       "steps", "started", "finished")},
-                                         "failed": failed}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "backbone": args.backbone,
+                    "clients": args.clients,
+                    "requests": args.requests,
+                    "phases": table,
+                    "job": {k: job[k] for k in ("state", "images", "epochs", "steps", "started", "finished")},
+                    "failed": failed,
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -57,19 +57,20 @@ import torch.nn.functional as F
 from seca.clip.backbone import ClipBackbone, FrozenStem, load_backbone
 from seca.clip.text import PromptedClassTexts
 from seca.config import TrainConfig
-from seca.data.datasets import reference_data
 from seca.data.scenario import ClassIncrementalScenario
+from seca.data.sets import packaged_table
 from seca.data.shapes import class_names as shapes_class_names
+from seca.engine.configure import method_config
 from seca.engine.device import amp_dtype, autocast, resolve_device, set_threads
 from seca.engine.train import make_optimizer
-from seca.methods import Batch, TaskData, build_learner, method_config
-from seca.methods.precision import widen
+from seca.methods import Batch, TaskData, build_learner
+from seca.methods._precision import widen
+from seca.methods._statistics import class_means
 from seca.methods.mind_the_gap import MindTheGap
-from seca.methods.moe_adapters import MoeAdapters
-from seca.methods.rapf import Rapf
-from seca.methods.replay import class_means
+from seca.methods.moe_adapters import MoEAdapters
+from seca.methods.rapf import RAPF
 from seca.methods.seca import SECA
-from seca.methods.sg_akt import SGAKTConfig
+from seca.methods.seca_parts.teachers import SGAKTConfig
 
 # The exactness check runs in float64 (unit roundoff 1.1e-16). An exact reformulation differs from the naive
 # computation by rounding only: about 1e-13 relative on these models. TOLERANCE sits four orders above that and
@@ -77,8 +78,10 @@ from seca.methods.sg_akt import SGAKTConfig
 # (docs/performance.md#exactness).
 TOLERANCE = 1e-9
 ZERO_GRADIENT = 1e-10  # a gradient below this fraction of the largest one, in both paths, is zero (in exact arithmetic)
-BREAKS = {"prefix-token": "the shared text prefix loses its last prompt vector",
-          "float32-teachers": "the kept teacher features are rounded to float32"}
+BREAKS = {
+    "prefix-token": "the shared text prefix loses its last prompt vector",
+    "float32-teachers": "the kept teacher features are rounded to float32",
+}
 
 
 # ---- the naive path --------------------------------------------------------------------------------
@@ -96,8 +99,9 @@ class ReferenceBackbone(ClipBackbone):
         return full_block(self, index, x, attention)
 
 
-def full_block(backbone: ClipBackbone, index: int, x: torch.Tensor, attention=None
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+def full_block(
+    backbone: ClipBackbone, index: int, x: torch.Tensor, attention=None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Block ``index`` over every token (no class-token shortcut in the last block)."""
     block = backbone.blocks[index]
     h = block.ln_1(x)
@@ -119,22 +123,29 @@ class NaiveSECA(SECA):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # every class text over the whole context, each sequence whole
-        self.texts = PromptedClassTexts(self.backbone, self.class_names, self.config.prompt.length,
-                                        shared_prefix=False, cut=False)
+        self.texts = PromptedClassTexts(
+            self.backbone, self.class_names, self.config.prompt.length, shared_prefix=False, cut=False
+        )
 
     def teacher_inputs(self, stem: FrozenStem, frozen=None) -> torch.Tensor:
         with torch.no_grad():  # one snapshot after another, each through the whole encoder
-            tokens = [self.backbone.encode_image(stem=stem, adapters=m, output="class_token") for m in self.teacher.pool.members]
+            tokens = [
+                self.backbone.encode_image(stem=stem, adapters=m, output="class_token")
+                for m in self.teacher.pool.members
+            ]
             return F.normalize(widen(torch.stack(tokens, dim=1)), dim=-1)
 
 
 def naive_method(method):
-    return dataclasses.replace(method, stem_cache_gb=0.0,
-                               sg_akt=dataclasses.replace(method.sg_akt, cache_teachers=False),
-                               classifier=dataclasses.replace(method.classifier, cache_text=False))
+    return dataclasses.replace(
+        method,
+        stem_cache_gb=0.0,
+        sg_akt=dataclasses.replace(method.sg_akt, cache_teachers=False),
+        classifier=dataclasses.replace(method.classifier, cache_text=False),
+    )
 
 
-class NaiveRapf(Rapf):
+class NaiveRAPF(RAPF):
     """RAPF as its official code computes it: the image encoder at every step, and again for the statistics."""
 
     def _embed_task(self, data: TaskData):
@@ -145,7 +156,7 @@ class NaiveRapf(Rapf):
             return widen(self.backbone.encode_image(batch.images))
 
     def end_task(self, task, data: TaskData) -> None:
-        self._features = Rapf._embed_task(self, data)
+        self._features = RAPF._embed_task(self, data)
         super().end_task(task, data)
 
 
@@ -160,7 +171,7 @@ class WholeContextTexts:
         return super().predict(images)
 
 
-class NaiveMoeAdapters(WholeContextTexts, MoeAdapters):
+class NaiveMoEAdapters(WholeContextTexts, MoEAdapters):
     """MoE-Adapters as its official code computes it."""
 
 
@@ -176,7 +187,7 @@ class NaiveMindTheGap(WholeContextTexts, MindTheGap):
         images = F.normalize(self.backbone.encode_image(batch.images, adapters=self.image), dim=-1)
         texts = F.normalize(self._encode(self._tokens), dim=-1)
         logits = self.backbone.logit_scale * images @ texts.T
-        loss = F.cross_entropy(widen(logits[:, self.task.start:]), batch.labels - self.task.start)
+        loss = F.cross_entropy(widen(logits[:, self.task.start :]), batch.labels - self.task.start)
         return {"ce": loss, "loss": loss}
 
     def end_task(self, task, data: TaskData) -> None:
@@ -189,7 +200,7 @@ class NaiveMindTheGap(WholeContextTexts, MindTheGap):
         self.agent = torch.cat([self.agent, self._train_agent(task, means, features, labels)])
 
 
-NAIVE = {"rapf": NaiveRapf, "moe-adapters": NaiveMoeAdapters, "mind-the-gap": NaiveMindTheGap}
+NAIVE = {"rapf": NaiveRAPF, "moe-adapters": NaiveMoEAdapters, "mind-the-gap": NaiveMindTheGap}
 METHODS = ["seca", *NAIVE]
 
 
@@ -206,7 +217,7 @@ def fast_method(args):
 
 def class_names(count: int, small: bool = False) -> list[str]:
     """``count`` class names: ImageNet-R's (the shapes world's with ``small``), numbered past the end."""
-    names = shapes_class_names() if small else reference_data("class_names")["imagenet_r"]
+    names = shapes_class_names() if small else packaged_table("class_names")["imagenet_r"]
     return [names[i % len(names)] + (f" {i // len(names)}" if i >= len(names) else "") for i in range(count)]
 
 
@@ -221,7 +232,7 @@ def task_data(task, images: torch.Tensor, batch_size: int) -> TaskData:
 
     def batches():
         for i in range(0, len(images), batch_size):
-            yield Batch(images[i:i + batch_size], labels[i:i + batch_size], index[i:i + batch_size])
+            yield Batch(images[i : i + batch_size], labels[i : i + batch_size], index[i : i + batch_size])
 
     return TaskData(task, len(images), batches)
 
@@ -257,8 +268,13 @@ def step_parts(learner, batch: Batch, device: torch.device, amp) -> dict[str, fl
     return {
         "text": timed(lambda: learner.class_text(learner.prompts.current, 0, task.stop).sum().backward()),
         "image": timed(lambda: learner.image_features(stem=learner.batch_stem(batch)).sum().backward()),
-        "teachers": timed(lambda: learner._teacher_cache[batch.index] if learner._teacher_cache is not None
-                          else learner.teacher_inputs(stem)),
+        "teachers": timed(
+            lambda: (
+                learner._teacher_cache[batch.index]
+                if learner._teacher_cache is not None
+                else learner.teacher_inputs(stem)
+            )
+        ),
     }
 
 
@@ -269,8 +285,11 @@ def synchronize(device: torch.device) -> None:
 
 def cpu_name() -> str:
     try:
-        return next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name"))
+        return next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         return platform.processor() or "CPU"
 
@@ -293,8 +312,14 @@ def prepare(args, out: Path) -> None:
         method = fast_method(args)
     learner = build_learner(backbone, class_names(args.classes, args.small), method, seed=0)
     bring_to_last_task(learner, scenario_of(args), backbone.image_size, device)
-    torch.save({"tensors": learner.state_dict(), "structure": learner.structure(),
-                "frozen_text": getattr(learner, "_frozen_text", None)}, out)
+    torch.save(
+        {
+            "tensors": learner.state_dict(),
+            "structure": learner.structure(),
+            "frozen_text": getattr(learner, "_frozen_text", None),
+        },
+        out,
+    )
 
 
 def scenario_of(args) -> ClassIncrementalScenario:
@@ -307,7 +332,9 @@ def path_learner(args, path: str, state: dict):
     backbone = load_backbone(args.model, args.pretrained, device=device)
     names = class_names(args.classes, args.small)
     if path == "naive" and args.method == "seca":
-        reference = ReferenceBackbone(backbone.model, backbone.preprocess, backbone.tokenizer, backbone.model_name, None)
+        reference = ReferenceBackbone(
+            backbone.model, backbone.preprocess, backbone.tokenizer, backbone.model_name, None
+        )
         learner = NaiveSECA(reference, names, naive_method(method_config(name="seca")), seed=0).to(device)
     elif path == "naive":
         full = FullSequenceBackbone(backbone.model, backbone.preprocess, backbone.tokenizer, backbone.model_name, None)
@@ -390,12 +417,21 @@ def run_path(args, path: str, state: dict) -> dict:
                 learner.predict(batch)
             synchronize(device)
             evaluation.append(time.perf_counter() - start)
-    return {"path": path, "setup_seconds": setup, "setup_images": len(images), "step_seconds": steps,
-            "end_seconds": end, "end_passes": read.images / len(images), "eval_seconds": evaluation,
-            "peak_memory": peak_memory(device),
-            "threads": torch.get_num_threads(), "device": str(device), "pool": pool,
-            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
-            "parts": parts}
+    return {
+        "path": path,
+        "setup_seconds": setup,
+        "setup_images": len(images),
+        "step_seconds": steps,
+        "end_seconds": end,
+        "end_passes": read.images / len(images),
+        "eval_seconds": evaluation,
+        "peak_memory": peak_memory(device),
+        "threads": torch.get_num_threads(),
+        "device": str(device),
+        "pool": pool,
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
+        "parts": parts,
+    }
 
 
 def counting(data: TaskData) -> TaskData:
@@ -426,8 +462,9 @@ def check_path(args, path: str, state: dict) -> dict:
     learner.after_restore()  # the earlier prompts' text features, encoded by this path in float64
     device = backbone.device
     last = scenario_of(args).tasks[-1]
-    data = task_data(last, random_images(max(args.check_batch, last.num_classes), backbone.image_size, 99, device),
-                     args.check_batch)
+    data = task_data(
+        last, random_images(max(args.check_batch, last.num_classes), backbone.image_size, 99, device), args.check_batch
+    )
     learner.begin_task(last, data)
     learner.train()
     batch = next(iter(data.batches()))
@@ -440,8 +477,13 @@ def check_path(args, path: str, state: dict) -> dict:
     with torch.no_grad():
         scores = learner.predict(random_images(args.check_batch, backbone.image_size, 500, device)).cpu()
     dtypes = {str(t.dtype).removeprefix("torch.") for t in [*grads.values(), scores, *(v for v in losses.values())]}
-    return {"path": path, "losses": {k: float(v.detach()) for k, v in losses.items()}, "grads": grads,
-            "scores": scores, "dtypes": sorted(dtypes)}
+    return {
+        "path": path,
+        "losses": {k: float(v.detach()) for k, v in losses.items()},
+        "grads": grads,
+        "scores": scores,
+        "dtypes": sorted(dtypes),
+    }
 
 
 # ---- both paths, compared -------------------------------------------------------------------------
@@ -464,23 +506,42 @@ def agreement(fast: dict, naive: dict) -> dict:
     is rounding noise in both paths: it is listed as zero, not compared."""
     if set(fast["grads"]) != set(naive["grads"]) or set(fast["losses"]) != set(naive["losses"]):
         missing = sorted(set(fast["grads"]) ^ set(naive["grads"]) | set(fast["losses"]) ^ set(naive["losses"]))
-        return {"agree": False, "largest": {"what": f"terms or parameters in one path only: {', '.join(missing)}",
-                                            "difference": math.inf}, "tolerance": TOLERANCE}
-    losses = {k: {"naive": naive["losses"][k], "fast": fast["losses"][k],
-                  "difference": abs(fast["losses"][k] - naive["losses"][k]) / max(abs(naive["losses"][k]), 1.0)}
-              for k in naive["losses"]}
+        return {
+            "agree": False,
+            "largest": {"what": f"terms or parameters in one path only: {', '.join(missing)}", "difference": math.inf},
+            "tolerance": TOLERANCE,
+        }
+    losses = {
+        k: {
+            "naive": naive["losses"][k],
+            "fast": fast["losses"][k],
+            "difference": abs(fast["losses"][k] - naive["losses"][k]) / max(abs(naive["losses"][k]), 1.0),
+        }
+        for k in naive["losses"]
+    }
     largest = max(float(g.abs().max()) for g in naive["grads"].values())
-    zero = sorted(n for n, g in naive["grads"].items()
-                  if max(float(g.abs().max()), float(fast["grads"][n].abs().max())) <= ZERO_GRADIENT * largest)
+    zero = sorted(
+        n
+        for n, g in naive["grads"].items()
+        if max(float(g.abs().max()), float(fast["grads"][n].abs().max())) <= ZERO_GRADIENT * largest
+    )
     gradients = {n: relative_difference(fast["grads"][n], g) for n, g in naive["grads"].items() if n not in zero}
-    differences = {**{f"loss {k}": v["difference"] for k, v in losses.items()},
-                   "scores": relative_difference(fast["scores"], naive["scores"]),
-                   **{f"gradient of {n}": d for n, d in gradients.items()}}
+    differences = {
+        **{f"loss {k}": v["difference"] for k, v in losses.items()},
+        "scores": relative_difference(fast["scores"], naive["scores"]),
+        **{f"gradient of {n}": d for n, d in gradients.items()},
+    }
     worst = max(differences, key=differences.get)
-    return {"precision": sorted(set(fast["dtypes"]) | set(naive["dtypes"])), "losses": losses,
-            "scores": differences["scores"], "gradients": gradients, "zero_gradients": zero,
-            "largest": {"what": worst, "difference": differences[worst]}, "tolerance": TOLERANCE,
-            "agree": differences[worst] <= TOLERANCE}
+    return {
+        "precision": sorted(set(fast["dtypes"]) | set(naive["dtypes"])),
+        "losses": losses,
+        "scores": differences["scores"],
+        "gradients": gradients,
+        "zero_gradients": zero,
+        "largest": {"what": worst, "difference": differences[worst]},
+        "tolerance": TOLERANCE,
+        "agree": differences[worst] <= TOLERANCE,
+    }
 
 
 def task_seconds(result: dict, args) -> float:
@@ -496,19 +557,32 @@ def summary(fast: dict, naive: dict, fast_check: dict, naive_check: dict, args) 
     rows = {
         "train_step_seconds": (statistics.median(naive["step_seconds"]), statistics.median(fast["step_seconds"])),
         "task_seconds": (task_seconds(naive, args), task_seconds(fast, args)),
-        "inference_images_per_second": tuple(args.eval_batch * len(r["eval_seconds"]) / sum(r["eval_seconds"])
-                                             for r in (naive, fast)),
+        "inference_images_per_second": tuple(
+            args.eval_batch * len(r["eval_seconds"]) / sum(r["eval_seconds"]) for r in (naive, fast)
+        ),
         "peak_memory_bytes": (naive["peak_memory"], fast["peak_memory"]),
     }
     checks = agreement(fast_check, naive_check)
     return {
-        "setting": {"method": args.method, "model": args.model, "classes": args.classes,
-                    "tasks": args.classes // args.increment,
-                    "pool": fast["pool"], "batch": args.batch, "eval_batch": args.eval_batch, "timed_steps": args.steps,
-                    "timed_eval_batches": args.eval_batches, "check_batch": args.check_batch,
-                    "task_images": args.task_images, "epochs": args.epochs,
-                    "device": fast["device"], "device_name": fast["device_name"], "threads": fast["threads"],
-                    "amp": args.amp, "torch": torch.__version__},
+        "setting": {
+            "method": args.method,
+            "model": args.model,
+            "classes": args.classes,
+            "tasks": args.classes // args.increment,
+            "pool": fast["pool"],
+            "batch": args.batch,
+            "eval_batch": args.eval_batch,
+            "timed_steps": args.steps,
+            "timed_eval_batches": args.eval_batches,
+            "check_batch": args.check_batch,
+            "task_images": args.task_images,
+            "epochs": args.epochs,
+            "device": fast["device"],
+            "device_name": fast["device_name"],
+            "threads": fast["threads"],
+            "amp": args.amp,
+            "torch": torch.__version__,
+        },
         "rows": {k: {"naive": n, "fast": f, "ratio": f / n} for k, (n, f) in rows.items()},
         "break": args.break_,
         "checks": checks,
@@ -520,22 +594,29 @@ def summary(fast: dict, naive: dict, fast_check: dict, naive_check: dict, args) 
     }
 
 
-PARTS = {"text": "text of every seen class, forward and backward", "image": "student image features, forward and backward",
-         "teachers": "teachers of the pool"}
+PARTS = {
+    "text": "text of every seen class, forward and backward",
+    "image": "student image features, forward and backward",
+    "teachers": "teachers of the pool",
+}
 
 
 def print_table(report: dict, args) -> None:
     s = report["setting"]
     steps = args.epochs * math.ceil(args.task_images / args.batch)
     pool = f", pool of {s['pool']}" if s["method"] == "seca" else ""
-    print(f"{s['method']}, {s['model']} on {s['device']} ({s['device_name'] or 'CPU'}, {s['threads']} threads), "
-          f"{s['classes']} classes in {s['tasks']} tasks, the last task{pool}, batch {s['batch']}, eval batch "
-          f"{s['eval_batch']}, {s['epochs']} epochs, amp {s['amp']}, torch {s['torch']}")
+    print(
+        f"{s['method']}, {s['model']} on {s['device']} ({s['device_name'] or 'CPU'}, {s['threads']} threads), "
+        f"{s['classes']} classes in {s['tasks']} tasks, the last task{pool}, batch {s['batch']}, eval batch "
+        f"{s['eval_batch']}, {s['epochs']} epochs, amp {s['amp']}, torch {s['torch']}"
+    )
     labels = {
-        "train_step_seconds": ("training step (s), median of %d" % s["timed_steps"], "{:.3f}"),
+        "train_step_seconds": (f"training step (s), median of {s['timed_steps']}", "{:.3f}"),
         "task_seconds": (f"one task (s), composed: set-up x {s['task_images']} images + {steps} steps + end", "{:.2f}"),
-        "inference_images_per_second": (f"inference at the last task (images/s), {s['timed_eval_batches']} batches",
-                                        "{:.2f}"),
+        "inference_images_per_second": (
+            f"inference at the last task (images/s), {s['timed_eval_batches']} batches",
+            "{:.2f}",
+        ),
         "peak_memory_bytes": ("peak memory (MiB, %s)" % ("allocated" if "cuda" in s["device"] else "RSS"), "{:.0f}"),
     }
     width = max(len(label) for label, _ in labels.values())
@@ -543,9 +624,11 @@ def print_table(report: dict, args) -> None:
     print("-" * (width + 36))
     for key, (label, form) in labels.items():
         row = report["rows"][key]
-        scale = 1 / 2 ** 20 if key == "peak_memory_bytes" else 1
-        print(f"{label:<{width}}  {form.format(row['naive'] * scale):>10}  {form.format(row['fast'] * scale):>10}  "
-              f"{row['ratio']:>10.3f}")
+        scale = 1 / 2**20 if key == "peak_memory_bytes" else 1
+        print(
+            f"{label:<{width}}  {form.format(row['naive'] * scale):>10}  {form.format(row['fast'] * scale):>10}  "
+            f"{row['ratio']:>10.3f}"
+        )
     if report["step_parts"]["fast"]:
         print()
         print(f"{'a training step, part by part (s)':<{width}}  {'naive':>10}  {'fast':>10}  {'fast/naive':>10}")
@@ -563,8 +646,10 @@ def print_exactness(report: dict) -> None:
     if "losses" not in check:
         print(f"exactness: {check['largest']['what']}{broken}\nagree: false")
         return
-    print(f"exactness in {'/'.join(check['precision'])}, one step and one evaluation batch of {s['check_batch']} "
-          f"images{broken}: the fast path's relative difference from the naive path")
+    print(
+        f"exactness in {'/'.join(check['precision'])}, one step and one evaluation batch of {s['check_batch']} "
+        f"images{broken}: the fast path's relative difference from the naive path"
+    )
     print(f"  {'loss term':<26} {'naive':>22} {'difference':>11}")
     for term, row in check["losses"].items():
         print(f"  {term:<26} {row['naive']:>22.15f} {row['difference']:>11.1e}")
@@ -577,47 +662,78 @@ def print_exactness(report: dict) -> None:
         name, difference = max(rows, key=lambda row: row[1])
         print(f"  {part:<26} {len(rows):>22d} {difference:>11.1e}  ({name})")
     if check["zero_gradients"]:
-        print(f"  zero in exact arithmetic (rounding noise in both paths, not compared): "
-              f"{', '.join(check['zero_gradients'])}")
+        print(
+            f"  zero in exact arithmetic (rounding noise in both paths, not compared): "
+            f"{', '.join(check['zero_gradients'])}"
+        )
     largest = check["largest"]
     print(f"largest difference: {largest['what']}, {largest['difference']:.1e} (tolerance {check['tolerance']:.0e})")
-    print(f"agree: {str(report['agree']).lower()}  train_ratio {report['train_ratio']:.3f}  "
-          f"inference_ratio {report['inference_ratio']:.1f}  memory_ratio {report['memory_ratio']:.3f}")
+    print(
+        f"agree: {str(report['agree']).lower()}  train_ratio {report['train_ratio']:.3f}  "
+        f"inference_ratio {report['inference_ratio']:.1f}  memory_ratio {report['memory_ratio']:.3f}"
+    )
 
 
 def spawn(path: str, state: Path, out: Path, check: bool = False) -> dict:
     """Run one path in a fresh process (its own peak memory), passing the same arguments on: its timings, or
     with ``check`` its float64 losses, gradients and scores."""
-    command = [sys.executable, __file__, *sys.argv[1:], "--path", path, "--state", str(state), "--result", str(out),
-               *(["--check"] if check else [])]
+    command = [
+        sys.executable,
+        __file__,
+        *sys.argv[1:],
+        "--path",
+        path,
+        "--state",
+        str(state),
+        "--result",
+        str(out),
+        *(["--check"] if check else []),
+    ]
     subprocess.run(command, check=True, env={**os.environ, "PYTHONHASHSEED": "0"})
     return torch.load(out, weights_only=False)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--method", choices=METHODS, default="seca",
-                        help="the learner whose fast paths are measured (default seca)")
+    parser.add_argument(
+        "--method", choices=METHODS, default="seca", help="the learner whose fast paths are measured (default seca)"
+    )
     parser.add_argument("--small", action="store_true", help="the offline seca-shapes CLIP, 100 classes in 10 tasks")
     parser.add_argument("--model", help="default ViT-B-16 (seca-shapes with --small)")
-    parser.add_argument("--pretrained", default=None, help="default: random weights (the timing does not depend on them)")
+    parser.add_argument(
+        "--pretrained", default=None, help="default: random weights (the timing does not depend on them)"
+    )
     parser.add_argument("--classes", type=int, help="default 200 (100 with --small)")
     parser.add_argument("--increment", type=int, help="classes per task; default 20 (10 with --small)")
     parser.add_argument("--batch", type=int, default=64, help="training batch (default 64, the paper's)")
-    parser.add_argument("--eval-batch", type=int, default=64, help="evaluation batch (default 64, the reference's "
-                        "on ImageNet-R/A)")
-    parser.add_argument("--check-batch", type=int, default=8,
-                        help="images of the float64 exactness check's step and evaluation batch (default 8)")
-    parser.add_argument("--break", dest="break_", choices=sorted(BREAKS),
-                        help="break the fast path on purpose, to see the exactness check fail: "
-                             + "; ".join(f"{k}: {v}" for k, v in BREAKS.items()))
+    parser.add_argument(
+        "--eval-batch", type=int, default=64, help="evaluation batch (default 64, the reference's on ImageNet-R/A)"
+    )
+    parser.add_argument(
+        "--check-batch",
+        type=int,
+        default=8,
+        help="images of the float64 exactness check's step and evaluation batch (default 8)",
+    )
+    parser.add_argument(
+        "--break",
+        dest="break_",
+        choices=sorted(BREAKS),
+        help="break the fast path on purpose, to see the exactness check fail: "
+        + "; ".join(f"{k}: {v}" for k, v in BREAKS.items()),
+    )
     parser.add_argument("--steps", type=int, default=2, help="timed training steps after an untimed first one")
     parser.add_argument("--eval-batches", type=int, default=1, help="timed evaluation batches")
-    parser.add_argument("--task-images", type=int, help="training images of one task, for the composed task time; "
-                        "default 2400 (ImageNet-R), 400 with --small")
+    parser.add_argument(
+        "--task-images",
+        type=int,
+        help="training images of one task, for the composed task time; default 2400 (ImageNet-R), 400 with --small",
+    )
     parser.add_argument("--epochs", type=int, help="epochs of one task; default 10 (5 with --small)")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--amp", default="off", help="auto, bf16, fp16 or off, for the timing (exactness is checked in float64)")
+    parser.add_argument(
+        "--amp", default="off", help="auto, bf16, fp16 or off, for the timing (exactness is checked in float64)"
+    )
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--parts", action="store_true", help="also time a step's parts: text, image, teachers")
     parser.add_argument("--json", type=Path, help="also write the report here")

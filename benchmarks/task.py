@@ -22,12 +22,12 @@ from torch.utils.data import Dataset
 from seca.clip.backbone import load_backbone
 from seca.config import TrainConfig
 from seca.data.scenario import ClassIncrementalScenario
+from seca.engine.configure import method_config
 from seca.engine.data import TaskImages
 from seca.engine.device import amp_dtype, resolve_device, set_threads
 from seca.engine.evaluate import evaluate_tasks
 from seca.engine.train import learn_task
-from seca.methods import build_learner, method_config
-
+from seca.methods import build_learner
 from speed import bring_to_last_task, class_names, peak_memory, synchronize
 
 
@@ -70,12 +70,19 @@ def main() -> None:
     learner = build_learner(backbone, names, method_config(name=args.method), seed=0)
     bring_to_last_task(learner, scenario, backbone.image_size, device)
     last = scenario.tasks[-1]
-    train = TaskImages(GeneratedImages(args.images, backbone.image_size, 1), range(args.images),
-                       [last.start + i % last.num_classes for i in range(args.images)]).materialize(args.eval_batch)
-    test = TaskImages(GeneratedImages(args.test_images, backbone.image_size, 2), range(args.test_images),
-                      [i % last.stop for i in range(args.test_images)]).materialize(args.eval_batch)
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch, eval_batch_size=args.eval_batch, amp=args.amp,
-                         progress=False)
+    train = TaskImages(
+        GeneratedImages(args.images, backbone.image_size, 1),
+        range(args.images),
+        [last.start + i % last.num_classes for i in range(args.images)],
+    ).materialize(args.eval_batch)
+    test = TaskImages(
+        GeneratedImages(args.test_images, backbone.image_size, 2),
+        range(args.test_images),
+        [i % last.stop for i in range(args.test_images)],
+    ).materialize(args.eval_batch)
+    config = TrainConfig(
+        epochs=args.epochs, batch_size=args.batch, eval_batch_size=args.eval_batch, amp=args.amp, progress=False
+    )
     pool = len(getattr(getattr(learner, "teacher", None), "pool", ()))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -91,15 +98,21 @@ def main() -> None:
     eval_seconds = time.perf_counter() - start
 
     amp = amp_dtype(args.amp, device)
-    print(f"{args.method} on {args.model}, task {last.index + 1} of {len(scenario)} ({last.num_classes} new classes, "
-          f"{last.stop} seen, pool of {pool}), "
-          f"{device}{f' ({torch.cuda.get_device_name(device)})' if device.type == 'cuda' else ''}, "
-          f"precision {str(amp).replace('torch.', '') if amp else 'fp32'}, {torch.get_num_threads()} CPU threads")
-    print(f"train: {args.images} images x {args.epochs} epochs, batch {args.batch}: {train_seconds:.1f} s "
-          f"({args.images * args.epochs / train_seconds:.0f} images/s, set-up and end of task included)")
-    print(f"evaluate: {args.test_images} images, batch {args.eval_batch}: {eval_seconds:.1f} s "
-          f"({args.test_images / eval_seconds:.0f} images/s)")
-    print(f"peak memory: {peak_memory(device) / 2 ** 30:.2f} GiB ({'allocated' if device.type == 'cuda' else 'RSS'})")
+    print(
+        f"{args.method} on {args.model}, task {last.index + 1} of {len(scenario)} ({last.num_classes} new classes, "
+        f"{last.stop} seen, pool of {pool}), "
+        f"{device}{f' ({torch.cuda.get_device_name(device)})' if device.type == 'cuda' else ''}, "
+        f"precision {str(amp).replace('torch.', '') if amp else 'fp32'}, {torch.get_num_threads()} CPU threads"
+    )
+    print(
+        f"train: {args.images} images x {args.epochs} epochs, batch {args.batch}: {train_seconds:.1f} s "
+        f"({args.images * args.epochs / train_seconds:.0f} images/s, set-up and end of task included)"
+    )
+    print(
+        f"evaluate: {args.test_images} images, batch {args.eval_batch}: {eval_seconds:.1f} s "
+        f"({args.test_images / eval_seconds:.0f} images/s)"
+    )
+    print(f"peak memory: {peak_memory(device) / 2**30:.2f} GiB ({'allocated' if device.type == 'cuda' else 'RSS'})")
 
 
 if __name__ == "__main__":

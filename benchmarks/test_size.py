@@ -26,10 +26,10 @@ def accuracy(model, world: ShapesWorld, domain: str, per_class: int, batch_size:
     names = [world.class_names[label] for label, _ in items]
     correct = 0
     for start in range(0, len(items), batch_size):
-        chunk = items[start:start + batch_size]
+        chunk = items[start : start + batch_size]
         images = [world.image(label, index, domain, "test") for label, index in chunk]
         predictions = model.predict(images, batch_size=batch_size)
-        correct += sum(p.label == n for p, n in zip(predictions, names[start:start + batch_size]))
+        correct += sum(p.label == n for p, n in zip(predictions, names[start : start + batch_size]))
     return 100.0 * correct / len(items)
 
 
@@ -51,7 +51,9 @@ def main() -> int:
             for n in sizes:
                 table[folder][n].append(accuracy(model, world, shapes.domain, n))
     reference = args.folders[0]
-    print(f"{'run':<40} {'test/class':>10} {'Last (mean ± std)':>20} {'Δ to ' + Path(reference).name + ' [95% CI]':>30}")
+    print(
+        f"{'run':<40} {'test/class':>10} {'Last (mean ± std)':>20} {'Δ to ' + Path(reference).name + ' [95% CI]':>30}"
+    )
     for folder, by_size in table.items():
         for n, values in by_size.items():
             line = f"{folder:<40} {n:>10} {summarize_values(values).format():>20}"

@@ -1,12 +1,17 @@
 """Shared fixtures. No test touches the network: the Hugging Face hub is forced offline here."""
 
 import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
+import torch.multiprocessing as mp
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
@@ -20,8 +25,14 @@ def tiny_backbone():
     return load_backbone("seca-test", None)
 
 
-FAST_RUN = ["--set", "train.epochs=1", "--set", "data.shapes.train_per_class=8", "--set",
-            "data.shapes.test_per_class=4"]
+FAST_RUN = [
+    "--set",
+    "train.epochs=1",
+    "--set",
+    "data.shapes.train_per_class=8",
+    "--set",
+    "data.shapes.test_per_class=4",
+]
 
 
 def write_shapes_folder(root, names, per_class=3, split="test", seed=0):
@@ -36,6 +47,32 @@ def write_shapes_folder(root, names, per_class=3, split="test", seed=0):
         for i in range(per_class):
             world.image(labels[name], i, "renditions", split).save(folder / f"{i}.png")
     return root
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rank(rank: int, port: int, folder: str, compute: Callable[[], Any]) -> None:
+    from seca import distributed
+
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
+    distributed.join("cpu", timeout_s=120)
+    try:
+        torch.save(compute(), Path(folder) / f"rank{rank}.pt")
+    finally:
+        distributed.leave()
+
+
+def in_two_processes(compute: Callable[[], Any], folder: Path) -> list[Any]:
+    """What ``compute()`` (a module-level function) returns in each of two processes spawned here, joined in a gloo
+    group on the CPU, in rank order (their files are kept in ``folder``)."""
+    mp.spawn(_rank, args=(free_port(), str(folder), compute), nprocs=2, join=True)
+    return [torch.load(Path(folder) / f"rank{r}.pt", weights_only=False) for r in range(2)]
 
 
 @pytest.fixture(scope="session")
@@ -66,6 +103,9 @@ def shapes_clip_weights(request):
     if not path.is_file():  # one line past pytest's capture, so a long silence is explained
         capture = request.config.pluginmanager.getplugin("capturemanager")
         with capture.global_and_fixture_disabled():
-            print(f"\nbuilding the pretrained shapes CLIP into {path} for the tests that need it (once; about "
-                  f"{BUILD_MINUTES} minutes on 2 CPU cores; skip them with -m 'not shapes_clip')", flush=True)
+            print(
+                f"\nbuilding the pretrained shapes CLIP into {path} for the tests that need it (once; about "
+                f"{BUILD_MINUTES} minutes on 2 CPU cores; skip them with -m 'not shapes_clip')",
+                flush=True,
+            )
     return ensure_shapes_clip(progress=False)

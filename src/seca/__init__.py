@@ -1,10 +1,10 @@
 """seca: continual learning with CLIP -- SECA (AAAI 2026) and its baselines, as a library and a CLI.
 
-    import seca
-    model = seca.load("runs/imagenet-r/seca/seed0/model.safetensors")
-    model.predict(["image.jpg"])
+import seca
+model = seca.load("runs/imagenet-r/seca/seed0/model.safetensors")
+model.predict(["image.jpg"])
 
-    model = seca.new("seca-shapes")         # or a model that knows no class yet, grown with model.learn(folder)
+model = seca.new("seca-shapes")         # or a model that knows no class yet, grown with model.learn(folder)
 """
 
 import os
@@ -14,10 +14,10 @@ import os
 # It must be set before torch loads its OpenMP runtime; an explicit OMP_WAIT_POLICY wins (docs/performance.md).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-__version__ = "0.1.0"
 
 # The offline world's pretrained CLIP, reachable as `backbone.pretrained: shapes` (built on first use).
-from .clip.archs import register_pretrained  # noqa: E402  (after the environment above)
+from .clip.archs import register_pretrained
+from .version import __version__
 
 register_pretrained("shapes", "seca-shapes", "seca.offline.pretrain:ensure_shapes_clip")
 __all__ = ["load", "new", "SecaModel", "Prediction", "__version__"]

@@ -1,16 +1,16 @@
 """The Python API: a model you keep. Load it, classify images, evaluate it, teach it new classes, save it.
 
-    import seca
-    model = seca.load("runs/imagenet-r/seca/seed0/model.safetensors")
-    model.classes                              # class names, in label order
-    model.predict(["cat.jpg", pil_image])      # [Prediction(label=..., score=..., top_k=[...]), ...]
-    model.evaluate("data/test_folder")         # {"accuracy": ..., "per_class": {...}}
-    model.learn("data/new_classes")            # one new task: its folder names are the new classes
-    model.save("model-v2.safetensors")
+import seca
+model = seca.load("runs/imagenet-r/seca/seed0/model.safetensors")
+model.classes                              # class names, in label order
+model.predict(["cat.jpg", pil_image])      # [Prediction(label=..., score=..., top_k=[...]), ...]
+model.evaluate("data/test_folder")         # {"accuracy": ..., "per_class": {...}}
+model.learn("data/new_classes")            # one new task: its folder names are the new classes
+model.save("model-v2.safetensors")
 
-    model = seca.new("seca-shapes")            # a model that knows no class yet, on the offline CLIP
-    model.learn("digits/task-1", eval_data="digits/test")   # its first task, evaluated on what it knows
-    model.history                              # one entry per task: classes, images, seconds, accuracy
+model = seca.new("seca-shapes")            # a model that knows no class yet, on the offline CLIP
+model.learn("digits/task-1", eval_data="digits/test")   # its first task, evaluated on what it knows
+model.history                              # one entry per task: classes, images, seconds, accuracy
 """
 
 from __future__ import annotations
@@ -18,31 +18,56 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional, Sequence, Union
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
 from .clip.backbone import check_model_name, load_backbone
-from .config import (EVAL_ORDERS, HYBRID_MAX, BackboneConfig, ExperimentConfig, apply_overrides, from_dict, load_raw,
-                     parse_override)
-from .data.datasets import ImageFiles, class_folders, open_image, unusable_images
+from .config import (
+    EVAL_ORDERS,
+    HYBRID_MAX,
+    BackboneConfig,
+    ExperimentConfig,
+    TrainConfig,
+    apply_overrides,
+    describe_training,
+    load_raw,
+    parse_override,
+)
+from .data.images import ImageFiles, class_folders, open_image, unusable_images
 from .data.scenario import Task
+from .engine.configure import for_method, resolve
 from .engine.data import TaskImages
 from .engine.device import amp_dtype, autocast, resolve_device, seed_everything
 from .engine.evaluate import predicted_labels
-from .engine.train import learn_task
+from .engine.train import TaskTraining, learn_task
 from .errors import SecaError
 from .eval.history import EVAL_FIELDS, eval_record, history_entry
 from .io import locks
 from .io.checkpoint import load_checkpoint, model_metadata, save_checkpoint
 from .io.files import file_digest
-from .methods import Learner, build_learner, check_method
+from .methods import Learner, build_learner
 
-ImageLike = Union[str, Path, Image.Image, torch.Tensor]
+ImageLike = str | Path | Image.Image | torch.Tensor
+
+
+@dataclass(frozen=True)
+class LearnRequest:
+    """One ``learn``: the folder of the new task's classes, the test folder to evaluate on after it, the epochs and
+    batch size if not the model's, whether to show progress and to skip bad images, and who hears the steps."""
+
+    data: str | Path
+    eval_data: str | Path | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    progress: bool = True
+    skip_bad_images: bool = False
+    on_event: Callable[[str, dict], None] | None = None
 
 
 @dataclass
@@ -55,12 +80,16 @@ class Prediction:
     top_k: list[tuple[str, float]]
 
 
-def readable_images(files: Sequence[Sequence[Path]], max_pixels: int, skip_bad: bool,
-                    echo=print) -> list[list[Path]]:
+def readable_images(files: Sequence[Sequence[Path]], max_pixels: int, skip_bad: bool, echo=print) -> list[list[Path]]:
     """``files`` (a list per class) after reading every image in full: a bad file (unreadable, truncated, too
     large) is an error that lists them, or with ``skip_bad`` is left out and named through ``echo``."""
-    bad = unusable_images([p for group in files for p in group], max_pixels, skip_bad,
-                          "pass --skip-bad-images (skip_bad_images=True)", echo)
+    bad = unusable_images(
+        [p for group in files for p in group],
+        max_pixels,
+        skip_bad,
+        "pass --skip-bad-images (skip_bad_images=True)",
+        echo,
+    )
     kept = [[p for p in group if Path(p) not in bad] for group in files]
     emptied = [group[0].parent for group, left in zip(files, kept) if group and not left]
     if emptied:
@@ -71,8 +100,14 @@ def readable_images(files: Sequence[Sequence[Path]], max_pixels: int, skip_bad: 
 class SecaModel:
     """A trained continual learner over its frozen CLIP, with the class names it knows."""
 
-    def __init__(self, learner: Learner, config: ExperimentConfig, meta: dict[str, Any], device: torch.device,
-                 source: Optional[tuple[Path, str]] = None):
+    def __init__(
+        self,
+        learner: Learner,
+        config: ExperimentConfig,
+        meta: dict[str, Any],
+        device: torch.device,
+        source: tuple[Path, str] | None = None,
+    ):
         self.learner, self.config, self.meta, self.device = learner, config, meta, device
         # (file, SHA-256 of its bytes) this model was loaded from or last saved to: saving over that file again
         # checks first that no other process has replaced it meanwhile, so that no one's update is lost
@@ -99,16 +134,20 @@ class SecaModel:
 
     def __repr__(self) -> str:
         b = self.config.backbone
-        return (f"SecaModel({self.method}, {len(self.classes)} classes in {len(self.learner.tasks)} tasks, "
-                f"{b.model} {b.pretrained or ''})")
+        return (
+            f"SecaModel({self.method}, {len(self.classes)} classes in {len(self.learner.tasks)} tasks, "
+            f"{b.model} {b.pretrained or ''})"
+        )
 
     # ---- inference -------------------------------------------------------------------------------
     def _tensor(self, image: ImageLike) -> torch.Tensor:
         size = self.learner.backbone.image_size
         if isinstance(image, torch.Tensor):
             if image.dim() != 3 or tuple(image.shape) != (3, size, size):
-                raise SecaError(f"tensor images must be preprocessed to 3x{size}x{size} (model.preprocess does it); "
-                                f"got shape {tuple(image.shape)}")
+                raise SecaError(
+                    f"tensor images must be preprocessed to 3x{size}x{size} (model.preprocess does it); "
+                    f"got shape {tuple(image.shape)}"
+                )
             return image
         if isinstance(image, (str, Path)):
             path = Path(image).expanduser()
@@ -121,8 +160,10 @@ class SecaModel:
 
     def _require_classes(self) -> None:
         if not self.classes:
-            raise SecaError("the model knows no class yet; teach it a first task with `seca learn MODEL --data DIR` "
-                            "(model.learn(folder) in Python)")
+            raise SecaError(
+                "the model knows no class yet; teach it a first task with `seca learn MODEL --data DIR` "
+                "(model.learn(folder) in Python)"
+            )
 
     def _batches(self, images: Sequence[ImageLike], batch_size: int) -> Iterable[torch.Tensor]:
         if isinstance(images, torch.Tensor) and images.dim() == 4:
@@ -130,10 +171,10 @@ class SecaModel:
         elif isinstance(images, (str, Path, Image.Image, torch.Tensor)):
             images = [images]
         for start in range(0, len(images), batch_size):
-            yield torch.stack([self._tensor(x) for x in images[start:start + batch_size]]).to(self.device)
+            yield torch.stack([self._tensor(x) for x in images[start : start + batch_size]]).to(self.device)
 
     @torch.no_grad()
-    def probabilities(self, images: Union[ImageLike, Sequence[ImageLike]], batch_size: int = 64) -> torch.Tensor:
+    def probabilities(self, images: ImageLike | Sequence[ImageLike], batch_size: int = 64) -> torch.Tensor:
         """``[images, classes]`` class probabilities (the learner's scores, normalised to sum to one)."""
         self._require_classes()
         self.learner.eval()
@@ -145,21 +186,36 @@ class SecaModel:
             out.append((scores / scores.sum(dim=1, keepdim=True)).cpu())
         return torch.cat(out) if out else torch.empty(0, len(self.classes))
 
-    def predict(self, images: Union[ImageLike, Sequence[ImageLike]], top_k: int = 1,
-                batch_size: int = 64) -> list[Prediction]:
+    def predict(
+        self, images: ImageLike | Sequence[ImageLike], top_k: int = 1, batch_size: int = 64
+    ) -> list[Prediction]:
         """The class of each image (paths, PIL images, or preprocessed tensors), batched."""
         if top_k < 1:
             raise SecaError(f"top_k must be at least 1, got {top_k}")
         probs = self.probabilities(images, batch_size)
         k = min(top_k, len(self.classes))
         values, indices = probs.topk(k, dim=1)
-        return [Prediction(self.classes[int(i[0])], int(i[0]), float(v[0]),
-                           [(self.classes[int(j)], float(p)) for p, j in zip(v, i)])
-                for v, i in zip(values, indices)]
+        return [
+            Prediction(
+                self.classes[int(i[0])],
+                int(i[0]),
+                float(v[0]),
+                [(self.classes[int(j)], float(p)) for p, j in zip(v, i)],
+            )
+            for v, i in zip(values, indices)
+        ]
 
-    def evaluate(self, data: Union[str, Path], batch_size: int = 64, progress: bool = False,
-                 confusion: bool = False, known_only: bool = False, skip_bad_images: bool = False,
-                 order: Optional[str] = None, hybrid_max: Optional[str] = None) -> dict:
+    def evaluate(
+        self,
+        data: str | Path,
+        batch_size: int = 64,
+        progress: bool = False,
+        confusion: bool = False,
+        known_only: bool = False,
+        skip_bad_images: bool = False,
+        order: str | None = None,
+        hybrid_max: str | None = None,
+    ) -> dict:
         """Accuracy on ``data/<class>/`` images (or ``data/test/<class>/``), whose folder names are known classes.
 
         Returns ``{"data", "accuracy", "images", "classes", "per_class": {name: {"accuracy", "images"}}, "per_task":
@@ -185,13 +241,18 @@ class SecaModel:
         names, files = class_folders(data, "test")
         unknown = [n for n in names if n not in self.classes]
         if unknown and not known_only:
-            raise SecaError(f"the model does not know class '{unknown[0]}' (folder of {data}); "
-                            f"it knows {len(self.classes)} classes, see model.classes")
+            raise SecaError(
+                f"the model does not know class '{unknown[0]}' (folder of {data}); "
+                f"it knows {len(self.classes)} classes, see model.classes"
+            )
         if len(unknown) == len(names):
-            raise SecaError(f"none of the {len(names)} class folders of '{data}' is a class the model knows "
-                            f"(it knows {', '.join(self.classes[:3])}{', ...' if len(self.classes) > 3 else ''})")
-        files = readable_images([f for n, f in zip(names, files) if n not in unknown], self.config.data.max_pixels,
-                                skip_bad_images)
+            raise SecaError(
+                f"none of the {len(names)} class folders of '{data}' is a class the model knows "
+                f"(it knows {', '.join(self.classes[:3])}{', ...' if len(self.classes) > 3 else ''})"
+            )
+        files = readable_images(
+            [f for n, f in zip(names, files) if n not in unknown], self.config.data.max_pixels, skip_bad_images
+        )
         names = [n for n in names if n not in unknown]
         labels = [self.classes.index(n) for n in names]
         # One data set of every image in the folder's order; a set per task of its classes' images in that order.
@@ -204,8 +265,9 @@ class SecaModel:
         amp = amp_dtype(self.config.train.amp, self.device)
         learner_config = self.learner.config
         if hybrid_max is not None:
-            self.learner.config = dataclasses.replace(learner_config, classifier=dataclasses.replace(
-                learner_config.classifier, hybrid_max=hybrid_max))
+            self.learner.config = dataclasses.replace(
+                learner_config, classifier=dataclasses.replace(learner_config.classifier, hybrid_max=hybrid_max)
+            )
         try:
             predicted = predicted_labels(self.learner, sets, batch_size, self.device, amp, 0, progress, order)
         finally:
@@ -213,8 +275,10 @@ class SecaModel:
         truth = torch.as_tensor(np.concatenate([s.labels for s in sets]))
         predicted = torch.cat(predicted)
         right = truth == predicted
-        per_class = {n: {"accuracy": 100.0 * float(right[truth == label].float().mean()),
-                         "images": int((truth == label).sum())} for n, label in zip(names, labels)}
+        per_class = {
+            n: {"accuracy": 100.0 * float(right[truth == label].float().mean()), "images": int((truth == label).sum())}
+            for n, label in zip(names, labels)
+        }
         task_correct, task_total = [0] * len(tasks), [0] * len(tasks)
         for k, s, hits in zip(seen, sets, right.split([len(s) for s in sets])):
             task_correct[k], task_total[k] = int(hits.sum()), len(s)
@@ -223,9 +287,12 @@ class SecaModel:
             matrix = torch.zeros(len(self.classes), len(self.classes), dtype=torch.long)
             matrix.index_put_((truth, predicted), torch.ones_like(truth), accumulate=True)
             rows = sorted(labels)
-            report["confusion"] = {"rows": [self.classes[k] for k in rows], "columns": list(self.classes),
-                                   "counts": matrix[rows].tolist(),
-                                   "task_bounds": [t.start for t in tasks] + [len(self.classes)]}
+            report["confusion"] = {
+                "rows": [self.classes[k] for k in rows],
+                "columns": list(self.classes),
+                "counts": matrix[rows].tolist(),
+                "task_bounds": [t.start for t in tasks] + [len(self.classes)],
+            }
         return report
 
     def _task_images(self, files: Sequence[Path], labels: Sequence[int]) -> TaskImages:
@@ -233,10 +300,18 @@ class SecaModel:
         return TaskImages(dataset, range(len(files)), labels)
 
     # ---- learning ---------------------------------------------------------------------------------
-    def learn(self, data: Union[str, Path], epochs: Optional[int] = None, batch_size: Optional[int] = None,
-              progress: bool = True, eval_data: Union[str, Path, None] = None, skip_bad_images: bool = False,
-              out: Union[str, Path, None] = None, wait: bool = False,
-              on_event: Optional[Callable[[str, dict], None]] = None) -> Task:
+    def learn(
+        self,
+        data: str | Path,
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        progress: bool = True,
+        eval_data: str | Path | None = None,
+        skip_bad_images: bool = False,
+        out: str | Path | None = None,
+        wait: bool = False,
+        on_event: Callable[[str, dict], None] | None = None,
+    ) -> Task:
         """Learn one new task from ``data/<class>/`` (or ``data/train/<class>/``): its folder names are
         the new classes. Classes the model already knows are refused. ``eval_data``: a folder of test images
         (``eval_data/<class>/`` or ``eval_data/test/<class>/``) to measure the accuracy on every class known after
@@ -254,37 +329,39 @@ class SecaModel:
         ``eval_data``. An exception it raises stops the task, which then changes nothing (how ``seca serve``
         cancels a job).
         """
+        request = LearnRequest(data, eval_data, epochs, batch_size, progress, skip_bad_images, on_event)
         if out is None:
-            return self._learn(data, epochs, batch_size, progress, eval_data, skip_bad_images, on_event)
+            return self._learn(request)
         with locks.model_file(Path(out).expanduser(), wait):
             self._check_unchanged(Path(out).expanduser())
-            task = self._learn(data, epochs, batch_size, progress, eval_data, skip_bad_images, on_event)
+            task = self._learn(request)
             self.save(out)
             return task
 
-    def _learn(self, data, epochs, batch_size, progress, eval_data, skip_bad_images, on_event=None) -> Task:
+    def _learn(self, request: LearnRequest) -> Task:
+        data, eval_data = request.data, request.eval_data
         names, files = class_folders(data, "train")
         known = [n for n in names if n in self.classes]
         if known:
-            raise SecaError(f"class '{known[0]}' is already known to the model; learn adds new classes only "
-                            "(remove or rename that folder)")
+            raise SecaError(
+                f"class '{known[0]}' is already known to the model; learn adds new classes only "
+                "(remove or rename that folder)"
+            )
         if eval_data is not None:  # checked before any training: a wrong folder costs nothing
             eval_names, _ = class_folders(eval_data, "test", report=False)
             if not set(eval_names) & set(self.classes + names):
-                raise SecaError(f"the evaluation folder '{eval_data}' holds none of the classes the model will know "
-                                "after this task "
-                                f"(its folders: {', '.join(eval_names[:3])}{', ...' if len(eval_names) > 3 else ''})")
-        for key, value in (("epochs", epochs), ("batch_size", batch_size)):
+                raise SecaError(
+                    f"the evaluation folder '{eval_data}' holds none of the classes the model will know "
+                    "after this task "
+                    f"(its folders: {', '.join(eval_names[:3])}{', ...' if len(eval_names) > 3 else ''})"
+                )
+        for key, value in (("epochs", request.epochs), ("batch_size", request.batch_size)):
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise SecaError(f"{key} must be a whole number of at least 1, got {value!r}")
-        files = readable_images(files, self.config.data.max_pixels, skip_bad_images)
-        train = dataclasses.replace(self.config.train, progress=progress,
-                                    **({"epochs": epochs} if epochs is not None else {}),
-                                    **({"batch_size": batch_size} if batch_size is not None else {}),
-                                    **({"log_every": 1} if on_event is not None else {}))
+        files = readable_images(files, self.config.data.max_pixels, request.skip_bad_images)
         before = self._snapshot()
         try:
-            return self._learn_task(names, files, train, data, eval_data, progress, skip_bad_images, on_event)
+            return self._learn_task(request, names, files)
         except BaseException:  # an error or an interrupt mid-task: the model is exactly as it was before
             self._restore(before)
             raise
@@ -300,8 +377,23 @@ class SecaModel:
         learner.eval()
         self.learner, self.meta = learner, meta
 
-    def _learn_task(self, names: list[str], files: list[list[Path]], train, data, eval_data, progress: bool,
-                    skip_bad_images: bool, on_event: Optional[Callable[[str, dict], None]] = None) -> Task:
+    def training(self, epochs: int | None = None, batch_size: int | None = None) -> TrainConfig:
+        """The train settings a new task gets: the model's (kept in its file), with ``epochs`` and ``batch_size``
+        if given."""
+        changes = {key: value for key, value in (("epochs", epochs), ("batch_size", batch_size)) if value is not None}
+        return dataclasses.replace(self.config.train, **changes)
+
+    def describe_training(self, epochs: int | None = None, batch_size: int | None = None) -> str:
+        """How a new task is trained, in one line (``seca learn`` and ``seca new`` print it)."""
+        return describe_training(self.training(epochs, batch_size), list(self.learner.learning_rates()))
+
+    def _learn_task(self, request: LearnRequest, names: list[str], files: list[list[Path]]) -> Task:
+        on_event = request.on_event
+        train = dataclasses.replace(
+            self.training(request.epochs, request.batch_size),
+            progress=request.progress,
+            **({"log_every": 1} if on_event is not None else {}),
+        )
         learner = self.learner
         start = learner.num_seen
         task = Task(len(learner.tasks), tuple(range(start, start + len(names))), start, start + len(names))
@@ -310,21 +402,26 @@ class SecaModel:
         images = self._task_images([p for f in files for p in f], labels)
         began = time.perf_counter()
         log = None if on_event is None else (lambda event, **fields: on_event(event, fields))
-        learn_task(learner, task, images, train, self.device, self.config.seed, log=log)
+        learn_task(learner, task, TaskTraining(images, train, self.device, self.config.seed, log=log))
         seconds = time.perf_counter() - began
         learner.eval()
         self.meta["class_order"] = list(self.meta.get("class_order", [])) + list(task.classes)
         evaluation = None
-        if eval_data is not None:
+        if request.eval_data is not None:
             if on_event is not None:
                 on_event("evaluating", {})
-            report = self.evaluate(eval_data, train.eval_batch_size, progress, known_only=True,
-                                   skip_bad_images=skip_bad_images)
+            report = self.evaluate(
+                request.eval_data,
+                train.eval_batch_size,
+                request.progress,
+                known_only=True,
+                skip_bad_images=request.skip_bad_images,
+            )
             evaluation = {key: report[key] for key in EVAL_FIELDS}
-        self.history.append(history_entry(task.index, names, len(labels), seconds, str(data), evaluation))
+        self.history.append(history_entry(task.index, names, len(labels), seconds, str(request.data), evaluation))
         return task
 
-    def copy(self) -> "SecaModel":
+    def copy(self) -> SecaModel:
         """An independent copy of the model (its learner rebuilt from its state) over the same frozen CLIP,
         which neither changes: what ``seca serve`` trains while the original keeps answering."""
         tensors, structure, meta = self._snapshot()
@@ -333,7 +430,7 @@ class SecaModel:
         return twin
 
     # ---- saving -----------------------------------------------------------------------------------
-    def save(self, path: Union[str, Path], wait: bool = False) -> Path:
+    def save(self, path: str | Path, wait: bool = False) -> Path:
         """Write the model to ``path`` (safetensors + metadata, atomically), holding the file's lock.
 
         Saving over the file this model was loaded from (or last saved to) first checks that the file is
@@ -354,9 +451,11 @@ class SecaModel:
         if self.source is None or self.source[0] != path.absolute():
             return
         if path.exists() and file_digest(path) != self.source[1]:
-            raise SecaError(f"'{path}' has changed since this model was read from it (another process saved "
-                            "it meanwhile); nothing was written, so that update is kept: load the file again and "
-                            "repeat this task, or save to another path")
+            raise SecaError(
+                f"'{path}' has changed since this model was read from it (another process saved "
+                "it meanwhile); nothing was written, so that update is kept: load the file again and "
+                "repeat this task, or save to another path"
+            )
 
 
 # The packaged preset whose training and method settings a new model starts from, by backbone; imagenet-r's
@@ -365,37 +464,48 @@ DEFAULT_PRESETS = {"seca-shapes": "shapes", "seca-test": "cpu-small"}
 _FROM_PRESET: Any = object()
 
 
-def new(backbone: str = "ViT-B-16", pretrained: Optional[str] = _FROM_PRESET, method: Optional[str] = None,
-        preset: Optional[str] = None, overrides: Sequence[str] = (), device: str = "auto") -> SecaModel:
+def new(
+    backbone: str = "ViT-B-16",
+    pretrained: str | None = _FROM_PRESET,
+    method: str | None = None,
+    preset: str | None = None,
+    overrides: Sequence[str] = (),
+    device: str = "auto",
+) -> SecaModel:
     """A model that knows no class yet: frozen CLIP ``backbone`` and the ``method``'s learner, ready for
     :meth:`SecaModel.learn` to add a first task, then more.
 
     ``pretrained``: an open_clip tag (``openai``), ``shapes`` (the offline CLIP), a local weights file, or None
     for random weights; by default the preset's when the preset is for this backbone. ``preset`` (a packaged
     name or YAML file) gives the training and method settings: by default ``shapes`` for ``seca-shapes``,
-    ``cpu-small`` for ``seca-test`` and ``imagenet-r`` (the paper's) otherwise. ``overrides`` are ``--set``
-    strings (``train.epochs=3``); data and scenario keys do not apply, as the data come to :meth:`SecaModel.learn`.
+    ``cpu-small`` for ``seca-test`` and ``imagenet-r`` (the paper's) otherwise. A ``method`` other than the
+    preset's trains with its own recipe (``Learner.recipe``), not the preset's (seca.engine.configure.for_method).
+    ``overrides`` are ``--set`` strings (``train.epochs=3``), applied last; data and scenario keys do not apply, as
+    the data come to :meth:`SecaModel.learn`.
     """
     raw = load_raw(preset or DEFAULT_PRESETS.get(backbone, "imagenet-r"))
+    if method is not None:
+        raw = for_method(raw, method)
     for text in overrides:
         key = parse_override(text)[0][0]
         if key in ("data", "scenario", "seeds"):
-            raise SecaError(f"'{text}' sets a {key} key, which a model grown with learn does not use: its data are "
-                            "the folders given to learn")
+            raise SecaError(
+                f"'{text}' sets a {key} key, which a model grown with learn does not use: its data are "
+                "the folders given to learn"
+            )
     check_model_name(backbone)
     preset_backbone = raw.get("backbone") or {}
     if pretrained is _FROM_PRESET:
         if preset_backbone.get("model", BackboneConfig.model) != backbone:
-            raise SecaError(f"say which weights '{backbone}' starts from: --pretrained TAG (e.g. openai), a weights "
-                            "file, or none for random weights")
+            raise SecaError(
+                f"say which weights '{backbone}' starts from: --pretrained TAG (e.g. openai), a weights "
+                "file, or none for random weights"
+            )
         pretrained = preset_backbone.get("pretrained", BackboneConfig.pretrained)
     raw = {key: value for key, value in raw.items() if key not in ("data", "scenario", "seeds")}
     raw["benchmark"] = "custom"
     raw["backbone"] = {**preset_backbone, "model": backbone, "pretrained": pretrained}
-    if method is not None:
-        raw["method"] = {**(raw.get("method") or {}), "name": method}
-    config = from_dict(apply_overrides(raw, list(overrides)))
-    check_method(config.method.name)
+    config = resolve(apply_overrides(raw, list(overrides)))
     seed_everything(config.seed)  # as seca run does before building its learner: the same initial weights
     device = resolve_device(device, key="device")
     weights = load_backbone(config.backbone.model, config.backbone.pretrained, config.backbone.cache_dir, device)
@@ -404,7 +514,7 @@ def new(backbone: str = "ViT-B-16", pretrained: Optional[str] = _FROM_PRESET, me
     return SecaModel(learner, config, {"class_order": [], "history": []}, device)
 
 
-def load(path: Union[str, Path], device: str = "auto", pretrained: Optional[str] = None) -> SecaModel:
+def load(path: str | Path, device: str = "auto", pretrained: str | None = None) -> SecaModel:
     """Load a model saved by ``seca run`` (``model.safetensors``), ``seca learn`` or :meth:`SecaModel.save`.
 
     ``pretrained`` replaces the backbone weights' source recorded in the checkpoint (e.g. a local file
@@ -415,7 +525,7 @@ def load(path: Union[str, Path], device: str = "auto", pretrained: Optional[str]
     # the digest before the read: a file replaced in between is refused at save, never overwritten unseen
     digest = file_digest(path) if path.is_file() else None
     tensors, meta = load_checkpoint(path, device)
-    config = from_dict(meta["config"])
+    config = resolve(meta["config"])
     if pretrained is not None:
         config = dataclasses.replace(config, backbone=dataclasses.replace(config.backbone, pretrained=pretrained))
     backbone = load_backbone(config.backbone.model, config.backbone.pretrained, config.backbone.cache_dir, device)

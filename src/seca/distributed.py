@@ -13,8 +13,9 @@ from __future__ import annotations
 import datetime
 import math
 import os
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -62,24 +63,31 @@ def join(device: str = "auto", timeout_s: float = 1800.0) -> torch.device:
     env = {k: os.environ.get(k) for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
     missing = [k for k, v in env.items() if v is None]
     if missing:
-        raise SecaError(f"a distributed run needs the variables torchrun sets ({', '.join(missing)} missing); "
-                        "start it with torchrun --nproc_per_node N -m seca run ...")
+        raise SecaError(
+            f"a distributed run needs the variables torchrun sets ({', '.join(missing)} missing); "
+            "start it with torchrun --nproc_per_node N -m seca run ..."
+        )
     rank, size = int(env["RANK"]), int(env["WORLD_SIZE"])
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise SecaError(f"train.device '{device}' is not available: this machine has no CUDA GPU; use auto or cpu")
     if device not in ("auto", "cpu", "cuda"):
-        raise SecaError(f"train.device '{device}' cannot be shared by {size} processes: use auto, cuda (each "
-                        "process takes cuda:LOCAL_RANK) or cpu")
+        raise SecaError(
+            f"train.device '{device}' cannot be shared by {size} processes: use auto, cuda (each "
+            "process takes cuda:LOCAL_RANK) or cpu"
+        )
     gpu = device != "cpu" and torch.cuda.is_available()
     if gpu:
         if local_rank >= torch.cuda.device_count():
-            raise SecaError(f"local rank {local_rank} has no GPU: this node has {torch.cuda.device_count()}; "
-                            "start at most that many processes per node (--nproc_per_node)")
+            raise SecaError(
+                f"local rank {local_rank} has no GPU: this node has {torch.cuda.device_count()}; "
+                "start at most that many processes per node (--nproc_per_node)"
+            )
         torch.cuda.set_device(local_rank)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if gpu else "gloo", rank=rank, world_size=size,
-                                timeout=datetime.timedelta(seconds=timeout_s))
+        dist.init_process_group(
+            "nccl" if gpu else "gloo", rank=rank, world_size=size, timeout=datetime.timedelta(seconds=timeout_s)
+        )
     _world = World(rank, size, local_rank)
     return torch.device("cuda", local_rank) if gpu else torch.device("cpu")
 
@@ -167,10 +175,6 @@ def shard_positions(n: int, seed: int, rank: int, size: int) -> np.ndarray:
     return np.sort(order[rank::size])
 
 
-def shard_sizes(n: int, size: int) -> list[int]:
-    return [n // size + (r < n % size) for r in range(size)]
-
-
 class ShardBatches(Sampler[list[int]]):
     """One epoch of one process's training batches, as lists of positions in its shard.
 
@@ -200,7 +204,7 @@ class ShardBatches(Sampler[list[int]]):
         order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.generator_seed)).tolist()
         start = 0
         for n in self._batch_sizes(self.size):
-            yield order[start:start + n]
+            yield order[start : start + n]
             start += n
 
 
@@ -225,5 +229,8 @@ def data_parallel(learner: nn.Module, device: torch.device) -> nn.Module:
     Buffers are not synchronised in the steps: every process computes the same ones.
     """
     return nn.parallel.DistributedDataParallel(
-        TrainingStep(learner), device_ids=[device.index] if device.type == "cuda" else None,
-        forward_sync_buffers=False, static_graph=True)
+        TrainingStep(learner),
+        device_ids=[device.index] if device.type == "cuda" else None,
+        forward_sync_buffers=False,
+        static_graph=True,
+    )

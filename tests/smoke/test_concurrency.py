@@ -3,7 +3,6 @@ a lock left by a killed process blocks no one, and a job killed before its first
 with its own command line (``--resume``) to the results of an uninterrupted run."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,7 +12,8 @@ import pytest
 
 import seca
 from seca.cli import main
-from seca.config import dump_yaml, load_config
+from seca.config import dump_yaml
+from seca.engine.configure import load_config
 from seca.errors import SecaError
 from seca.io import locks
 from seca.io.checkpoint import read_metadata
@@ -35,13 +35,24 @@ def model(tmp_path):
 
 
 def _seca(*argv, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "seca", *map(str, argv)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "seca", *map(str, argv)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
 
 
 def _python(script: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
 
 
 class Holder:
@@ -69,8 +80,10 @@ class Holder:
 def test_two_learns_at_once_never_lose_a_task(model, wait):
     path, navy, coral = model
     flags = ["--wait"] if wait else []
-    procs = {"blue square": _seca("learn", path, "--data", navy, *flags),
-             "pink heart": _seca("learn", path, "--data", coral, *flags)}
+    procs = {
+        "blue square": _seca("learn", path, "--data", navy, *flags),
+        "pink heart": _seca("learn", path, "--data", coral, *flags),
+    }
     ends = {name: (p.wait(timeout=300), p.stderr.read()) for name, p in procs.items()}
     known = read_metadata(path)["class_names"]
     assert known[:2] == FIRST
@@ -180,8 +193,12 @@ def test_a_run_in_progress_is_refused_and_a_requeued_run_finishes_as_an_uninterr
     expected = json.loads((reference / "results.json").read_text())["acc_matrix"]
 
     out = tmp_path / "job"
-    job = subprocess.Popen([sys.executable, "-c", textwrap.dedent(PREEMPTED), *_run(out)], stdout=subprocess.PIPE,
-                           stderr=subprocess.DEVNULL, text=True)
+    job = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(PREEMPTED), *_run(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         assert any(line == "task 1 trained\n" for line in iter(job.stdout.readline, ""))  # stops at the line
         for command in (_run(out, "--resume"), _run(out), _run(out, "--overwrite")):

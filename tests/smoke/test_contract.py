@@ -5,31 +5,28 @@ registered model): a method added to seca/methods/ is held to all of it without 
 - ``predict`` scores every class seen so far;
 - saved and restored, it predicts exactly the same;
 - a run interrupted after its first task and resumed ends with the accuracy matrix of an uninterrupted run;
-- a model grown with ``seca new`` and ``seca learn`` equals a ``seca run`` on the same folders, tensor for tensor;
+- a model grown with ``seca new`` and ``seca learn`` equals a ``seca run`` of the same config on the same folders,
+  tensor for tensor;
 - its statistics over a task's shards in a 2-process group equal those of one process over the whole task.
 """
 
 import json
-import os
 import shutil
-import socket
-from pathlib import Path
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 import yaml
 
-from seca import distributed
 from seca.cli import main
 from seca.config import TrainConfig
 from seca.data.scenario import ClassIncrementalScenario
+from seca.engine.configure import method_config
 from seca.engine.data import TaskImages, device_batches, loader
 from seca.engine.train import make_optimizer, task_seed
 from seca.io.checkpoint import load_checkpoint, read_metadata
-from seca.methods import LEARNERS, TaskData, build_learner, method_config
+from seca.methods import LEARNERS, TaskData, build_learner
 
-from ..conftest import FAST_RUN, write_shapes_folder
+from ..conftest import FAST_RUN, in_two_processes, write_shapes_folder
 
 NAMES = sorted(LEARNERS)
 CLASSES = ["red star", "blue star", "red circle", "blue circle", "green square", "pink heart"]
@@ -79,7 +76,7 @@ def test_a_training_step_changes_only_the_learners_own_parameters(name, tiny_bac
     else:
         trainable = {id(p) for group in learner.parameter_groups() for p in group["params"] if p.requires_grad}
         before = {n: p.detach().clone() for n, p in learner.named_parameters()}
-        optimizer = make_optimizer(learner, TrainConfig())
+        optimizer = make_optimizer(learner, TrainConfig(lr=learner.learning_rates()))
         learner.train()
         losses = learner.training_step(next(iter(data.batches())))
         assert torch.isfinite(losses["loss"]) and losses["loss"].requires_grad
@@ -117,8 +114,18 @@ def test_predict_scores_every_seen_class_and_a_restored_learner_predicts_the_sam
 
 
 def _run(name, out, *extra):
-    return ["run", "cpu-small", "--out", str(out), *FAST_RUN, "--set", f"method.name={name}",
-            "--set", "train.progress=false", *extra]
+    return [
+        "run",
+        "cpu-small",
+        "--out",
+        str(out),
+        *FAST_RUN,
+        "--set",
+        f"method.name={name}",
+        "--set",
+        "train.progress=false",
+        *extra,
+    ]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -143,18 +150,36 @@ def test_a_model_grown_with_new_and_learn_equals_a_run(name, tmp_path):
     for k, names in enumerate(tasks):
         write_shapes_folder(tmp_path / f"task-{k + 1}", names, per_class=4, split="train")
     config = tmp_path / "own.yaml"
-    config.write_text(yaml.safe_dump({"extends": "cpu-small", "data": {"dataset": "imagefolder",
-                                                                       "root": str(tmp_path / "data")},
-                                      "scenario": {"tasks": tasks}, "train": {"epochs": 1},
-                                      "method": {"name": name}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "extends": "cpu-small",
+                "data": {"dataset": "imagefolder", "root": str(tmp_path / "data")},
+                "scenario": {"tasks": tasks},
+                "train": {"epochs": 1},
+                "method": {"name": name},
+            }
+        )
+    )
     assert main(["run", str(config), "--out", str(tmp_path / "run")]) == 0
     results = json.loads((tmp_path / "run" / "results.json").read_text())
 
     model = tmp_path / "grown.safetensors"
-    assert main(["new", str(model), "--backbone", "seca-test", "--method", name, "--set", "train.epochs=1"]) == 0
+    assert main(["new", str(model), "--backbone", "seca-test", "--preset", str(config)]) == 0
     for k in range(2):
-        assert main(["learn", str(model), "--data", str(tmp_path / f"task-{k + 1}"),
-                     "--eval", str(tmp_path / "data" / "test")]) == 0
+        assert (
+            main(
+                [
+                    "learn",
+                    str(model),
+                    "--data",
+                    str(tmp_path / f"task-{k + 1}"),
+                    "--eval",
+                    str(tmp_path / "data" / "test"),
+                ]
+            )
+            == 0
+        )
     assert [e["eval"]["per_task"] for e in read_metadata(model)["history"]] == results["acc_matrix"]
     grown, _ = load_checkpoint(model)
     ran, _ = load_checkpoint(tmp_path / "run" / "model.safetensors")
@@ -186,24 +211,9 @@ def _statistics() -> dict:
     return out
 
 
-def _worker(rank: int, port: int, folder: str) -> None:
-    os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))
-    distributed.join("cpu", timeout_s=120)
-    try:
-        torch.save(_statistics(), Path(folder) / f"rank{rank}.pt")
-    finally:
-        distributed.leave()
-
-
 @pytest.fixture(scope="module")
 def two_and_one(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ranks")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(_worker, args=(port, str(folder)), nprocs=2, join=True)
-    return [torch.load(folder / f"rank{r}.pt", weights_only=False) for r in range(2)], _statistics()
+    return in_two_processes(_statistics, tmp_path_factory.mktemp("ranks")), _statistics()
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -11,7 +11,6 @@ Then ``torchrun --nproc_per_node 2 -m seca run`` end to end: same seed, same res
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,34 +18,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.multiprocessing as mp
 
 from seca import distributed
-from seca.config import TrainConfig, dump_yaml, load_config
-from seca.methods import method_config
-from seca.methods.h_peft import AdapterConfig
-from seca.methods.replay import ReplayConfig
-from seca.methods.sg_akt import SGAKTConfig
+from seca.config import TrainConfig, dump_yaml
 from seca.data.scenario import ClassIncrementalScenario
-from seca.distributed import ShardBatches, shard_positions, shard_sizes
+from seca.distributed import ShardBatches, shard_positions
+from seca.engine.configure import load_config, method_config
 from seca.engine.data import TaskImages, device_batches, loader
 from seca.engine.evaluate import evaluate_tasks
-from seca.engine.train import learn_task, task_seed
+from seca.engine.train import TaskTraining, learn_task, task_seed
 from seca.methods import TaskData, build_learner
-from seca.methods.sg_akt import AdapterPool
+from seca.methods.h_peft import AdapterConfig
+from seca.methods.seca import ReplayConfig
+from seca.methods.seca_parts.sg_akt import AdapterPool
+from seca.methods.seca_parts.teachers import SGAKTConfig
 
-from ..conftest import FAST_RUN
+from ..conftest import FAST_RUN, free_port, in_two_processes
 
 CLASSES = ["red star", "blue star", "red circle", "blue circle"]
 PER_CLASS = [13, 12, 11, 14]  # odd sizes: the shards of a task differ by one image
 TEST_PER_CLASS = 5
 SEED = 3
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _images():
@@ -72,8 +64,12 @@ def _learner(dropout: float = 0.1):
 
     torch.manual_seed(0)
     backbone = load_backbone("seca-test", None)
-    method = method_config(name="seca++", sg_akt=SGAKTConfig(pool_size=1), replay=ReplayConfig(samples_per_class=3),
-                           adapter=AdapterConfig(dropout=dropout))
+    method = method_config(
+        name="seca++",
+        sg_akt=SGAKTConfig(pool_size=1),
+        replay=ReplayConfig(samples_per_class=3),
+        adapter=AdapterConfig(dropout=dropout),
+    )
     torch.manual_seed(SEED)
     return build_learner(backbone, CLASSES, method, seed=SEED)
 
@@ -90,7 +86,7 @@ def compute() -> dict:
     learner = _learner()
     for task in scenario:
         mine = _mine(_task_images(train_items, task), task)
-        data = TaskData(task, len(mine), device_batches(lambda: loader(mine, 7), learner.device))
+        data = TaskData(task, len(mine), device_batches(lambda mine=mine: loader(mine, 7), learner.device))
         learner.begin_task(task, data)
         if task.index == 1:
             out["teacher_cache"] = learner._teacher_cache.clone()
@@ -102,8 +98,9 @@ def compute() -> dict:
     for task in scenario:
         test_sets.append(_task_images(test_items, task).shard())
     confusion = torch.zeros(4, 4, dtype=torch.long)
-    out["correct"], out["total"] = evaluate_tasks(learner, test_sets, 3, learner.device, progress=False,
-                                                  confusion=confusion)
+    out["correct"], out["total"] = evaluate_tasks(
+        learner, test_sets, 3, learner.device, progress=False, confusion=confusion
+    )
     out["confusion"] = confusion
 
     # SG-AKT's utility over a full pool of two: the relevance weights of the 25 images of a step, each process
@@ -123,8 +120,8 @@ def compute() -> dict:
     learner = _learner(dropout=0.0)
     task = scenario[0]
     initial = {k: v.clone() for k, v in learner.teacher.aggregator.state_dict().items()}
-    learn_task(learner, task, _mine(_task_images(train_items, task), task),
-               TrainConfig(epochs=1, batch_size=26, milestones=(5,), progress=False), learner.device, SEED)
+    train = TrainConfig(epochs=1, batch_size=26, milestones=(5,), progress=False, lr=learner.learning_rates())
+    learn_task(learner, task, TaskTraining(_mine(_task_images(train_items, task), task), train, learner.device, SEED))
     out["without_gradient"] = sorted(k for k, p in learner.named_parameters() if p.requires_grad and p.grad is None)
     out["aggregator_kept"] = all(torch.equal(v, initial[k]) for k, v in learner.teacher.aggregator.state_dict().items())
 
@@ -132,36 +129,28 @@ def compute() -> dict:
     # ended without training, so every process starts the step from the same model. No adapter dropout: each
     # process draws the masks of its own images.
     learner = _learner(dropout=0.0)
-    train = TrainConfig(epochs=1, batch_size=26, milestones=(5,), progress=False)
+    train = TrainConfig(epochs=1, batch_size=26, milestones=(5,), progress=False, lr=learner.learning_rates())
     for task in scenario:
         mine = _mine(_task_images(train_items, task), task)
         if task.index == 0:
-            data = TaskData(task, len(mine), device_batches(lambda: loader(mine, 7), learner.device))
+            data = TaskData(task, len(mine), device_batches(lambda mine=mine: loader(mine, 7), learner.device))
             learner.begin_task(task, data)
             learner.end_task(task, data)
             continue
-        learn_task(learner, task, mine, train, learner.device, SEED)
+        learn_task(learner, task, TaskTraining(mine, train, learner.device, SEED))
     out["trained"] = {k: v.detach().clone() for k, v in learner.state_dict().items()}
     out["gradients"] = {k: p.grad.clone() for k, p in learner.named_parameters() if p.grad is not None}
     return out
 
 
-def _worker(rank: int, port: int, folder: str) -> None:
-    os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))
-    distributed.join("cpu", timeout_s=120)
-    try:
-        torch.save(compute(), Path(folder) / f"rank{rank}.pt")
-    finally:
-        distributed.leave()
+def shard_sizes(n: int, size: int) -> list[int]:
+    """The sizes of the ``size`` shards of ``n`` images: as equal as can be, the first ones larger."""
+    return [n // size + (r < n % size) for r in range(size)]
 
 
 @pytest.fixture(scope="module")
 def two_and_one(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ranks")
-    mp.spawn(_worker, args=(_free_port(), str(folder)), nprocs=2, join=True)
-    ranks = [torch.load(folder / f"rank{r}.pt", weights_only=False) for r in range(2)]
-    return ranks, compute()
+    return in_two_processes(compute, tmp_path_factory.mktemp("ranks")), compute()
 
 
 REDUCED = ["raw_prototypes", "adapted_means", "stored_prototypes", "means", "cholesky", "utility"]
@@ -224,8 +213,12 @@ def test_a_step_over_two_processes_equals_one_process_step_on_the_global_batch(t
     ranks, one = two_and_one
     gradients = one["gradients"]
     largest = max(float(g.norm()) for g in gradients.values())
-    assert {"prompts.prompts.1", "adapters.adapters.0.up.weight", "teacher.aggregator.ln_out.weight",
-            "visual.refiner.project.weight"} <= gradients.keys()
+    assert {
+        "prompts.prompts.1",
+        "adapters.adapters.0.up.weight",
+        "teacher.aggregator.ln_out.weight",
+        "visual.refiner.project.weight",
+    } <= gradients.keys()
     for rank in ranks:
         assert rank["gradients"].keys() == gradients.keys()
         for name, g in gradients.items():
@@ -248,7 +241,9 @@ def test_a_step_over_two_processes_equals_one_process_step_on_the_global_batch(t
 
 def test_a_part_a_task_does_not_use_keeps_no_gradient_as_in_one_process(two_and_one):
     ranks, one = two_and_one
-    assert one["without_gradient"] == sorted(f"teacher.aggregator.{k}" for k, _ in _learner().teacher.aggregator.named_parameters())
+    assert one["without_gradient"] == sorted(
+        f"teacher.aggregator.{k}" for k, _ in _learner().teacher.aggregator.named_parameters()
+    )
     assert one["aggregator_kept"]  # no gradient, so no weight decay either
     for rank in ranks:
         assert (rank["without_gradient"], rank["aggregator_kept"]) == (one["without_gradient"], True)
@@ -277,9 +272,25 @@ def test_shards_are_disjoint_cover_the_task_and_mix_its_classes():
 
 
 def _torchrun(out: Path, *extra: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-               str(_free_port()), "-m", "seca", "run", "cpu-small", "--set", "method.name=seca++", *FAST_RUN,
-               "--out", str(out), *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(free_port()),
+        "-m",
+        "seca",
+        "run",
+        "cpu-small",
+        "--set",
+        "method.name=seca++",
+        *FAST_RUN,
+        "--out",
+        str(out),
+        *extra,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
 
@@ -313,8 +324,12 @@ def test_torchrun_runs_seca_plus_plus_reproducibly_and_resumes_to_the_same_resul
 
     from safetensors.torch import load_file
 
-    assert all(torch.equal(a, b) for a, b in zip(load_file(tmp_path / "a" / "model.safetensors").values(),
-                                                 load_file(killed / "model.safetensors").values()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(
+            load_file(tmp_path / "a" / "model.safetensors").values(), load_file(killed / "model.safetensors").values()
+        )
+    )
 
 
 def test_torchrun_refuses_a_global_batch_that_does_not_split(tmp_path):
@@ -332,9 +347,11 @@ def test_an_error_of_rank_0_alone_stops_every_process_with_one_message(tmp_path)
     failed = _torchrun(out, "--resume")  # rank 0 reads the output folder; the others wait for it
     assert failed.returncode != 0
     errors = [line for line in failed.stderr.splitlines() if "error:" in line]
-    assert errors == [f"[rank 0] error: '{out}' holds the start of a run of another config (at train.epochs "
-                      "(1 now, 7 in the run)); resume with the same config and --set options, or pass "
-                      "--overwrite to replace it"]
+    assert errors == [
+        f"[rank 0] error: '{out}' holds the start of a run of another config (at train.epochs "
+        "(1 now, 7 in the run)); resume with the same config and --set options, or pass "
+        "--overwrite to replace it"
+    ]
 
 
 def test_only_run_goes_over_several_processes(monkeypatch, capsys):
@@ -343,7 +360,8 @@ def test_only_run_goes_over_several_processes(monkeypatch, capsys):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
     assert main(["predict", "model.safetensors", "x.png"]) == 2
-    assert capsys.readouterr().err.strip() == ("[rank 1] error: only 'seca run' runs over several processes; "
-                                               "start 'seca predict' without torchrun")
+    assert capsys.readouterr().err.strip() == (
+        "[rank 1] error: only 'seca run' runs over several processes; start 'seca predict' without torchrun"
+    )
     assert main(["run", "cpu-small", "--seeds", "0,1"]) == 2
     assert "torchrun runs one seed at a time" in capsys.readouterr().err

@@ -89,18 +89,30 @@ def test_with_one_maximum_per_batch_the_accuracy_is_the_references_over_mixed_ba
     _with_hybrid_max(learner, "batch")
     try:
         confusion = torch.zeros(learner.num_seen, learner.num_seen, dtype=torch.long)
-        correct, total = evaluate_tasks(learner, sets, BATCH, torch.device("cpu"), confusion=confusion,
-                                        order="dataset")
+        correct, total = evaluate_tasks(learner, sets, BATCH, torch.device("cpu"), confusion=confusion, order="dataset")
         # by hand: the data set in its own order, cut into batches of BATCH, each scored as the reference does
-        predicted = torch.cat([_reference_predictions(learner, data.images[i:i + BATCH])
-                               for i in range(0, len(data), BATCH)])
+        predicted = torch.cat(
+            [_reference_predictions(learner, data.images[i : i + BATCH]) for i in range(0, len(data), BATCH)]
+        )
         truth = torch.as_tensor(data.labels)
         expected = [int((predicted == truth)[s.indices].sum()) for s in sets]
         assert (correct, total) == (expected, [len(s) for s in sets])
         assert int(confusion.trace()) == sum(expected) and int(confusion.sum()) == len(data)
         # the task order forms other batches, and the same hand computation over them gives its accuracy
-        by_task = [int((torch.cat([_reference_predictions(learner, data.images[s.indices[i:i + BATCH]])
-                                   for i in range(0, len(s), BATCH)]) == truth[s.indices]).sum()) for s in sets]
+        by_task = [
+            int(
+                (
+                    torch.cat(
+                        [
+                            _reference_predictions(learner, data.images[s.indices[i : i + BATCH]])
+                            for i in range(0, len(s), BATCH)
+                        ]
+                    )
+                    == truth[s.indices]
+                ).sum()
+            )
+            for s in sets
+        ]
         assert evaluate_tasks(learner, sets, BATCH, torch.device("cpu"), order="task")[0] == by_task
         assert by_task != expected  # the point of the switch: mixed batches predict otherwise
     finally:
@@ -122,8 +134,24 @@ def test_a_run_and_seca_evaluate_take_the_order(tmp_path, capsys):
     for order in ("task", "dataset"):
         for maximum in ("image", "batch"):
             capsys.readouterr()
-            assert main(["evaluate", str(model), "--data", str(folder), "--json", "--batch-size", "5",
-                         "--order", order, "--hybrid-max", maximum]) == 0
+            assert (
+                main(
+                    [
+                        "evaluate",
+                        str(model),
+                        "--data",
+                        str(folder),
+                        "--json",
+                        "--batch-size",
+                        "5",
+                        "--order",
+                        order,
+                        "--hybrid-max",
+                        maximum,
+                    ]
+                )
+                == 0
+            )
             reports[order, maximum] = json.loads(capsys.readouterr().out)
     assert reports["task", "image"]["per_class"] == reports["dataset", "image"]["per_class"]
     assert main(["evaluate", str(model), "--data", str(folder), "--order", "random"]) == 2

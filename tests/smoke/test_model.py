@@ -34,15 +34,15 @@ def test_save_load_round_trip_gives_identical_predictions(small_run, tmp_path):
 
 def test_loaded_model_reproduces_the_runs_test_accuracy(small_run):
     # evaluating the loaded model on the run's own test images gives the run's final accuracy row
-    from seca.config import load_config
-    from seca.data.datasets import build_datasets
+    from seca.data.sets import load_dataset
+    from seca.engine.configure import load_config
     from seca.engine.data import TaskImages
     from seca.engine.evaluate import evaluate_tasks
 
     results = json.loads((small_run / "results.json").read_text())
     model = seca.load(small_run / "model.safetensors")
     cfg = load_config("cpu-small", ["data.shapes.train_per_class=8", "data.shapes.test_per_class=4"])
-    data = build_datasets("shapes", transform=model.preprocess, shapes=cfg.data.shapes)
+    data = load_dataset(cfg.data, model.preprocess)
     label_of = {c: k for k, c in enumerate(results["class_order"])}
     sets = []
     for task in results["tasks"]:
@@ -93,8 +93,10 @@ def test_learn_through_the_api_then_predict_old_and_new_classes(small_run, tmp_p
     saved = model.save(tmp_path / "grown.safetensors")
     reloaded = seca.load(saved)
     assert reloaded.classes == model.classes
-    assert torch.equal(reloaded.probabilities([str(p) for p in sorted(mixed.rglob("*.png"))]),
-                       model.probabilities([str(p) for p in sorted(mixed.rglob("*.png"))]))
+    assert torch.equal(
+        reloaded.probabilities([str(p) for p in sorted(mixed.rglob("*.png"))]),
+        model.probabilities([str(p) for p in sorted(mixed.rglob("*.png"))]),
+    )
     report = reloaded.evaluate(mixed)
     assert report["images"] == 10 and set(report["per_class"]) == set(OLD + NEW)
 
@@ -106,8 +108,10 @@ def test_learn_cli_refuses_known_classes_and_adds_new_ones(small_run, tmp_path, 
     assert not (tmp_path / "x").exists()
     new = write_shapes_folder(tmp_path / "new", NEW, split="train")
     out = tmp_path / "grown.safetensors"
-    assert main(["learn", str(small_run / "model.safetensors"), "--data", str(new), "--out", str(out),
-                 "--epochs", "1"]) == 0
+    assert (
+        main(["learn", str(small_run / "model.safetensors"), "--data", str(new), "--out", str(out), "--epochs", "1"])
+        == 0
+    )
     assert "23 classes" in capsys.readouterr().out
     assert main(["evaluate", str(out), "--data", str(write_shapes_folder(tmp_path / "t", NEW)), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -127,14 +131,21 @@ def test_a_killed_run_resumes_to_the_same_results(tmp_path):
 
     out = tmp_path / "killed"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "seca.cli", *_run_args(out)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "seca.cli", *_run_args(out)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     log = out / "log.jsonl"
     deadline = time.time() + 300
     killed = False
     while time.time() < deadline and proc.poll() is None:
-        if log.exists() and any(json.loads(line).get("event") == "train_step" and json.loads(line)["task"] == 1
-                                for line in log.read_text().splitlines() if line.strip()):
+        if log.exists() and any(
+            json.loads(line).get("event") == "train_step" and json.loads(line)["task"] == 1
+            for line in log.read_text().splitlines()
+            if line.strip()
+        ):
             proc.send_signal(signal.SIGKILL)
             killed = True
             break
@@ -167,8 +178,10 @@ def test_resume_refuses_another_config_and_finished_runs(small_run, tmp_path, ca
     assert main(["run", "cpu-small", "--out", str(out), *FAST_RUN, "--set", "train.checkpoints=all"]) == 0
     (out / "results.json").unlink()
     assert main(["run", "cpu-small", "--out", str(out), *FAST_RUN, "--set", "train.epochs=2", "--resume"]) == 2
-    assert ("the config differs from the interrupted run's at train.epochs (2 now, 1 in the run); resume with the "
-            "same config") in capsys.readouterr().err
+    assert (
+        "the config differs from the interrupted run's at train.epochs (2 now, 1 in the run); resume with the "
+        "same config"
+    ) in capsys.readouterr().err
 
 
 def test_report_and_compare(small_run, tmp_path, capsys):
@@ -207,8 +220,9 @@ def test_a_runs_results_keep_the_final_confusion_counts(small_run):
     assert all(sum(row) == per_class for row in confusion)  # every test image counted once
     # the diagonal is the final row of the accuracy matrix, task by task
     diagonal = [confusion[k][k] for k in range(classes)]
-    for task, accuracy, (start, stop) in zip(results["tasks"], results["acc_matrix"][-1],
-                                              [(4 * t, 4 * t + 4) for t in range(len(results["tasks"]))]):
+    for task, accuracy, (start, stop) in zip(
+        results["tasks"], results["acc_matrix"][-1], [(4 * t, 4 * t + 4) for t in range(len(results["tasks"]))]
+    ):
         assert 100.0 * sum(diagonal[start:stop]) / (per_class * len(task)) == pytest.approx(accuracy)
 
 
@@ -217,8 +231,23 @@ def test_evaluate_shows_where_the_errors_go(small_run, tmp_path, capsys):
     names = model.classes[:3] + model.classes[-2:]
     data = write_shapes_folder(tmp_path / "data", names, per_class=4)
     out = tmp_path / "report"
-    assert main(["evaluate", str(small_run / "model.safetensors"), "--data", str(data), "--confusion",
-                 "--out", str(out), "--top", "3", "--json"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(small_run / "model.safetensors"),
+                "--data",
+                str(data),
+                "--confusion",
+                "--out",
+                str(out),
+                "--top",
+                "3",
+                "--json",
+            ]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     c = report["confusion"]
     assert c["rows"] == names and c["columns"] == model.classes  # both in the model's label (task) order
@@ -232,8 +261,10 @@ def test_evaluate_shows_where_the_errors_go(small_run, tmp_path, capsys):
     lines = (out / "confusion.csv").read_text().splitlines()
     assert lines[0].split(",")[1:] == model.classes and len(lines) == 6
     assert (out / "confusion.png").stat().st_size > 1000
-    assert main(["evaluate", str(small_run / "model.safetensors"), "--data", str(data), "--confusion",
-                 "--out", str(out)]) == 0
+    assert (
+        main(["evaluate", str(small_run / "model.safetensors"), "--data", str(data), "--confusion", "--out", str(out)])
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "most confused" in printed or "no image went to a wrong class" in printed
     assert main(["evaluate", str(small_run / "model.safetensors"), "--data", str(data), "--top", "0"]) == 2

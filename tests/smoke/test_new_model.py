@@ -19,9 +19,11 @@ TASK_2 = ["purple star", "pink heart", "cyan square"]
 
 def _folders(root):
     """Training folders of two tasks and one test folder of all five classes."""
-    return (write_shapes_folder(root / "task-1", TASK_1, per_class=4, split="train"),
-            write_shapes_folder(root / "task-2", TASK_2, per_class=4, split="train"),
-            write_shapes_folder(root / "test", TASK_1 + TASK_2, per_class=3))
+    return (
+        write_shapes_folder(root / "task-1", TASK_1, per_class=4, split="train"),
+        write_shapes_folder(root / "task-2", TASK_2, per_class=4, split="train"),
+        write_shapes_folder(root / "test", TASK_1 + TASK_2, per_class=3),
+    )
 
 
 def test_new_learn_twice_evaluate_and_report_through_the_cli(tmp_path, capsys):
@@ -76,10 +78,12 @@ def test_new_refuses_bad_requests_before_writing_anything(tmp_path, capsys):
     assert ".safetensors" in refused(str(tmp_path / "model"), "--backbone", "seca-test")
     assert "--pretrained" in refused(str(tmp_path / "m.safetensors"), "--backbone", "ViT-B-32")
     assert "did you mean seca-shapes" in refused(str(tmp_path / "m.safetensors"), "--backbone", "seca-shape")
-    assert "learn does not use" in refused(str(tmp_path / "m.safetensors"), "--backbone", "seca-test",
-                                           "--set", "data.root=x")
-    assert "unknown config key" in refused(str(tmp_path / "m.safetensors"), "--backbone", "seca-test",
-                                           "--set", "train.epoch=1")
+    assert "learn does not use" in refused(
+        str(tmp_path / "m.safetensors"), "--backbone", "seca-test", "--set", "data.root=x"
+    )
+    assert "unknown config key" in refused(
+        str(tmp_path / "m.safetensors"), "--backbone", "seca-test", "--set", "train.epoch=1"
+    )
     assert not list(tmp_path.iterdir())
     path = tmp_path / "m.safetensors"
     assert main(["new", str(path), "--backbone", "seca-test", "--method", "h-peft"]) == 0
@@ -126,8 +130,9 @@ def test_the_python_api_grows_a_model_from_nothing(tmp_path):
         model.evaluate(test)
     model.learn(task_1, progress=False)
     model.learn(task_2, progress=False, eval_data=test)
-    assert model.classes == sorted(TASK_1, key=lambda n: n.replace(" ", "_")) + \
-        sorted(TASK_2, key=lambda n: n.replace(" ", "_"))
+    assert model.classes == sorted(TASK_1, key=lambda n: n.replace(" ", "_")) + sorted(
+        TASK_2, key=lambda n: n.replace(" ", "_")
+    )
     assert model.history[0]["eval"] is None and model.history[1]["eval"]["images"] == 15
     report = model.evaluate(test, known_only=True)
     assert report["left_out"] == [] and report["accuracy"] == pytest.approx(model.history[1]["eval"]["accuracy"])
@@ -152,8 +157,23 @@ def test_a_runs_model_carries_its_history_and_learn_extends_it(small_run, tmp_pa
     grown = tmp_path / "grown.safetensors"
     test = write_shapes_folder(tmp_path / "test", [results["class_names"][0], *TASK_2, "black arrow"], per_class=2)
     new = write_shapes_folder(tmp_path / "new", TASK_2, per_class=3, split="train")
-    assert main(["learn", str(small_run / "model.safetensors"), "--data", str(new), "--out", str(grown),
-                 "--eval", str(test), "--epochs", "1"]) == 0
+    assert (
+        main(
+            [
+                "learn",
+                str(small_run / "model.safetensors"),
+                "--data",
+                str(new),
+                "--out",
+                str(grown),
+                "--eval",
+                str(test),
+                "--epochs",
+                "1",
+            ]
+        )
+        == 0
+    )
     # one class of the run's first task and the three new ones are evaluated; black arrow is not known
     assert "on 8 images of 4 classes" in capsys.readouterr().out
     evaluation = read_metadata(grown)["history"][-1]["eval"]
@@ -166,16 +186,40 @@ def test_a_runs_model_carries_its_history_and_learn_extends_it(small_run, tmp_pa
 
 
 def test_history_results_by_hand(tmp_path):
-    meta = {"method": "seca", "benchmark": "custom", "backbone": {"model": "m", "pretrained": None},
-            "config": {"seed": 3}, "class_names": list("abcd"),
-            "learner": {"tasks": [{"classes": [0, 1]}, {"classes": [2]}, {"classes": [3]}]},
-            "history": [
-                {"task": 0, "classes": ["a", "b"], "images": 10, "seconds": 1.0, "data": "d",
-                 "eval": eval_record("t", [8], [10], 2)},
-                {"task": 1, "classes": ["c"], "images": 5, "seconds": 1.0, "data": "d",
-                 "eval": eval_record("t", [6, 3], [10, 5], 3)},
-                {"task": 2, "classes": ["d"], "images": 5, "seconds": 1.0, "data": "d",
-                 "eval": eval_record("t", [5, 4, 1], [10, 5, 5], 4)}]}
+    meta = {
+        "method": "seca",
+        "benchmark": "custom",
+        "backbone": {"model": "m", "pretrained": None},
+        "config": {"seed": 3},
+        "class_names": list("abcd"),
+        "learner": {"tasks": [{"classes": [0, 1]}, {"classes": [2]}, {"classes": [3]}]},
+        "history": [
+            {
+                "task": 0,
+                "classes": ["a", "b"],
+                "images": 10,
+                "seconds": 1.0,
+                "data": "d",
+                "eval": eval_record("t", [8], [10], 2),
+            },
+            {
+                "task": 1,
+                "classes": ["c"],
+                "images": 5,
+                "seconds": 1.0,
+                "data": "d",
+                "eval": eval_record("t", [6, 3], [10, 5], 3),
+            },
+            {
+                "task": 2,
+                "classes": ["d"],
+                "images": 5,
+                "seconds": 1.0,
+                "data": "d",
+                "eval": eval_record("t", [5, 4, 1], [10, 5, 5], 4),
+            },
+        ],
+    }
     r = history_results(meta, "m")
     assert r["acc_matrix"] == [[80.0], [60.0, 60.0], [50.0, 80.0, 20.0]]
     assert r["acc_per_step"] == pytest.approx([80.0, 60.0, 50.0])
@@ -208,17 +252,35 @@ def test_new_then_learn_matches_seca_run_on_the_same_folders(tmp_path, capsys):
     for k, names in enumerate(tasks):
         write_shapes_folder(tmp_path / f"task-{k + 1}", names, per_class=4, split="train")
     config = tmp_path / "own.yaml"
-    config.write_text(yaml.safe_dump({"extends": "cpu-small", "data": {"dataset": "imagefolder",
-                                                                       "root": str(tmp_path / "data")},
-                                      "scenario": {"tasks": tasks}, "train": {"epochs": 1}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "extends": "cpu-small",
+                "data": {"dataset": "imagefolder", "root": str(tmp_path / "data")},
+                "scenario": {"tasks": tasks},
+                "train": {"epochs": 1},
+            }
+        )
+    )
     assert main(["run", str(config), "--out", str(tmp_path / "run")]) == 0
     results = json.loads((tmp_path / "run" / "results.json").read_text())
 
     model = tmp_path / "grown.safetensors"
     assert main(["new", str(model), "--backbone", "seca-test", "--set", "train.epochs=1"]) == 0
     for k in range(2):
-        assert main(["learn", str(model), "--data", str(tmp_path / f"task-{k + 1}"),
-                     "--eval", str(tmp_path / "data" / "test")]) == 0
+        assert (
+            main(
+                [
+                    "learn",
+                    str(model),
+                    "--data",
+                    str(tmp_path / f"task-{k + 1}"),
+                    "--eval",
+                    str(tmp_path / "data" / "test"),
+                ]
+            )
+            == 0
+        )
     history = read_metadata(model)["history"]
     assert [e["eval"]["per_task"] for e in history] == results["acc_matrix"]
     assert seca.load(model).classes == results["class_names"]
@@ -227,3 +289,39 @@ def test_new_then_learn_matches_seca_run_on_the_same_folders(tmp_path, capsys):
     grown, _ = load_checkpoint(model)
     ran, _ = load_checkpoint(tmp_path / "run" / "model.safetensors")
     assert grown.keys() == ran.keys() and all(torch.equal(grown[k], ran[k]) for k in grown)
+
+
+# ---- a learner brings its training recipe ---------------------------------------------------------------------
+
+
+def test_new_with_another_method_trains_with_its_recipe_and_learn_says_so(tmp_path, capsys, monkeypatch):
+    from seca.methods import LEARNERS
+
+    model = tmp_path / "rapf.safetensors"
+    assert main(["new", str(model), "--backbone", "seca-test", "--method", "rapf"]) == 0  # cpu-small is SECA's
+    printed = capsys.readouterr().out
+    assert "each task trains: 15 epochs of batch 64, adam (lr rapf 0.001, weight decay 0), ×0.1 after epochs 4, 10" in (
+        printed
+    )
+    train = read_metadata(model)["config"]["train"]  # the model file keeps the recipe
+    recipe = LEARNERS["rapf"].recipe
+    assert (train["epochs"], train["batch_size"], train["weight_decay"]) == (15, 64, 0.0)
+    assert train["milestones"] == list(recipe["milestones"]) and train["lr"] == {"rapf": 1e-3}
+
+    task = write_shapes_folder(tmp_path / "task", TASK_1, per_class=3, split="train")
+    trained = []
+    monkeypatch.setattr("seca.api.learn_task", lambda learner, task, how: trained.append(how.train) or 0)
+    assert main(["learn", str(model), "--data", str(task), "--epochs", "2"]) == 0
+    # the model's recipe, with --epochs 2: milestones 4 and 10 never come
+    assert "training: 2 epochs of batch 64, adam (lr rapf 0.001, weight decay 0), constant\n" in capsys.readouterr().out
+    assert (trained[0].epochs, trained[0].batch_size, trained[0].milestones) == (2, 64, (4, 10))
+
+
+def test_new_with_the_presets_own_method_keeps_the_presets_recipe(tmp_path, capsys):
+    model = tmp_path / "seca.safetensors"
+    assert main(["new", str(model), "--backbone", "seca-test", "--method", "seca", "--set", "train.epochs=3"]) == 0
+    assert "each task trains: 3 epochs of batch 16, adam (lr adapter 0.01, prompt 0.005, sg_akt 0.01, se_vpr 0.01" in (
+        capsys.readouterr().out
+    )
+    train = read_metadata(model)["config"]["train"]
+    assert (train["epochs"], train["batch_size"], train["milestones"]) == (3, 16, [1])  # cpu-small's, --set last

@@ -10,14 +10,20 @@ import pytest
 
 from seca.cli import main
 from seca.clip.backbone import load_backbone
-from seca.config import load_config
 from seca.data.shapes import ShapesWorld
+from seca.engine.configure import load_config
 from seca.engine.loop import run_experiment
 from seca.offline.pretrain import zero_shot_accuracy
 
 # 30 classes (3 colours x 10 shapes) in 3 tasks of 10, fewer images and epochs than the full benchmark
-REDUCED = ["data.shapes.colors=3", "data.shapes.train_per_class=20", "data.shapes.test_per_class=10",
-           "train.epochs=3", "train.milestones=[2]", "train.progress=false"]
+REDUCED = [
+    "data.shapes.colors=3",
+    "data.shapes.train_per_class=20",
+    "data.shapes.test_per_class=10",
+    "train.epochs=3",
+    "train.milestones=[2]",
+    "train.progress=false",
+]
 
 
 def test_the_pretrained_model_knows_colours_and_shapes(shapes_clip_weights):
@@ -30,8 +36,10 @@ def test_the_pretrained_model_knows_colours_and_shapes(shapes_clip_weights):
 @pytest.fixture(scope="module")
 def reduced_runs(shapes_clip_weights, tmp_path_factory):
     out = tmp_path_factory.mktemp("reduced")
-    return {m: run_experiment(load_config("shapes", [f"method.name={m}", *REDUCED]), out / m, echo=lambda s: None)
-            for m in ("zero-shot", "h-peft", "seca")}
+    return {
+        m: run_experiment(load_config("shapes", [f"method.name={m}", *REDUCED]), out / m, echo=lambda s: None)
+        for m in ("zero-shot", "h-peft", "seca")
+    }
 
 
 # Measured on 2 CPU cores (Last, %, seed 0; seeds 1 and 2 in brackets): zero-shot 16.3, H-PEFT 23.7 (26.0, 22.0),

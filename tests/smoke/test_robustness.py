@@ -14,8 +14,9 @@ from PIL import Image
 
 import seca
 from seca.cli import main
-from seca.config import from_dict, load_raw, rules, set_key, to_dict
-from seca.data.datasets import open_image
+from seca.config import ExperimentConfig, load_raw, rules, set_key, to_dict
+from seca.data.images import open_image
+from seca.engine.configure import resolve, schema
 from seca.errors import SecaError
 
 from ..conftest import FAST_RUN, write_shapes_folder
@@ -28,33 +29,39 @@ def _refused(capsys, *argv) -> str:
     return capsys.readouterr().err
 
 
-@pytest.mark.parametrize("override, message", [
-    ("train.epochs=0", "'train.epochs' must be at least 1, got 0"),
-    ("train.epochs=-3", "'train.epochs' must be at least 1, got -3"),
-    ("train.batch_size=0", "'train.batch_size' must be at least 1"),
-    ("train.batch_size=-4", "'train.batch_size' must be at least 1"),
-    ("train.lr.adapter=0", "'train.lr.adapter' must be above 0"),
-    ("train.milestones=[3,2]", "'train.milestones' must be a list of increasing epochs"),
-    ("method.sg_akt.pool_size=0", "'method.sg_akt.pool_size' must be at least 1"),
-    ("method.classifier.text_weight=1.5", "'method.classifier.text_weight' must be between 0 and 1"),
-    ("method.sg_akt.teacher=best", "'method.sg_akt.teacher' must be one of none, clip"),
-    ("scenario.increment=0", "'scenario.increment' must be at least 1"),
-    ("data.max_pixels=0", "'data.max_pixels' must be at least 1"),
-    ("seeds=[]", "config key 'seeds' is empty"),
-    ("seeds=[1,1]", "config key 'seeds' lists seed 1 twice"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.epochs=0", "'train.epochs' must be at least 1, got 0"),
+        ("train.epochs=-3", "'train.epochs' must be at least 1, got -3"),
+        ("train.batch_size=0", "'train.batch_size' must be at least 1"),
+        ("train.batch_size=-4", "'train.batch_size' must be at least 1"),
+        ("train.lr.adapter=0", "'train.lr.adapter' must be above 0"),
+        ("train.milestones=[3,2]", "'train.milestones' must be a list of increasing epochs"),
+        ("method.sg_akt.pool_size=0", "'method.sg_akt.pool_size' must be at least 1"),
+        ("method.classifier.text_weight=1.5", "'method.classifier.text_weight' must be between 0 and 1"),
+        ("method.sg_akt.teacher=best", "'method.sg_akt.teacher' must be one of avg, clip, none, sg-akt, vanilla"),
+        ("scenario.increment=0", "'scenario.increment' must be at least 1"),
+        ("data.max_pixels=0", "'data.max_pixels' must be at least 1"),
+        ("seeds=[]", "config key 'seeds' is empty"),
+        ("seeds=[1,1]", "config key 'seeds' lists seed 1 twice"),
+    ],
+)
 def test_run_refuses_values_out_of_range_before_any_work(tmp_path, capsys, override, message):
     assert message in _refused(capsys, "run", "cpu-small", "--out", str(tmp_path / "out"), "--set", override)
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["predict", "M", "x.png", "--batch-size", "0"], "--batch-size: must be at least 1, got 0"),
-    (["predict", "M", "x.png", "--top-k", "0"], "--top-k: must be at least 1"),
-    (["learn", "M", "--data", "D", "--epochs", "0"], "--epochs: must be at least 1, got 0"),
-    (["evaluate", "M", "--data", "D", "--batch-size", "-1"], "--batch-size: must be at least 1"),
-    (["evaluate", "M", "--data", "D", "--top", "two"], "--top: must be a whole number, got 'two'"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["predict", "M", "x.png", "--batch-size", "0"], "--batch-size: must be at least 1, got 0"),
+        (["predict", "M", "x.png", "--top-k", "0"], "--top-k: must be at least 1"),
+        (["learn", "M", "--data", "D", "--epochs", "0"], "--epochs: must be at least 1, got 0"),
+        (["evaluate", "M", "--data", "D", "--batch-size", "-1"], "--batch-size: must be at least 1"),
+        (["evaluate", "M", "--data", "D", "--top", "two"], "--top: must be a whole number, got 'two'"),
+    ],
+)
 def test_cli_arguments_are_checked_by_their_types(capsys, argv, message):
     assert message in _refused(capsys, *argv)
 
@@ -64,23 +71,45 @@ def test_bad_paths_are_found_before_the_model_loads(small_run, tmp_path, capsys)
     file = tmp_path / "file.txt"
     file.write_text("x")
     assert "neither an image file nor a folder" in _refused(capsys, "predict", "missing.safetensors", "nope.png")
-    assert "checkpoint 'missing.safetensors' not found" in _refused(capsys, "learn", "missing.safetensors", "--data",
-                                                                    str(tmp_path / "none"))
-    assert "is not a folder" in _refused(capsys, "learn", model, "--data", str(tmp_path / "none"),
-                                         "--out", str(tmp_path / "m.safetensors"))
+    assert "checkpoint 'missing.safetensors' not found" in _refused(
+        capsys, "learn", "missing.safetensors", "--data", str(tmp_path / "none")
+    )
+    assert "is not a folder" in _refused(
+        capsys, "learn", model, "--data", str(tmp_path / "none"), "--out", str(tmp_path / "m.safetensors")
+    )
     assert "is not a folder" in _refused(capsys, "evaluate", "missing.safetensors", "--data", str(tmp_path / "x"))
     assert "is a file, not a folder" in _refused(capsys, "run", "cpu-small", "--out", str(file / "out"))
     assert "is a file; give a folder" in _refused(capsys, "run", "cpu-small", "--out", str(file))
-    assert "is a file; give a folder" in _refused(capsys, "evaluate", model, "--data", str(tmp_path),
-                                                  "--confusion", "--out", str(file))
+    assert "is a file; give a folder" in _refused(
+        capsys, "evaluate", model, "--data", str(tmp_path), "--confusion", "--out", str(file)
+    )
     new = write_shapes_folder(tmp_path / "new", NEW, split="train")
-    assert "is a file, not a folder" in _refused(capsys, "learn", model, "--data", str(new),
-                                                 "--out", str(file / "m.safetensors"))
-    assert "learn overrides train.* keys only" in _refused(capsys, "learn", model, "--data", str(new), "--out",
-                                                           str(tmp_path / "m.safetensors"), "--set", "method.name=h-peft")
+    assert "is a file, not a folder" in _refused(
+        capsys, "learn", model, "--data", str(new), "--out", str(file / "m.safetensors")
+    )
+    assert "learn overrides train.* keys only" in _refused(
+        capsys,
+        "learn",
+        model,
+        "--data",
+        str(new),
+        "--out",
+        str(tmp_path / "m.safetensors"),
+        "--set",
+        "method.name=h-peft",
+    )
     assert "'train.batch_size' must be at least 1" in _refused(
-        capsys, "learn", model, "--data", str(new), "--out", str(tmp_path / "m.safetensors"), "--set",
-        "train.batch_size=0")
+        capsys,
+        "learn",
+        model,
+        "--data",
+        str(new),
+        "--out",
+        str(tmp_path / "m.safetensors"),
+        "--set",
+        "train.batch_size=0",
+    )
+
 
 def test_an_output_without_write_permission_is_refused_before_training(small_run, tmp_path, capsys, monkeypatch):
     import seca.io.files
@@ -90,8 +119,15 @@ def test_an_output_without_write_permission_is_refused_before_training(small_run
     real = seca.io.files.os.access
     monkeypatch.setattr(seca.io.files.os, "access", lambda path, mode: real(path, mode) and Path(path) != locked)
     new = write_shapes_folder(tmp_path / "new", NEW, split="train")
-    message = _refused(capsys, "learn", str(small_run / "model.safetensors"), "--data", str(new),
-                       "--out", str(locked / "m.safetensors"))
+    message = _refused(
+        capsys,
+        "learn",
+        str(small_run / "model.safetensors"),
+        "--data",
+        str(new),
+        "--out",
+        str(locked / "m.safetensors"),
+    )
     assert f"cannot be written: no permission to write in '{locked}'" in message
 
 
@@ -143,8 +179,9 @@ def test_a_decompression_bomb_never_reaches_the_decoder(tmp_path, capsys):
 
     header = (20000).to_bytes(4, "big") * 2 + bytes([8, 0, 0, 0, 0])
     bomb = tmp_path / "bomb.png"
-    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) +
-                     chunk(b"IEND", b""))
+    bomb.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    )
     with pytest.raises(SecaError, match="too large to decode safely|more than the limit"):
         open_image(bomb)
 
@@ -156,8 +193,22 @@ def test_learn_stops_before_training_on_bad_images_or_skips_them(small_run, tmp_
     message = _refused(capsys, "learn", str(small_run / "model.safetensors"), "--data", str(new), "--out", str(path))
     assert "1 image file cannot be used" in message and "broken.png" in message and "--skip-bad-images" in message
     assert not path.exists()
-    assert main(["learn", str(small_run / "model.safetensors"), "--data", str(new), "--out", str(path),
-                 "--skip-bad-images", "--epochs", "1"]) == 0
+    assert (
+        main(
+            [
+                "learn",
+                str(small_run / "model.safetensors"),
+                "--data",
+                str(new),
+                "--out",
+                str(path),
+                "--skip-bad-images",
+                "--epochs",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert "skipped: cannot read image" in capsys.readouterr().out
     assert seca.load(path).history[-1]["images"] == 6
 
@@ -182,6 +233,7 @@ def test_a_failed_learn_leaves_the_model_exactly_as_it_was(small_run, tmp_path, 
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
+
     monkeypatch.setattr("seca.api.learn_task", interrupted)
     with pytest.raises(KeyboardInterrupt):
         model.learn(new, progress=False)
@@ -205,6 +257,7 @@ def test_sigterm_stops_a_run_saying_how_to_resume(tmp_path, capsys, monkeypatch)
         if calls["n"] == 2:
             os.kill(os.getpid(), signal.SIGTERM)
         return real(*args, **kwargs)
+
     monkeypatch.setattr(loop, "learn_task", terminated_in_task_2)
     out = tmp_path / "run"
     original = signal.getsignal(signal.SIGTERM)
@@ -217,33 +270,47 @@ def test_sigterm_stops_a_run_saying_how_to_resume(tmp_path, capsys, monkeypatch)
 
 
 def _valid_raw():
-    return to_dict(from_dict(load_raw("cpu-small")))
+    return to_dict(resolve(load_raw("cpu-small")))
 
 
-_values = st.one_of(st.integers(-5, 300), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=6),
-                    st.none(), st.booleans(), st.lists(st.integers(-3, 30), max_size=4))
+_values = st.one_of(
+    st.integers(-5, 300),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=6),
+    st.none(),
+    st.booleans(),
+    st.lists(st.integers(-3, 30), max_size=4),
+)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(key=st.sampled_from(sorted(rules()) + ["scenario.order", "scenario.tasks", "scenario.first_task"]),
-       value=_values)
+@given(
+    key=st.sampled_from(sorted(rules(ExperimentConfig, schema())) + ["scenario.tasks", "scenario.first_task"]),
+    value=_values,
+)
 def test_any_config_value_validates_or_fails_with_the_projects_error(key, value):
     try:
-        config = from_dict(set_key(_valid_raw(), key, value))
+        config = resolve(set_key(_valid_raw(), key, value))
     except SecaError:
         return
     assert json.loads(json.dumps(to_dict(config))) is not None  # what validated is a whole, plain config
 
 
 @settings(max_examples=60, deadline=None)
-@given(first=st.integers(-3, 30), increment=st.integers(-3, 30),
-       order=st.one_of(st.sampled_from(["reference", "seeded", "identity", "random"]),
-                       st.lists(st.integers(-2, 25), max_size=22)))
+@given(
+    first=st.integers(-3, 30),
+    increment=st.integers(-3, 30),
+    order=st.one_of(
+        st.sampled_from(["reference", "seeded", "identity", "random"]), st.lists(st.integers(-2, 25), max_size=22)
+    ),
+)
 def test_scenario_arguments_validate_or_fail_with_the_projects_error(first, increment, order):
-    from seca.data.scenario import ClassIncrementalScenario, class_order
+    from seca.data.protocols import class_order
+    from seca.data.scenario import ClassIncrementalScenario
+    from seca.data.sets import DATASETS
 
     try:
-        ids = class_order(order if isinstance(order, str) else tuple(order), 20, "shapes", 0, 0)
+        ids = class_order(order if isinstance(order, str) else tuple(order), 20, DATASETS["shapes"](), 0, 0)
         scenario = ClassIncrementalScenario(ids, first, increment, 20)
     except SecaError:
         return
@@ -252,15 +319,31 @@ def test_scenario_arguments_validate_or_fail_with_the_projects_error(first, incr
 
 def _own_folders(root, per_class=3):
     for split, count in (("train", per_class), ("test", 2)):
-        write_shapes_folder(root / split, ["red circle", "orange star", "purple star", "pink heart"],
-                            per_class=count, split=split)
+        write_shapes_folder(
+            root / split, ["red circle", "orange star", "purple star", "pink heart"], per_class=count, split=split
+        )
     return root
 
 
 def _own_run(root, out, *extra):
-    return main(["run", "cpu-small", "--out", str(out), *FAST_RUN, "--set", "data.dataset=imagefolder",
-                 "--set", f"data.root={root}", "--set", "scenario.first_task=2", "--set", "scenario.increment=2",
-                 *extra])
+    return main(
+        [
+            "run",
+            "cpu-small",
+            "--out",
+            str(out),
+            *FAST_RUN,
+            "--set",
+            "data.dataset=imagefolder",
+            "--set",
+            f"data.root={root}",
+            "--set",
+            "scenario.first_task=2",
+            "--set",
+            "scenario.increment=2",
+            *extra,
+        ]
+    )
 
 
 def test_a_run_reads_every_image_before_training_and_can_skip_bad_ones(tmp_path, capsys, caplog):
@@ -268,8 +351,20 @@ def test_a_run_reads_every_image_before_training_and_can_skip_bad_ones(tmp_path,
     (root / "train" / "pink_heart" / "cut.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
     (root / "train" / "pink_heart" / "notes.txt").write_text("not an image")
     out = tmp_path / "run"
-    message = _refused(capsys, *["run", "cpu-small", "--out", str(out), *FAST_RUN, "--set", "data.dataset=imagefolder",
-                                 "--set", f"data.root={root}"])
+    message = _refused(
+        capsys,
+        *[
+            "run",
+            "cpu-small",
+            "--out",
+            str(out),
+            *FAST_RUN,
+            "--set",
+            "data.dataset=imagefolder",
+            "--set",
+            f"data.root={root}",
+        ],
+    )
     assert "1 image file cannot be used" in message and "cut.png" in message and "skip_bad_images" in message
     assert "1 file in" in caplog.text and "notes.txt" in caplog.text  # files that are not images are named
     assert not (out / "config.yaml").exists()
@@ -288,6 +383,7 @@ def test_overwrite_keeps_the_earlier_run_until_the_new_one_finishes(tmp_path, ca
 
     def broken(*args, **kwargs):
         raise SecaError("the disk is full")
+
     monkeypatch.setattr(loop, "learn_task", broken)
     assert _own_run(root, out, "--overwrite") == 2
     assert (out / ".previous" / "results.json").read_bytes() == finished  # nothing of the old run is lost
@@ -316,6 +412,7 @@ def test_a_failed_write_leaves_no_partial_file_and_keeps_the_earlier_one(tmp_pat
     def disk_full(tmp):
         tmp.write_text("half")
         raise OSError(errno.ENOSPC, "No space left on device")
+
     with pytest.raises(SecaError, match="could not write .*results.json': No space left on device; the earlier"):
         atomic_write(target, disk_full)
     assert target.read_text() == "earlier" and [p.name for p in tmp_path.iterdir()] == ["results.json"]
@@ -329,6 +426,7 @@ def test_a_loss_that_becomes_nan_stops_the_task_naming_the_step(small_run, tmp_p
     def poisoned(self, batch):
         losses = real(self, batch)
         return {**losses, "loss": losses["loss"] * float("nan")}
+
     monkeypatch.setattr(SECA, "training_step", poisoned)
     model = seca.load(small_run / "model.safetensors")
     classes = list(model.classes)
@@ -366,6 +464,7 @@ def test_without_a_route_to_the_hub_weights_load_in_offline_mode(monkeypatch):
 
     def unreachable(*args, **kwargs):
         raise OSError("Name or service not known")
+
     monkeypatch.setattr(socket, "create_connection", unreachable)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     with _offline_unless_reachable(True):
@@ -381,8 +480,11 @@ def test_output_into_a_closed_pipe_is_not_an_error(small_run, tmp_path):
     import sys
 
     folder = write_shapes_folder(tmp_path, ["red circle", "orange star"], per_class=1)
-    proc = subprocess.Popen([sys.executable, "-m", "seca.cli", "evaluate", str(small_run / "model.safetensors"),
-                             "--data", str(folder)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "seca.cli", "evaluate", str(small_run / "model.safetensors"), "--data", str(folder)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     proc.stdout.close()
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=300) == 0 and "Traceback" not in err and "BrokenPipe" not in err
@@ -391,7 +493,7 @@ def test_output_into_a_closed_pipe_is_not_an_error(small_run, tmp_path):
 def test_a_config_built_in_python_is_checked_by_run_experiment_too(tmp_path):
     import dataclasses
 
-    from seca.config import load_config
+    from seca.engine.configure import load_config
     from seca.engine.loop import run_experiment
 
     config = load_config("cpu-small")

@@ -8,7 +8,7 @@ import yaml
 from safetensors.torch import load_file
 
 from seca.cli import main
-from seca.config import from_dict, load_config
+from seca.engine.configure import load_config, resolve
 
 FAST = ["--set", "train.epochs=1", "--set", "data.shapes.train_per_class=8", "--set", "data.shapes.test_per_class=4"]
 
@@ -23,8 +23,23 @@ def test_h_peft_run_writes_results_of_the_documented_shape(tmp_path):
     code, out = run(tmp_path, "--set", "method.name=h-peft")
     assert code == 0
     results = json.loads((out / "results.json").read_text())
-    for key in ("method", "benchmark", "backbone", "seed", "class_order", "tasks", "acc_matrix", "acc_per_step",
-                "last", "avg", "forgetting", "bwt", "seconds", "config", "test_counts"):
+    for key in (
+        "method",
+        "benchmark",
+        "backbone",
+        "seed",
+        "class_order",
+        "tasks",
+        "acc_matrix",
+        "acc_per_step",
+        "last",
+        "avg",
+        "forgetting",
+        "bwt",
+        "seconds",
+        "config",
+        "test_counts",
+    ):
         assert key in results, key
     assert results["method"] == "h-peft"
     assert results["backbone"] == {"model": "seca-test", "pretrained": None}
@@ -36,8 +51,8 @@ def test_h_peft_run_writes_results_of_the_documented_shape(tmp_path):
     assert all(0 <= a <= 100 for row in results["acc_matrix"] for a in row)
     assert len(results["seconds"]["train"]) == len(results["seconds"]["eval"]) == 5
     # the resolved config is saved and loads back to the same config
-    saved = from_dict(yaml.safe_load((out / "config.yaml").read_text()))
-    assert saved == from_dict(results["config"]) and saved.train.epochs == 1
+    saved = resolve(yaml.safe_load((out / "config.yaml").read_text()))
+    assert saved == resolve(results["config"]) and saved.train.epochs == 1
     events = [json.loads(line)["event"] for line in (out / "log.jsonl").read_text().splitlines()]
     assert events.count("task_end") == 5 and "train_epoch" in events and events[-1] == "end"
 
@@ -67,8 +82,10 @@ def test_caching_images_does_not_change_results(tmp_path):
     _, streamed = run(tmp_path, "--set", "data.cache_images=false", name="streamed")
     a, b = (load_file(str(d / "model.safetensors")) for d in (cached, streamed))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert (json.loads((cached / "results.json").read_text())["acc_matrix"]
-            == json.loads((streamed / "results.json").read_text())["acc_matrix"])
+    assert (
+        json.loads((cached / "results.json").read_text())["acc_matrix"]
+        == json.loads((streamed / "results.json").read_text())["acc_matrix"]
+    )
 
 
 def test_refuses_to_overwrite_results(tmp_path, capsys):
@@ -79,13 +96,16 @@ def test_refuses_to_overwrite_results(tmp_path, capsys):
     assert code == 0
 
 
-@pytest.mark.parametrize("override, message", [
-    ("train.epohcs=2", "unknown config key 'train.epohcs'; did you mean 'train.epochs'?"),
-    ("method.name=ewc", "unknown method.name 'ewc'"),
-    ("scenario.increment=3", "task sizes must add up"),
-    ("data.dataset=imagenet-r", "data.root is not set"),
-    ("backbone.pretrained=/no/such/file.safetensors", "is not a file"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.epohcs=2", "unknown config key 'train.epohcs'; did you mean 'train.epochs'?"),
+        ("method.name=ewc", "config key 'method.name' must be one of h-peft, mind-the-gap,"),
+        ("scenario.increment=3", "task sizes must add up"),
+        ("data.dataset=imagenet-r", "data.root is not set"),
+        ("backbone.pretrained=/no/such/file.safetensors", "is not a file"),
+    ],
+)
 def test_bad_input_gives_one_line_error_and_no_results(tmp_path, capsys, override, message):
     code, out = run(tmp_path, "--set", override)
     err = capsys.readouterr().err
@@ -128,8 +148,21 @@ def test_seca_runs_write_results_and_log_every_loss_term(tmp_path, method):
 
 
 def test_ablate_prints_a_table_and_reuses_finished_variants(tmp_path, capsys):
-    args = ["ablate", "ablations/kd", "--base", "cpu-small", "--only", "none,sg-akt", "--out", str(tmp_path),
-            *FAST, "--set", "scenario.first_task=10", "--set", "scenario.increment=10"]
+    args = [
+        "ablate",
+        "ablations/kd",
+        "--base",
+        "cpu-small",
+        "--only",
+        "none,sg-akt",
+        "--out",
+        str(tmp_path),
+        *FAST,
+        "--set",
+        "scenario.first_task=10",
+        "--set",
+        "scenario.increment=10",
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "variant" in out and "paper Last" in out and "65.09" in out
@@ -149,8 +182,17 @@ def test_ablate_checks_every_variant_before_running(tmp_path, capsys):
 
 
 def test_tensorboard_logging(tmp_path):
-    code, out = run(tmp_path, "--set", "train.tensorboard=true", "--set", "train.log_every=1",
-                    "--set", "scenario.first_task=10", "--set", "scenario.increment=10")
+    code, out = run(
+        tmp_path,
+        "--set",
+        "train.tensorboard=true",
+        "--set",
+        "train.log_every=1",
+        "--set",
+        "scenario.first_task=10",
+        "--set",
+        "scenario.increment=10",
+    )
     assert code == 0
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -187,16 +229,31 @@ def _own_folders(root):
     return root
 
 
-@pytest.mark.parametrize("scenario, expected", [
-    (["--set", "scenario.tasks=[[red_star, green_heart], [blue_circle, blue_star, red_circle, green_star]]"],
-     [["red star", "green heart"], ["blue circle", "blue star", "red circle", "green star"]]),
-    (["--set", "scenario.first_task=2", "--set", "scenario.increment=2"],  # sorted folder names
-     [["blue circle", "blue star"], ["green heart", "green star"], ["red circle", "red star"]]),
-])
+@pytest.mark.parametrize(
+    "scenario, expected",
+    [
+        (
+            ["--set", "scenario.tasks=[[red_star, green_heart], [blue_circle, blue_star, red_circle, green_star]]"],
+            [["red star", "green heart"], ["blue circle", "blue star", "red circle", "green star"]],
+        ),
+        (
+            ["--set", "scenario.first_task=2", "--set", "scenario.increment=2"],  # sorted folder names
+            [["blue circle", "blue star"], ["green heart", "green star"], ["red circle", "red star"]],
+        ),
+    ],
+)
 def test_a_run_on_your_own_folders_takes_tasks_by_folder_name(tmp_path, scenario, expected):
     root = _own_folders(tmp_path / "data")
-    code, out = run(tmp_path, "--set", "data.dataset=imagefolder", "--set", f"data.root={root}",
-                    "--set", "data.cache_images=false", *scenario)
+    code, out = run(
+        tmp_path,
+        "--set",
+        "data.dataset=imagefolder",
+        "--set",
+        f"data.root={root}",
+        "--set",
+        "data.cache_images=false",
+        *scenario,
+    )
     assert code == 0
     results = json.loads((out / "results.json").read_text())
     names = results["class_names"]
@@ -206,7 +263,17 @@ def test_a_run_on_your_own_folders_takes_tasks_by_folder_name(tmp_path, scenario
 
 def test_a_task_list_naming_a_missing_folder_fails_before_any_work(tmp_path, capsys):
     root = _own_folders(tmp_path / "data")
-    code, out = run(tmp_path, "--set", "data.dataset=imagefolder", "--set", f"data.root={root}",
-                    "--set", "scenario.tasks=[[red_star, green_hart]]")
+    code, out = run(
+        tmp_path,
+        "--set",
+        "data.dataset=imagefolder",
+        "--set",
+        f"data.root={root}",
+        "--set",
+        "scenario.tasks=[[red_star, green_hart]]",
+    )
     assert code == 2 and not out.exists()
-    assert "names 'green_hart', which is not a class of the data set; did you mean 'green heart'?" in capsys.readouterr().err
+    assert (
+        "names 'green_hart', which is not a class of the data set; did you mean 'green heart'?"
+        in capsys.readouterr().err
+    )

@@ -7,8 +7,16 @@ import pytest
 
 from seca.cli import main
 
-FAST = ["--set", "train.epochs=1", "--set", "data.shapes.train_per_class=8", "--set", "data.shapes.test_per_class=4",
-        "--set", "train.progress=false"]
+FAST = [
+    "--set",
+    "train.epochs=1",
+    "--set",
+    "data.shapes.train_per_class=8",
+    "--set",
+    "data.shapes.test_per_class=4",
+    "--set",
+    "train.progress=false",
+]
 
 
 @pytest.fixture(scope="module")
@@ -62,15 +70,38 @@ def test_resume_runs_only_the_missing_seeds(two_seeds, tmp_path, capsys):
 def test_a_kept_run_of_another_config_is_refused(two_seeds, tmp_path, capsys):
     out = tmp_path / "copy"
     shutil.copytree(two_seeds, out)
-    args = ["run", "cpu-small", "--seeds", "0,1", "--out", str(out), "--set", "method.name=h-peft", *FAST,
-            "--set", "train.lr.adapter=0.5", "--resume"]
+    args = [
+        "run",
+        "cpu-small",
+        "--seeds",
+        "0,1",
+        "--out",
+        str(out),
+        "--set",
+        "method.name=h-peft",
+        *FAST,
+        "--set",
+        "train.lr.adapter=0.5",
+        "--resume",
+    ]
     assert main(args) == 2
     assert "holds a finished run of another config (at train.lr.adapter" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("bad", [["--seeds", ""], ["--seeds", "0,0"], ["--seeds", "-1"], ["--seeds", "a,b"],
-                                 ["--seeds", "3-1"], ["--set", "seeds=[]"], ["--set", "seeds=[2,2]"],
-                                 ["--set", "seeds=[-3]"], ["--set", "seeds=two"]])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["--seeds", ""],
+        ["--seeds", "0,0"],
+        ["--seeds", "-1"],
+        ["--seeds", "a,b"],
+        ["--seeds", "3-1"],
+        ["--set", "seeds=[]"],
+        ["--set", "seeds=[2,2]"],
+        ["--set", "seeds=[-3]"],
+        ["--set", "seeds=two"],
+    ],
+)
 def test_bad_seed_lists_are_one_line_errors(bad, tmp_path, capsys):
     assert main(["run", "cpu-small", *bad, "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
@@ -80,8 +111,7 @@ def test_bad_seed_lists_are_one_line_errors(bad, tmp_path, capsys):
 
 def test_ablate_over_seeds_prints_spreads_and_paired_differences(tmp_path, capsys):
     ablation = tmp_path / "set.yaml"
-    ablation.write_text("base: cpu-small\nvariants:\n  text: {method.classifier.branches: text}\n"
-                        "  hybrid: {}\n")
+    ablation.write_text("base: cpu-small\nvariants:\n  text: {method.classifier.branches: text}\n  hybrid: {}\n")
     out = tmp_path / "ablation"
     assert main(["ablate", str(ablation), "--seeds", "0,1", "--out", str(out), *FAST]) == 0
     printed = capsys.readouterr().out
@@ -91,8 +121,10 @@ def test_ablate_over_seeds_prints_spreads_and_paired_differences(tmp_path, capsy
     assert summary["reference"] == "text" and [r["variant"] for r in summary["rows"]] == ["text", "hybrid"]
     text, hybrid = summary["rows"]
     assert text["delta_last"] is None and len(hybrid["delta_last"]["values"]) == 2
-    runs = {v: [json.loads((out / v / f"seed{k}" / "results.json").read_text())["last"] for k in (0, 1)]
-            for v in ("text", "hybrid")}
+    runs = {
+        v: [json.loads((out / v / f"seed{k}" / "results.json").read_text())["last"] for k in (0, 1)]
+        for v in ("text", "hybrid")
+    }
     assert hybrid["delta_last"]["values"] == pytest.approx([h - t for h, t in zip(runs["hybrid"], runs["text"])])
     assert (out / "ablation.png").stat().st_size > 1000
     # again, against the other variant: every run is reused, nothing trains

@@ -16,17 +16,17 @@ from PIL import Image
 from safetensors.torch import load_file
 
 pytest.importorskip("fastapi", reason="seca serve needs the serve extra: pip install 'seca[serve]'")
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-import seca  # noqa: E402
-from seca.cli import main  # noqa: E402
-from seca.errors import SecaError  # noqa: E402
-from seca.serve import check_host  # noqa: E402
-from seca.serve.app import create_app  # noqa: E402
-from seca.serve.jobs import ModelServer  # noqa: E402
-from seca.serve.uploads import Limits  # noqa: E402
+import seca
+from seca.cli import main
+from seca.errors import SecaError
+from seca.serve import check_host
+from seca.serve.app import create_app
+from seca.serve.jobs import ModelServer
+from seca.serve.uploads import Limits
 
-from ..conftest import write_shapes_folder  # noqa: E402
+from ..conftest import write_shapes_folder
 
 FIRST = ["orange star", "red circle"]
 
@@ -44,8 +44,10 @@ def uploads_dir(tmp_path, monkeypatch):
 def model(tmp_path):
     """A tiny model file that knows two classes."""
     path = tmp_path / "model.safetensors"
-    assert main(["new", str(path), "--backbone", "seca-test", "--set", "train.epochs=2",
-                 "--set", "train.batch_size=4"]) == 0
+    assert (
+        main(["new", str(path), "--backbone", "seca-test", "--set", "train.epochs=2", "--set", "train.batch_size=4"])
+        == 0
+    )
     assert main(["learn", str(path), "--data", str(write_shapes_folder(tmp_path / "first", FIRST, split="train"))]) == 0
     return path
 
@@ -167,7 +169,7 @@ def test_predictions_keep_answering_while_a_job_learns(served, tmp_path):
             try:
                 answer = client.post("/predict", files=test_files)
                 answers.append((answer.status_code, [p["label"] for p in answer.json()["predictions"]]))
-            except Exception as e:  # noqa: BLE001 - collected and failed below
+            except Exception as e:
                 errors.append(e)
 
     askers = [threading.Thread(target=ask) for _ in range(3)]
@@ -189,12 +191,14 @@ def test_predictions_keep_answering_while_a_job_learns(served, tmp_path):
 def test_a_cancelled_job_changes_nothing(served, tmp_path, uploads_dir):
     path, server, client = served
     before = digest(path)
-    files, labels = multipart(images_of(write_shapes_folder(tmp_path / "new", ["blue square"], per_class=8,
-                                                            split="train")))
+    files, labels = multipart(
+        images_of(write_shapes_folder(tmp_path / "new", ["blue square"], per_class=8, split="train"))
+    )
     running = client.post("/learn", files=files, data={**labels, "epochs": "500"}).json()["job"]
     wait_for(client, running, states=("training",))
-    queued_files, queued_labels = multipart(images_of(write_shapes_folder(tmp_path / "q", ["pink heart"],
-                                                                          split="train")))
+    queued_files, queued_labels = multipart(
+        images_of(write_shapes_folder(tmp_path / "q", ["pink heart"], split="train"))
+    )
     queued = client.post("/learn", files=queued_files, data=queued_labels).json()["job"]
     assert client.get(f"/jobs/{queued}").json()["state"] == "queued"
     assert client.delete(f"/jobs/{queued}").json()["state"] == "cancelled"
@@ -258,8 +262,9 @@ def test_bad_requests_get_one_sentence_and_change_nothing(model, tmp_path, uploa
     config = server.model.config  # images of more than 5000 pixels are refused (as a run's data.max_pixels)
     server.model.config = dataclasses.replace(config, data=dataclasses.replace(config.data, max_pixels=5000))
     try:
-        png = (write_shapes_folder(tmp_path / "one", ["blue square"], per_class=1, split="train")
-               / "blue_square" / "0.png").read_bytes()
+        png = (
+            write_shapes_folder(tmp_path / "one", ["blue square"], per_class=1, split="train") / "blue_square" / "0.png"
+        ).read_bytes()
         image = ("images", ("a.png", png, "image/png"))
         big = io.BytesIO()
         Image.new("RGB", (100, 100)).save(big, "PNG")
@@ -268,50 +273,175 @@ def test_bad_requests_get_one_sentence_and_change_nothing(model, tmp_path, uploa
             ("predict nothing", "post", "/predict", {}, {}, 422, "field 'images'"),
             ("top_k 0", "post", "/predict", {"files": [image], "data": {"top_k": "0"}}, {}, 422, "top_k"),
             ("top_k text", "post", "/predict", {"files": [image], "data": {"top_k": "many"}}, {}, 422, "top_k"),
-            ("too many pixels", "post", "/predict", {"files": [("images", ("big.png", big.getvalue(), "image/png"))]},
-             {}, 400, "'big.png'"),
-            ("not an image", "post", "/predict", {"files": [("images", ("notes.txt", b"hello", "text/plain"))]}, {},
-             400, "'notes.txt'"),
-            ("truncated", "post", "/predict", {"files": [("images", ("cut.png", png[:60], "image/png"))]}, {}, 400,
-             "'cut.png'"),
+            (
+                "too many pixels",
+                "post",
+                "/predict",
+                {"files": [("images", ("big.png", big.getvalue(), "image/png"))]},
+                {},
+                400,
+                "'big.png'",
+            ),
+            (
+                "not an image",
+                "post",
+                "/predict",
+                {"files": [("images", ("notes.txt", b"hello", "text/plain"))]},
+                {},
+                400,
+                "'notes.txt'",
+            ),
+            (
+                "truncated",
+                "post",
+                "/predict",
+                {"files": [("images", ("cut.png", png[:60], "image/png"))]},
+                {},
+                400,
+                "'cut.png'",
+            ),
             ("no labels", "post", "/learn", {"files": [image]}, {}, 400, "needs a 'labels' field per image"),
-            ("labels count", "post", "/learn", {"files": [image, image], "data": {"labels": ["x"]}}, {}, 400,
-             "2 files but 1 labels"),
-            ("bad class", "post", "/learn", {"files": [image], "data": {"labels": ["../up"]}}, {}, 400,
-             "not a usable class name"),
-            ("known class", "post", "/learn", {"files": [image], "data": {"labels": ["red circle"]}}, {}, 409,
-             "already knows the class 'red circle'"),
-            ("two spellings", "post", "/learn", {"files": [image, image], "data": {"labels": ["Cat", "cat"]}}, {},
-             400, "Cat"),
-            ("zip slip", "post", "/learn", {"files": [("zip", ("x.zip", zip_of({"../evil/a.png": png}), "a/zip"))]},
-             {}, 400, "climbs out of its folder"),
-            ("zip empty class", "post", "/learn",
-             {"files": [("zip", ("x.zip", zip_of({"c/a.png": png, "empty/": b""}), "a/zip"))]}, {}, 400,
-             "'empty' of the zip 'x.zip' holds no images"),
-            ("zip entries", "post", "/learn",
-             {"files": [("zip", ("x.zip", zip_of({f"c/{k}.png": png for k in range(13)}), "a/zip"))]}, {}, 400,
-             "has 13 entries, more than the 12"),
-            ("zip bad image", "post", "/learn",
-             {"files": [("zip", ("x.zip", zip_of({"c/a.png": png, "c/b.png": b"no"}), "a/zip"))]}, {}, 400,
-             "'x.zip: c/b.png'"),
-            ("zip flat", "post", "/learn", {"files": [("zip", ("x.zip", zip_of({"a.png": png}), "a/zip"))]}, {},
-             400, "not <class>/<image>"),
-            ("zip bomb", "post", "/learn", {"files": [("zip", ("x.zip", zip_of({"c/a.png": bytes(60_000)}),
-                                                                "a/zip"))]}, {}, 400, "would unpack to"),
-            ("not a zip", "post", "/learn", {"files": [("zip", ("x.zip", b"PK not really", "a/zip"))]}, {}, 400,
-             "is not a zip file"),
+            (
+                "labels count",
+                "post",
+                "/learn",
+                {"files": [image, image], "data": {"labels": ["x"]}},
+                {},
+                400,
+                "2 files but 1 labels",
+            ),
+            (
+                "bad class",
+                "post",
+                "/learn",
+                {"files": [image], "data": {"labels": ["../up"]}},
+                {},
+                400,
+                "not a usable class name",
+            ),
+            (
+                "known class",
+                "post",
+                "/learn",
+                {"files": [image], "data": {"labels": ["red circle"]}},
+                {},
+                409,
+                "already knows the class 'red circle'",
+            ),
+            (
+                "two spellings",
+                "post",
+                "/learn",
+                {"files": [image, image], "data": {"labels": ["Cat", "cat"]}},
+                {},
+                400,
+                "Cat",
+            ),
+            (
+                "zip slip",
+                "post",
+                "/learn",
+                {"files": [("zip", ("x.zip", zip_of({"../evil/a.png": png}), "a/zip"))]},
+                {},
+                400,
+                "climbs out of its folder",
+            ),
+            (
+                "zip empty class",
+                "post",
+                "/learn",
+                {"files": [("zip", ("x.zip", zip_of({"c/a.png": png, "empty/": b""}), "a/zip"))]},
+                {},
+                400,
+                "'empty' of the zip 'x.zip' holds no images",
+            ),
+            (
+                "zip entries",
+                "post",
+                "/learn",
+                {"files": [("zip", ("x.zip", zip_of({f"c/{k}.png": png for k in range(13)}), "a/zip"))]},
+                {},
+                400,
+                "has 13 entries, more than the 12",
+            ),
+            (
+                "zip bad image",
+                "post",
+                "/learn",
+                {"files": [("zip", ("x.zip", zip_of({"c/a.png": png, "c/b.png": b"no"}), "a/zip"))]},
+                {},
+                400,
+                "'x.zip: c/b.png'",
+            ),
+            (
+                "zip flat",
+                "post",
+                "/learn",
+                {"files": [("zip", ("x.zip", zip_of({"a.png": png}), "a/zip"))]},
+                {},
+                400,
+                "not <class>/<image>",
+            ),
+            (
+                "zip bomb",
+                "post",
+                "/learn",
+                {"files": [("zip", ("x.zip", zip_of({"c/a.png": bytes(60_000)}), "a/zip"))]},
+                {},
+                400,
+                "would unpack to",
+            ),
+            (
+                "not a zip",
+                "post",
+                "/learn",
+                {"files": [("zip", ("x.zip", b"PK not really", "a/zip"))]},
+                {},
+                400,
+                "is not a zip file",
+            ),
             ("too many files", "post", "/predict", {"files": [image] * 13}, {}, 400, "more than 12 files"),
-            ("too large", "post", "/predict", {"files": [("images", ("big.png", bytes(300_000), "image/png"))]}, {},
-             413, "larger than"),
-            ("epochs 0", "post", "/learn", {"files": [image], "data": {"labels": ["x"], "epochs": "0"}}, {}, 422,
-             "epochs"),
+            (
+                "too large",
+                "post",
+                "/predict",
+                {"files": [("images", ("big.png", bytes(300_000), "image/png"))]},
+                {},
+                413,
+                "larger than",
+            ),
+            (
+                "epochs 0",
+                "post",
+                "/learn",
+                {"files": [image], "data": {"labels": ["x"], "epochs": "0"}},
+                {},
+                422,
+                "epochs",
+            ),
             ("unknown job", "get", "/jobs/nope", {}, {}, 404, "no job 'nope'"),
             ("cancel unknown", "delete", "/jobs/nope", {}, {}, 404, "no job 'nope'"),
-            ("eval of other classes", "post", "/learn",
-             {"files": [image, ("eval_images", ("t.png", png, "image/png"))],
-              "data": {"labels": ["new one"], "eval_labels": ["other"]}}, {}, 400, "hold none of the classes"),
-            ("unknown evaluate class", "post", "/evaluate", {"files": [image], "data": {"labels": ["nope"]}}, {},
-             400, "nope"),
+            (
+                "eval of other classes",
+                "post",
+                "/learn",
+                {
+                    "files": [image, ("eval_images", ("t.png", png, "image/png"))],
+                    "data": {"labels": ["new one"], "eval_labels": ["other"]},
+                },
+                {},
+                400,
+                "hold none of the classes",
+            ),
+            (
+                "unknown evaluate class",
+                "post",
+                "/evaluate",
+                {"files": [image], "data": {"labels": ["nope"]}},
+                {},
+                400,
+                "nope",
+            ),
         ]
         for name, method, url, kwargs, headers, status, words in cases:
             answer = getattr(client, method)(url, headers=headers, **kwargs)

@@ -19,8 +19,10 @@ pytest.importorskip("selenium", reason="the browser test needs selenium")
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 CHROMEDRIVER = shutil.which("chromedriver")
 if not CHROMIUM or not CHROMEDRIVER:
-    pytest.skip("no headless browser here (chromium and chromedriver, e.g. apt install chromium-driver)",
-                allow_module_level=True)
+    pytest.skip(
+        "no headless browser here (chromium and chromedriver, e.g. apt install chromium-driver)",
+        allow_module_level=True,
+    )
 
 import uvicorn  # noqa: E402
 from selenium import webdriver  # noqa: E402
@@ -43,8 +45,19 @@ def model(tmp_path):
     """A tiny model that knows two classes from one task, evaluated (so the history chart has a point)."""
     path = tmp_path / "model.safetensors"
     assert main(["new", str(path), "--backbone", "seca-test", "--set", "train.epochs=1"]) == 0
-    assert main(["learn", str(path), "--data", str(write_shapes_folder(tmp_path / "first", FIRST, split="train")),
-                 "--eval", str(write_shapes_folder(tmp_path / "first-test", FIRST, split="test"))]) == 0
+    assert (
+        main(
+            [
+                "learn",
+                str(path),
+                "--data",
+                str(write_shapes_folder(tmp_path / "first", FIRST, split="train")),
+                "--eval",
+                str(write_shapes_folder(tmp_path / "first-test", FIRST, split="test")),
+            ]
+        )
+        == 0
+    )
     return path
 
 
@@ -87,8 +100,15 @@ class Served:
 def browser():
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-extensions", "--window-size=1280,1600"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-extensions",
+        "--window-size=1280,1600",
+    ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
@@ -98,8 +118,9 @@ def browser():
 
 def texts(driver, css: str) -> list[str]:
     """The text of each element ``css`` selects, read in one go (the page re-renders its lists as it polls)."""
-    return driver.execute_script("return Array.from(document.querySelectorAll(arguments[0]), "
-                                 "e => e.textContent.trim())", css)
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0]), e => e.textContent.trim())", css
+    )
 
 
 def text(driver, css: str) -> str:
@@ -136,8 +157,11 @@ def alert_says(driver, region: str, words: str, timeout=20) -> str:
 
 def console_errors(driver) -> list[str]:
     """The page's console errors, less the browser's own line for each 4xx answer the page then shows."""
-    return [e["message"] for e in driver.get_log("browser")
-            if e["level"] == "SEVERE" and "Failed to load resource" not in e["message"]]
+    return [
+        e["message"]
+        for e in driver.get_log("browser")
+        if e["level"] == "SEVERE" and "Failed to load resource" not in e["message"]
+    ]
 
 
 def screenshot(driver, tmp_path: Path, name: str) -> None:
@@ -164,14 +188,20 @@ def test_the_page_predicts_teaches_and_shows_refusals(browser, model, tmp_path):
         assert "2 classes" in text(driver, "#summary")
         assert not driver.find_element(By.ID, "token").is_displayed()  # this server asks for no token
         assert sorted(texts(driver, ".class-chip")) == FIRST
-        wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, ".history-svg circle"),
-             message="the history chart never drew the first task's accuracy")
+        wait(
+            driver,
+            lambda d: d.find_elements(By.CSS_SELECTOR, ".history-svg circle"),
+            message="the history chart never drew the first task's accuracy",
+        )
 
         # predict: two images chosen at once, each shown with its top classes
         first = sorted((tmp_path / "first").glob("*/*.png"))
         driver.find_element(By.ID, "predict-files").send_keys(f"{first[0]}\n{first[-1]}")
-        wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".prediction")) == 2,
-             message="the page never showed two predictions")
+        wait(
+            driver,
+            lambda d: len(d.find_elements(By.CSS_SELECTOR, ".prediction")) == 2,
+            message="the page never showed two predictions",
+        )
         assert all(label in FIRST for label in texts(driver, ".prediction .top-label"))
         assert texts(driver, ".prediction .file") == [first[0].name, first[-1].name]
         assert all(v.endswith("%") for v in texts(driver, ".prediction .bar-value"))
@@ -179,8 +209,12 @@ def test_the_page_predicts_teaches_and_shows_refusals(browser, model, tmp_path):
 
         # teach a new class, with test images, and follow the job to done
         teach(driver, "blue square", sorted(new.glob("*.png")), sorted(new_tests.glob("*.png")))
-        wait(driver, lambda d: d.find_element(By.ID, "job").get_attribute("data-state") in FINISHED, 120,
-             "the job never finished")
+        wait(
+            driver,
+            lambda d: d.find_element(By.ID, "job").get_attribute("data-state") in FINISHED,
+            120,
+            "the job never finished",
+        )
         result = text(driver, "#job-result")
         assert driver.find_element(By.ID, "job").get_attribute("data-state") == "done", result
         assert "Accuracy" in result and "%" in result
@@ -230,8 +264,11 @@ def test_the_page_asks_for_the_token(browser, model, tmp_path):
         token.send_keys("s3cret")
         driver.find_element(By.ID, "epochs").send_keys("1000")  # long enough to act while it trains
         driver.find_element(By.ID, "learn-button").click()
-        wait(driver, lambda d: d.find_element(By.ID, "job").get_attribute("data-state") == "training",
-             message="the job was never shown training")
+        wait(
+            driver,
+            lambda d: d.find_element(By.ID, "job").get_attribute("data-state") == "training",
+            message="the job was never shown training",
+        )
         assert text(driver, "#learn-error") == ""
         assert [j["classes"] for j in served.get("jobs")["jobs"]] == [["blue square"]]
         assert driver.execute_script("return sessionStorage.getItem('seca-serve-token')") == "s3cret"
@@ -244,8 +281,12 @@ def test_the_page_asks_for_the_token(browser, model, tmp_path):
 
         # cancel (with the token): the model stays as it was
         driver.find_element(By.ID, "job-cancel").click()
-        wait(driver, lambda d: d.find_element(By.ID, "job").get_attribute("data-state") == "cancelled", 60,
-             "the job was never shown cancelled")
+        wait(
+            driver,
+            lambda d: d.find_element(By.ID, "job").get_attribute("data-state") == "cancelled",
+            60,
+            "the job was never shown cancelled",
+        )
         assert not driver.find_element(By.ID, "job-cancel").is_displayed()
         assert served.get("classes")["classes"] == FIRST
         assert console_errors(driver) == []

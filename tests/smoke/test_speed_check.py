@@ -69,8 +69,10 @@ def test_a_loss_term_near_zero_is_compared_on_the_scale_of_one(speed):
     assert checks["agree"] and checks["losses"]["kd"]["difference"] == pytest.approx(1e-16, rel=1e-3)
 
 
-@pytest.mark.parametrize("method, terms", [("rapf", {"loss", "ce", "hinge"}), ("moe-adapters", {"loss", "ce"}),
-                                           ("mind-the-gap", {"loss", "ce"})])
+@pytest.mark.parametrize(
+    "method, terms",
+    [("rapf", {"loss", "ce", "hinge"}), ("moe-adapters", {"loss", "ce"}), ("mind-the-gap", {"loss", "ce"})],
+)
 def test_each_competitors_fast_path_agrees_with_its_official_computation(speed, method, terms, tmp_path):
     """RAPF without its image encoder in the step, MoE-Adapters and Mind the Gap with texts cut short, the last
     block on the class token and the texts kept per task: the same step and scores as their official codes'."""

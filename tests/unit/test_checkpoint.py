@@ -11,8 +11,12 @@ from seca.io.checkpoint import FORMAT_VERSION, content_hash, load_checkpoint, re
 
 
 def tensors():
-    return {"a.weight": torch.arange(6.0).reshape(2, 3), "b": torch.tensor([1, 2], dtype=torch.int64),
-            "scalar": torch.tensor(0.5), "empty": torch.empty(0, 4)}
+    return {
+        "a.weight": torch.arange(6.0).reshape(2, 3),
+        "b": torch.tensor([1, 2], dtype=torch.int64),
+        "scalar": torch.tensor(0.5),
+        "empty": torch.empty(0, 4),
+    }
 
 
 def test_round_trip_keeps_tensors_and_metadata(tmp_path):
@@ -54,8 +58,11 @@ def test_files_that_are_not_seca_checkpoints(tmp_path):
     save_file({"x": torch.zeros(1)}, str(tmp_path / "plain.safetensors"))
     with pytest.raises(SecaError, match="not a seca checkpoint"):
         read_metadata(tmp_path / "plain.safetensors")
-    save_file({"x": torch.zeros(1)}, str(tmp_path / "future.safetensors"),
-              metadata={"seca": json.dumps({"format_version": 99})})
+    save_file(
+        {"x": torch.zeros(1)},
+        str(tmp_path / "future.safetensors"),
+        metadata={"seca": json.dumps({"format_version": 99})},
+    )
     with pytest.raises(SecaError, match="format version 99"):
         read_metadata(tmp_path / "future.safetensors")
 

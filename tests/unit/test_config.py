@@ -2,15 +2,16 @@
 
 import pytest
 
-from seca.config import ExperimentConfig, apply_overrides, from_dict, list_presets, load_config, to_dict
+from seca.config import ExperimentConfig, apply_overrides, list_presets, to_dict
+from seca.engine.configure import load_config, resolve
 from seca.errors import SecaError
 
 
 def test_unknown_key_names_the_closest_valid_key():
     with pytest.raises(SecaError, match="unknown config key 'train.epoch'; did you mean 'train.epochs'"):
-        from_dict({"train": {"epoch": 3}})
+        resolve({"train": {"epoch": 3}})
     with pytest.raises(SecaError, match="did you mean 'scenario'"):
-        from_dict({"scenaro": {}})
+        resolve({"scenaro": {}})
 
 
 def test_override_with_a_misspelt_key_is_an_error():
@@ -19,8 +20,16 @@ def test_override_with_a_misspelt_key_is_an_error():
 
 
 def test_overrides_are_parsed_as_yaml_and_typed():
-    cfg = load_config("cpu-small", ["train.epochs=5", "train.milestones=[1,3]", "train.lr.adapter=5e-4",
-                                    "scenario.order=[0,1,2]", "backbone.pretrained=null"])
+    cfg = load_config(
+        "cpu-small",
+        [
+            "train.epochs=5",
+            "train.milestones=[1,3]",
+            "train.lr.adapter=5e-4",
+            "scenario.order=[0,1,2]",
+            "backbone.pretrained=null",
+        ],
+    )
     assert cfg.train.epochs == 5
     assert cfg.train.milestones == (1, 3)
     assert cfg.train.lr["adapter"] == pytest.approx(5e-4)  # "5e-4" is a string in YAML 1.1; coerced
@@ -28,13 +37,16 @@ def test_overrides_are_parsed_as_yaml_and_typed():
     assert cfg.backbone.pretrained is None
 
 
-@pytest.mark.parametrize("override, message", [
-    ("train.epochs=three", "'train.epochs' must be an integer"),
-    ("train.amp=[1]", "'train.amp' must be a string"),
-    ("data.download=maybe", "'data.download' must be true or false"),
-    ("train=3", "'train' is a section"),
-    ("train.epochs", "must look like key.sub=value"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.epochs=three", "'train.epochs' must be an integer"),
+        ("train.amp=[1]", "'train.amp' must be a string"),
+        ("data.download=maybe", "'data.download' must be true or false"),
+        ("train=3", "'train' is a section"),
+        ("train.epochs", "must look like key.sub=value"),
+    ],
+)
 def test_bad_values_are_one_line_errors(override, message):
     with pytest.raises(SecaError, match=message) as info:
         load_config("cpu-small", [override])
@@ -66,7 +78,7 @@ def test_every_preset_loads():
 
 def test_round_trip_through_plain_data():
     cfg = load_config("imagenet-r", ["scenario.order=[2,0,1]"])
-    assert from_dict(to_dict(cfg)) == cfg
+    assert resolve(to_dict(cfg)) == cfg
 
 
 def test_overrides_do_not_mutate_their_input():
@@ -91,12 +103,13 @@ def test_docs_config_tables_are_those_the_declarations_generate(tmp_path):
     import shutil
     from pathlib import Path
 
-    from seca.config import update_config_doc
+    from seca.engine.configure import GENERATED, doc_tables, update_config_doc
 
     doc = Path(__file__).resolve().parents[2] / "docs" / "config.md"
+    assert all(GENERATED.format(name) in doc.read_text() for name in doc_tables())  # every table has its place
     copy = tmp_path / "config.md"
     shutil.copy(doc, copy)
-    assert not update_config_doc(copy), "docs/config.md is stale: run python -m seca.config docs/config.md"
+    assert not update_config_doc(copy), "docs/config.md is stale: run python -m seca.engine.configure docs/config.md"
     text = doc.read_text()
     for key in ("sg_akt.teacher", "classifier.visual", "eval_order", "lr.se_vpr", "plugins"):
         assert f"`{key}`" in text

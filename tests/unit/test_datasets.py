@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seca.config import ShapesConfig
-from seca.data.datasets import build_datasets
+from seca.data.sets import load_dataset
+from seca.data.sets.shapes import ShapesConfig
 from seca.data.shapes import RenditionProfile, ShapesWorld, class_names
+from seca.engine.configure import data_config
 from seca.errors import SecaError
 
 
@@ -20,7 +21,9 @@ def test_shapes_world_is_deterministic_to_the_byte():
 
 
 def test_items_do_not_depend_on_access_order():
-    data = build_datasets("shapes", shapes=ShapesConfig(colors=2, shapes=3, train_per_class=4, test_per_class=2))
+    data = load_dataset(
+        data_config(dataset="shapes", shapes=ShapesConfig(colors=2, shapes=3, train_per_class=4, test_per_class=2))
+    )
     forward = [np.asarray(data.train[i][0]) for i in range(len(data.train))]
     backward = [np.asarray(data.train[i][0]) for i in reversed(range(len(data.train)))][::-1]
     assert all((f == b).all() for f, b in zip(forward, backward))
@@ -45,21 +48,31 @@ def test_a_rendition_profile_changes_the_renditions_only():
     outlines = ShapesWorld(seed=2, renditions=RenditionProfile(styles=(("outline", 1.0),), busy_backgrounds=False))
     assert plain.image(7, 0, "clean").tobytes() == outlines.image(7, 0, "clean").tobytes()
     # an outline leaves the middle of a large shape showing the background
-    big = ShapesWorld(seed=2, renditions=RenditionProfile(styles=(("outline", 1.0),), hue_shift=0,
-                                                          busy_backgrounds=False, scales=(0.45, 0.48)))
+    big = ShapesWorld(
+        seed=2,
+        renditions=RenditionProfile(
+            styles=(("outline", 1.0),), hue_shift=0, busy_backgrounds=False, scales=(0.45, 0.48)
+        ),
+    )
     filled = ShapesWorld(seed=2, renditions=RenditionProfile(hue_shift=0, busy_backgrounds=False, scales=(0.45, 0.48)))
     red_square = 1
-    centre = lambda world: np.asarray(world.image(red_square, 0)).astype(int)[26:38, 26:38].mean((0, 1))
+
+    def centre(world):
+        return np.asarray(world.image(red_square, 0)).astype(int)[26:38, 26:38].mean((0, 1))
+
     assert centre(filled)[0] - centre(filled)[1] > 100  # red inside
     assert abs(centre(big)[0] - centre(big)[1]) < 60  # light background inside
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"styles": (("sketch", 1.0),)}, "distinct styles"),
-    ({"styles": (("filled", 0.5), ("outline", 0.3))}, "sum to 1"),
-    ({"blur": 1.5}, "chances"),
-    ({"scales": (0.3, 0.2)}, "scales"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"styles": (("sketch", 1.0),)}, "distinct styles"),
+        ({"styles": (("filled", 0.5), ("outline", 0.3))}, "sum to 1"),
+        ({"blur": 1.5}, "chances"),
+        ({"scales": (0.3, 0.2)}, "scales"),
+    ],
+)
 def test_a_bad_rendition_profile_is_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         RenditionProfile(**kwargs)
@@ -70,26 +83,29 @@ def test_imagefolder_takes_class_names_from_folders(tmp_path):
         for name in ("sea_lion", "zebra"):
             (tmp_path / split / name).mkdir(parents=True)
             Image.new("RGB", (3, 3)).save(tmp_path / split / name / "a.png")
-    data = build_datasets("imagefolder", str(tmp_path))
+    data = load_dataset(data_config(dataset="imagefolder", root=str(tmp_path)))
     assert data.class_names == ["sea lion", "zebra"]
     assert data.train.targets.tolist() == [0, 1]
 
 
-@pytest.mark.parametrize("dataset, root, message", [
-    ("imagenet-r", None, "data.root is not set"),
-    ("imagenet-r", "/nonexistent/place", "is not a folder"),
-    ("imagenet-q", None, "unknown data.dataset 'imagenet-q'"),
-])
+@pytest.mark.parametrize(
+    "dataset, root, message",
+    [
+        ("imagenet-r", None, "data.root is not set"),
+        ("imagenet-r", "/nonexistent/place", "is not a folder"),
+        ("imagenet-q", None, "unknown data set 'imagenet-q'"),
+    ],
+)
 def test_missing_data_is_a_clear_error(dataset, root, message):
     with pytest.raises(SecaError, match=message):
-        build_datasets(dataset, root)
+        load_dataset(data_config(dataset=dataset, root=root))
 
 
 def test_folder_without_split_says_how_to_make_one(tmp_path):
     with pytest.raises(SecaError, match="seca prepare imagenet-a"):
-        build_datasets("imagenet-a", str(tmp_path))
+        load_dataset(data_config(dataset="imagenet-a", root=str(tmp_path)))
 
 
 def test_cifar100_absent_without_download(tmp_path):
     with pytest.raises(SecaError, match="data.download=true"):
-        build_datasets("cifar100", str(tmp_path))
+        load_dataset(data_config(dataset="cifar100", root=str(tmp_path)))

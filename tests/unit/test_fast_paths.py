@@ -14,9 +14,9 @@ import torch.nn.functional as F
 
 from seca.clip.backbone import ClipBackbone
 from seca.clip.text import PromptedClassTexts
-from seca.methods import method_config
-from seca.data.datasets import reference_data
 from seca.data.scenario import ClassIncrementalScenario
+from seca.data.sets import packaged_table
+from seca.engine.configure import method_config
 from seca.errors import SecaError
 from seca.methods import Batch, TaskData, build_learner
 from seca.peft.adapter import StackedAdapters
@@ -63,7 +63,7 @@ def vit_b_16_text_backbone():
 
 
 def test_shared_prefix_equals_whole_sequences_on_the_vit_b_16_text_tower(vit_b_16_text_backbone):
-    names = reference_data("class_names")["imagenet_r"]
+    names = packaged_table("class_names")["imagenet_r"]
     longest = sorted(names, key=len)[-6:]  # the longest ImageNet-R names and a few short ones
     assert_prefix_sharing_is_exact(vit_b_16_text_backbone, longest + names[:6])
 
@@ -73,7 +73,7 @@ def test_placeholders_through_the_shared_prefix_give_open_clip_text_features(vit
     names = ["goldfish", "great white shark", "cocker_spaniels"]
     texts = PromptedClassTexts(backbone, names)
     theirs = backbone.model.encode_text(backbone.tokenize(["X X X X X X X X " + n.replace("_", " ") for n in names]))
-    assert relative_difference(texts.encode(texts.placeholder_prompt()), theirs) <= 1e-5
+    assert relative_difference(texts.encode(placeholder_prompt(texts)), theirs) <= 1e-5
 
 
 def test_a_text_encoder_without_a_causal_mask_is_encoded_whole(tiny_backbone):
@@ -131,8 +131,9 @@ def test_incremental_text_cache_equals_a_full_re_encode(tiny_backbone, images):
     full = torch.stack([F.normalize(learner.texts.encode(p.detach()), dim=-1) for p in learner.prompts])
     assert cached.shape == (3, 6, tiny_backbone.embed_dim)
     torch.testing.assert_close(cached, full, rtol=1e-5, atol=1e-6)
-    learner.config = dataclasses.replace(learner.config, classifier=dataclasses.replace(
-        learner.config.classifier, cache_text=False))  # every prompt re-encoded per batch, as the reference
+    learner.config = dataclasses.replace(
+        learner.config, classifier=dataclasses.replace(learner.config.classifier, cache_text=False)
+    )  # every prompt re-encoded per batch, as the reference
     torch.testing.assert_close(learner.inference_text_features(), cached, rtol=1e-5, atol=1e-6)
 
 
@@ -221,8 +222,9 @@ def test_stacked_snapshots_equal_one_snapshot_at_a_time(tiny_backbone, images):
     stem = tiny_backbone.stem(images, 0)
     stacked = tiny_backbone.encode_image(stem=stem.repeat(3), adapters=StackedAdapters(members), output="class_token")
     for m, member in enumerate(members):
-        torch.testing.assert_close(stacked.view(3, len(images), -1)[m],
-                                   whole_forward(tiny_backbone, images, member), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(
+            stacked.view(3, len(images), -1)[m], whole_forward(tiny_backbone, images, member), rtol=1e-5, atol=1e-6
+        )
 
 
 def two_task_learner(backbone, images, **method):
@@ -255,9 +257,13 @@ def test_a_training_step_on_kept_stems_equals_one_on_the_images(tiny_backbone, i
 
 
 def test_cached_teachers_are_stacked_snapshots(tiny_backbone, images):
-    learner, batch = two_task_learner(tiny_backbone, images, sg_akt=dataclasses.replace(method_config().sg_akt, teacher="avg"))
+    learner, batch = two_task_learner(
+        tiny_backbone, images, sg_akt=dataclasses.replace(method_config().sg_akt, teacher="avg")
+    )
     stem = tiny_backbone.stem(batch.images, 0)
-    one_by_one = torch.stack([whole_forward(tiny_backbone, batch.images, m) for m in learner.teacher.pool.members], dim=1)
+    one_by_one = torch.stack(
+        [whole_forward(tiny_backbone, batch.images, m) for m in learner.teacher.pool.members], dim=1
+    )
     torch.testing.assert_close(learner._teacher_cache, F.normalize(one_by_one, dim=-1), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(learner.teacher_inputs(stem), learner._teacher_cache)
 
@@ -276,3 +282,8 @@ def test_a_negative_stem_budget_is_refused(tiny_backbone):
 def test_one_frozen_prototype_per_seen_class(tiny_backbone, images):
     learner, _ = two_task_learner(tiny_backbone, images)
     assert learner.raw_prototypes.shape == (4, tiny_backbone.embed_dim)
+
+
+def placeholder_prompt(texts):
+    """The embeddings of the placeholder tokens themselves: with them as the prompt, ``encode`` is plain CLIP."""
+    return texts.embeddings[0, 1 : 1 + texts.length].clone()

@@ -15,8 +15,9 @@ def test_accuracy_per_step_is_sample_weighted():
 
 
 def test_last_and_avg():
-    assert metrics.last_accuracy(MATRIX, COUNTS) == pytest.approx(61.0)
-    assert metrics.average_accuracy(MATRIX, COUNTS) == pytest.approx((90 + 72.5 + 61) / 3)
+    summary = metrics.summarize(MATRIX, COUNTS)
+    assert summary["last"] == pytest.approx(61.0)
+    assert summary["avg"] == pytest.approx((90 + 72.5 + 61) / 3)
 
 
 def test_forgetting_uses_best_earlier_accuracy():
@@ -39,7 +40,12 @@ def test_single_task_has_no_forgetting():
     assert metrics.forgetting([[80.0]]) is None
     assert metrics.backward_transfer([[80.0]]) is None
     assert metrics.summarize([[80.0]], [10]) == {
-        "acc_per_step": [80.0], "last": 80.0, "avg": 80.0, "forgetting": None, "bwt": None}
+        "acc_per_step": [80.0],
+        "last": 80.0,
+        "avg": 80.0,
+        "forgetting": None,
+        "bwt": None,
+    }
 
 
 def test_rejects_a_matrix_that_is_not_lower_triangular():

@@ -12,9 +12,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from seca.data.scenario import Task
+from seca.engine.configure import method_config
 from seca.engine.train import cosine_epoch_rate
 from seca.errors import SecaError
-from seca.methods import build_learner, method_config
+from seca.methods import build_learner
 from seca.methods.base import Batch, TaskData
 from seca.methods.mind_the_gap import MindTheGapConfig, agent_scores, mixed_scores
 from seca.peft.lora import KVLora
@@ -76,13 +77,15 @@ def test_a_fresh_update_is_plain_attention_its_scale_is_alpha_over_rank_and_a_is
 def _merged(backbone, learner):
     """A copy of the whole CLIP with every update merged into its packed q/k/v weights (the naive form)."""
     model = copy.deepcopy(backbone.model)
-    for blocks, updates in ((model.visual.transformer.resblocks, learner.image),
-                            (model.transformer.resblocks, learner.text)):
+    for blocks, updates in (
+        (model.visual.transformer.resblocks, learner.image),
+        (model.transformer.resblocks, learner.text),
+    ):
         for index, block in enumerate(blocks):
             lora, width = updates.attention_for(index), block.attn.embed_dim
             with torch.no_grad():
-                block.attn.in_proj_weight[width:2 * width] += lora.scale * lora.k_up @ lora.k_down
-                block.attn.in_proj_weight[2 * width:] += lora.scale * lora.v_up @ lora.v_down
+                block.attn.in_proj_weight[width : 2 * width] += lora.scale * lora.k_up @ lora.k_down
+                block.attn.in_proj_weight[2 * width :] += lora.scale * lora.v_up @ lora.v_down
     return model
 
 
@@ -189,12 +192,37 @@ def test_a_run_anneals_the_rate_per_epoch(tmp_path):
     from seca.cli import main
 
     out = tmp_path / "mg"
-    assert main(["run", "cpu-small", "--out", str(out), "--set", "method.name=mind-the-gap", "--set", "train.epochs=2",
-                 "--set", "train.schedule=cosine_epoch", "--set", "train.min_lr_ratio=0.01", "--set",
-                 "train.log_every=1", "--set", "train.progress=false", "--set", "data.shapes.train_per_class=8"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "cpu-small",
+                "--out",
+                str(out),
+                "--set",
+                "method.name=mind-the-gap",
+                "--set",
+                "train.epochs=2",
+                "--set",
+                "train.schedule=cosine_epoch",
+                "--set",
+                "train.min_lr_ratio=0.01",
+                "--set",
+                "train.log_every=1",
+                "--set",
+                "train.progress=false",
+                "--set",
+                "data.shapes.train_per_class=8",
+            ]
+        )
+        == 0
+    )
     steps = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
-    rates = {(r["epoch"], round(r["lr"]["lora"], 12))
-             for r in steps if r.get("event") == "train_step" and r["task"] == 0}
+    rates = {
+        (r["epoch"], round(r["lr"]["mind_the_gap"], 12))
+        for r in steps
+        if r.get("event") == "train_step" and r["task"] == 0
+    }
     assert rates == {(0, 1e-3), (1, 0.505e-3)}
 
 
@@ -202,8 +230,23 @@ def test_a_mixture_without_weight_is_refused_in_one_line_before_any_work(tmp_pat
     from seca.cli import main
 
     out = tmp_path / "never"
-    assert main(["run", "cpu-small", "--out", str(out), "--set", "method.name=mind-the-gap",
-                 "--set", "method.mind_the_gap.mix_text=0", "--set", "method.mind_the_gap.mix_visual=0"]) != 0
+    assert (
+        main(
+            [
+                "run",
+                "cpu-small",
+                "--out",
+                str(out),
+                "--set",
+                "method.name=mind-the-gap",
+                "--set",
+                "method.mind_the_gap.mix_text=0",
+                "--set",
+                "method.mind_the_gap.mix_visual=0",
+            ]
+        )
+        != 0
+    )
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and error[0].startswith("error: mind-the-gap: method.mind_the_gap.mix_text and mix_visual")
     assert not out.exists()
@@ -221,12 +264,15 @@ class _Drift:
         return next(self.values)
 
 
-@pytest.mark.parametrize("after, epochs, crossed", [
-    ([19.6, 18.5, 17.9, 17.0], 2, True),  # 20 -> 17.9 is 10.5 %: the third epoch crosses; two came before it
-    ([17.5, 16.0], 1, True),  # the first epoch crosses: at least 1
-    ([19.0, 17.9], 1, True),  # the second crosses: 1 before it
-    ([19.5, 19.2, 18.1], 3, False),  # none of 3 crosses (18.1 is 9.5 %): the probe's most
-])
+@pytest.mark.parametrize(
+    "after, epochs, crossed",
+    [
+        ([19.6, 18.5, 17.9, 17.0], 2, True),  # 20 -> 17.9 is 10.5 %: the third epoch crosses; two came before it
+        ([17.5, 16.0], 1, True),  # the first epoch crosses: at least 1
+        ([19.0, 17.9], 1, True),  # the second crosses: 1 before it
+        ([19.5, 19.2, 18.1], 3, False),  # none of 3 crosses (18.1 is 9.5 %): the probe's most
+    ],
+)
 def test_the_epoch_probe_stops_at_the_first_epoch_that_moves_the_statistic_by_more_than_a_tenth(after, epochs, crossed):
     """The cases of the official stopping rule (epoch.py:241-246), whose outputs the official code printed."""
     from seca.methods.mind_the_gap import GapProbe
@@ -244,8 +290,11 @@ def test_the_gap_statistic_is_the_mean_over_batches_of_each_images_mean_non_targ
     learner.begin_task(task, _empty(task))
     images = torch.randn(5, 3, tiny_backbone.image_size, tiny_backbone.image_size)
     labels = torch.tensor([0, 1, 2, 0, 1])
-    data = TaskData(task, 5, lambda: [Batch(images[:3], labels[:3], torch.arange(3)),
-                                      Batch(images[3:], labels[3:], torch.arange(2))])
+    data = TaskData(
+        task,
+        5,
+        lambda: [Batch(images[:3], labels[:3], torch.arange(3)), Batch(images[3:], labels[3:], torch.arange(2))],
+    )
     with torch.no_grad():
         features = F.normalize(tiny_backbone.encode_image(images, adapters=learner.image), dim=-1)
         texts = F.normalize(learner._encode(learner._tokenize(["a", "b", "c"])), dim=-1)
@@ -258,9 +307,25 @@ def test_the_gap_statistic_is_the_mean_over_batches_of_each_images_mean_non_targ
 def test_probe_epochs_trains_the_first_task_and_prints_the_choice(capsys):
     from seca.cli import main
 
-    assert main(["probe-epochs", "cpu-small", "--set", "method.name=mind-the-gap", "--set", "train.progress=false",
-                 "--set", "train.lr.lora=0.05", "--set", "method.mind_the_gap.probe_epochs=4",
-                 "--set", "data.shapes.train_per_class=8"]) == 0
+    assert (
+        main(
+            [
+                "probe-epochs",
+                "cpu-small",
+                "--set",
+                "method.name=mind-the-gap",
+                "--set",
+                "train.progress=false",
+                "--set",
+                "train.lr.lora=0.05",
+                "--set",
+                "method.mind_the_gap.probe_epochs=4",
+                "--set",
+                "data.shapes.train_per_class=8",
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert "the epoch probe on task 1 (4 classes, 32 images), at most 4 epochs" in lines[0]
     rows = [line.split() for line in lines if line.split() and line.split()[0].isdigit()]
@@ -273,7 +338,8 @@ def test_probe_epochs_is_refused_in_one_line_for_a_method_without_a_probe(capsys
 
     assert main(["probe-epochs", "cpu-small", "--set", "method.name=rapf"]) != 0
     assert capsys.readouterr().err.strip().splitlines() == [
-        "error: rapf has no epoch probe (mind-the-gap has one); its epochs are train.epochs"]
+        "error: rapf has no epoch probe (mind-the-gap has one); its epochs are train.epochs"
+    ]
 
 
 def test_a_model_learned_without_the_agent_is_refused_in_one_line_by_a_learner_with_it(tiny_backbone):

@@ -9,15 +9,16 @@ import torch
 import torch.nn.functional as F
 
 from seca.data.scenario import Task
+from seca.engine.configure import method_config
 from seca.engine.train import cosine_rate
 from seca.errors import SecaError
-from seca.methods import build_learner, method_config
+from seca.methods import build_learner
 from seca.methods.base import Batch, TaskData
-from seca.methods.moe_adapters import Mixture, MoeAdaptersConfig
+from seca.methods.moe_adapters import Mixture, MoEAdaptersConfig
 
 
 def _mixture(experts=2, top_k=2, width=2, bottleneck=1, **settings) -> Mixture:
-    config = MoeAdaptersConfig(experts=experts, top_k=top_k, bottleneck=bottleneck, **settings)
+    config = MoEAdaptersConfig(experts=experts, top_k=top_k, bottleneck=bottleneck, **settings)
     return Mixture(width, config, torch.Generator().manual_seed(0)).eval()
 
 
@@ -37,8 +38,9 @@ def test_an_expert_mixture_worked_by_hand():
     with torch.no_grad():
         mixture.router.copy_(torch.tensor([[0.0, 1.0], [0.0, 0.0]]))
     g1 = math.e / (1 + math.e)
-    expected = 0.1 * torch.tensor([[[(1 - g1) * 3 + g1 * 0.5, (1 - g1) * -3 + g1 * 0.5],
-                                    [(1 - g1) * 4 + g1 * 4.5, (1 - g1) * -4 + g1 * 4.5]]])
+    expected = 0.1 * torch.tensor(
+        [[[(1 - g1) * 3 + g1 * 0.5, (1 - g1) * -3 + g1 * 0.5], [(1 - g1) * 4 + g1 * 4.5, (1 - g1) * -4 + g1 * 4.5]]]
+    )
     assert torch.allclose(mixture(x), expected)
 
 
@@ -152,7 +154,7 @@ def test_the_loss_is_the_cross_entropy_over_the_current_tasks_classes(tiny_backb
 
 
 def test_more_experts_kept_than_there_are_is_refused_in_one_line(tiny_backbone):
-    config = method_config(name="moe-adapters", moe_adapters=MoeAdaptersConfig(experts=2, top_k=3))
+    config = method_config(name="moe-adapters", moe_adapters=MoEAdaptersConfig(experts=2, top_k=3))
     with pytest.raises(SecaError, match=r"^moe-adapters: .*top_k 3 is more than its 2 experts; choose"):
         build_learner(tiny_backbone, ["a"], config)
 
@@ -172,11 +174,35 @@ def test_a_moe_adapters_run_follows_the_cosine_schedule_with_adamw(tmp_path):
     from seca.cli import main
 
     out = tmp_path / "moe"
-    assert main(["run", "cpu-small", "--out", str(out), "--set", "method.name=moe-adapters", "--set", "train.epochs=1",
-                 "--set", "train.schedule=cosine", "--set", "train.warmup_steps=3", "--set", "train.optimizer=adamw",
-                 "--set", "train.log_every=1", "--set", "train.progress=false", "--set", "train.weight_decay=0"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "cpu-small",
+                "--out",
+                str(out),
+                "--set",
+                "method.name=moe-adapters",
+                "--set",
+                "train.epochs=1",
+                "--set",
+                "train.schedule=cosine",
+                "--set",
+                "train.warmup_steps=3",
+                "--set",
+                "train.optimizer=adamw",
+                "--set",
+                "train.log_every=1",
+                "--set",
+                "train.progress=false",
+                "--set",
+                "train.weight_decay=0",
+            ]
+        )
+        == 0
+    )
     steps = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
-    first = [r["lr"]["moe"] for r in steps if r.get("event") == "train_step" and r["task"] == 0]
+    first = [r["lr"]["moe_adapters"] for r in steps if r.get("event") == "train_step" and r["task"] == 0]
     # 96 images of the first task, batch 16: 6 steps; warm-up 3 then a cosine over 3
     # (the rate logged is the one the step used)
     expected = [1e-3 / 3, 2e-3 / 3, 1e-3, 1e-3, 0.75e-3, 0.25e-3]
@@ -187,11 +213,26 @@ def test_an_unsupported_setting_is_refused_before_any_work(tmp_path, capsys):
     from seca.cli import main
 
     out = tmp_path / "never"
-    assert main(["run", "cpu-small", "--out", str(out), "--set", "method.name=moe-adapters",
-                 "--set", "method.moe_adapters.top_k=3"]) != 0
+    assert (
+        main(
+            [
+                "run",
+                "cpu-small",
+                "--out",
+                str(out),
+                "--set",
+                "method.name=moe-adapters",
+                "--set",
+                "method.moe_adapters.top_k=3",
+            ]
+        )
+        != 0
+    )
     error = capsys.readouterr().err.strip().splitlines()
-    assert error == ["error: moe-adapters: method.moe_adapters.top_k 3 is more than its 2 experts; choose top_k "
-                     "between 1 and method.moe_adapters.experts"]
+    assert error == [
+        "error: moe-adapters: method.moe_adapters.top_k 3 is more than its 2 experts; choose top_k "
+        "between 1 and method.moe_adapters.experts"
+    ]
     assert not out.exists()
 
 
@@ -209,11 +250,8 @@ def test_adamw_is_the_optimiser_when_asked():
         def parameter_groups(self):
             return [{"name": "w", "params": [self.w]}]
 
-        def learning_rates(self):
-            return {"w": 0.1}
-
-    adamw = make_optimizer(One(), TrainConfig(optimizer="adamw", weight_decay=0.5))
-    adam = make_optimizer(One(), TrainConfig(weight_decay=0.5))
+    adamw = make_optimizer(One(), TrainConfig(optimizer="adamw", weight_decay=0.5, lr={"w": 0.1}))
+    adam = make_optimizer(One(), TrainConfig(weight_decay=0.5, lr={"w": 0.1}))
     assert type(adamw) is torch.optim.AdamW and type(adam) is torch.optim.Adam
     assert adamw.param_groups[0]["lr"] == 0.1 and adamw.param_groups[0]["weight_decay"] == 0.5
 

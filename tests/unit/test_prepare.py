@@ -6,8 +6,8 @@ import pytest
 from PIL import Image
 
 from seca.cli import main
-from seca.data.datasets import build_datasets, imagenet_subset_classes
-from seca.data.prepare import prepare
+from seca.data.sets import DATASETS, load_dataset, prepare_dataset
+from seca.engine.configure import data_config
 from seca.errors import SecaError
 
 
@@ -15,7 +15,7 @@ from seca.errors import SecaError
 def raw_imagenet_r(tmp_path_factory):
     """A fake extracted archive: imagenet-r/<wnid>/ with 5 to 9 tiny images per class."""
     root = tmp_path_factory.mktemp("raw")
-    wnids, _ = imagenet_subset_classes("imagenet-r")
+    wnids, _ = DATASETS["imagenet-r"]().classes()
     for k, wnid in enumerate(wnids):
         folder = root / "imagenet-r" / wnid
         folder.mkdir(parents=True)
@@ -25,12 +25,12 @@ def raw_imagenet_r(tmp_path_factory):
 
 
 def test_split_is_80_20_per_class_and_deterministic(raw_imagenet_r, tmp_path):
-    a = prepare("imagenet-r", raw_imagenet_r, tmp_path / "a", seed=3, progress=False)
-    b = prepare("imagenet-r", raw_imagenet_r, tmp_path / "b", seed=3, progress=False)
-    c = prepare("imagenet-r", raw_imagenet_r, tmp_path / "c", seed=4, progress=False)
+    a = prepare_dataset("imagenet-r", raw_imagenet_r, tmp_path / "a", seed=3, progress=False)
+    b = prepare_dataset("imagenet-r", raw_imagenet_r, tmp_path / "b", seed=3, progress=False)
+    c = prepare_dataset("imagenet-r", raw_imagenet_r, tmp_path / "c", seed=4, progress=False)
     assert a["splits"] == b["splits"] and a["splits"] != c["splits"]
     counts = a["classes"]
-    wnids, names = imagenet_subset_classes("imagenet-r")
+    wnids, names = DATASETS["imagenet-r"]().classes()
     # classes have 5..9 images: round(0.8 n) train -> 4,5,6,6,7 ; the rest test
     for k, wnid in enumerate(wnids):
         n = 5 + k % 5
@@ -42,8 +42,8 @@ def test_split_is_80_20_per_class_and_deterministic(raw_imagenet_r, tmp_path):
 
 
 def test_prepared_folder_loads_as_the_data_set(raw_imagenet_r, tmp_path):
-    prepare("imagenet-r", raw_imagenet_r, tmp_path / "out", seed=0, progress=False)
-    data = build_datasets("imagenet-r", str(tmp_path / "out"))
+    prepare_dataset("imagenet-r", raw_imagenet_r, tmp_path / "out", seed=0, progress=False)
+    data = load_dataset(data_config(dataset="imagenet-r", root=str(tmp_path / "out")))
     assert data.num_classes == 200 and data.class_names[0] == "goldfish"
     assert len(data.train) + len(data.test) == sum(5 + k % 5 for k in range(200))
     image, label = data.test[0]
@@ -51,33 +51,35 @@ def test_prepared_folder_loads_as_the_data_set(raw_imagenet_r, tmp_path):
 
 
 def test_manifest_as_split_file_reproduces_the_split(raw_imagenet_r, tmp_path):
-    first = prepare("imagenet-r", raw_imagenet_r, tmp_path / "a", seed=11, progress=False)
-    again = prepare("imagenet-r", raw_imagenet_r, tmp_path / "b", split_file=tmp_path / "a" / "manifest.json",
-                    progress=False)
+    first = prepare_dataset("imagenet-r", raw_imagenet_r, tmp_path / "a", seed=11, progress=False)
+    again = prepare_dataset(
+        "imagenet-r", raw_imagenet_r, tmp_path / "b", split_file=tmp_path / "a" / "manifest.json", progress=False
+    )
     assert again["splits"] == first["splits"] and again["sha256"] == first["sha256"]
 
 
 def test_text_split_file(raw_imagenet_r, tmp_path):
-    wnids, _ = imagenet_subset_classes("imagenet-r")
+    wnids, _ = DATASETS["imagenet-r"]().classes()
     lines = [f"train {w}/img_0.png\ntest {w}/img_1.png" for w in wnids]
     (tmp_path / "split.txt").write_text("# my split\n" + "\n".join(lines))
-    manifest = prepare("imagenet-r", raw_imagenet_r, tmp_path / "out", split_file=tmp_path / "split.txt",
-                       progress=False)
+    manifest = prepare_dataset(
+        "imagenet-r", raw_imagenet_r, tmp_path / "out", split_file=tmp_path / "split.txt", progress=False
+    )
     assert manifest["totals"] == {"train": 200, "test": 200}
     assert (tmp_path / "out" / "test" / wnids[5] / "img_1.png").is_file()
 
 
 def test_bad_inputs_are_one_line_errors(raw_imagenet_r, tmp_path):
     with pytest.raises(SecaError, match="not a folder"):
-        prepare("imagenet-r", tmp_path / "missing", tmp_path / "o1", progress=False)
+        prepare_dataset("imagenet-r", tmp_path / "missing", tmp_path / "o1", progress=False)
     with pytest.raises(SecaError, match=r"114 missing"):
-        prepare("imagenet-a", raw_imagenet_r, tmp_path / "o2", progress=False)  # ImageNet-R is not ImageNet-A
+        prepare_dataset("imagenet-a", raw_imagenet_r, tmp_path / "o2", progress=False)  # ImageNet-R is not ImageNet-A
     (tmp_path / "bad.txt").write_text("train n99999999/x.png\n")
     with pytest.raises(SecaError, match="not a class of this data set"):
-        prepare("imagenet-r", raw_imagenet_r, tmp_path / "o3", split_file=tmp_path / "bad.txt", progress=False)
-    prepare("imagenet-r", raw_imagenet_r, tmp_path / "done", progress=False)
+        prepare_dataset("imagenet-r", raw_imagenet_r, tmp_path / "o3", split_file=tmp_path / "bad.txt", progress=False)
+    prepare_dataset("imagenet-r", raw_imagenet_r, tmp_path / "done", progress=False)
     with pytest.raises(SecaError, match="already holds a prepared split"):
-        prepare("imagenet-r", raw_imagenet_r, tmp_path / "done", progress=False)
+        prepare_dataset("imagenet-r", raw_imagenet_r, tmp_path / "done", progress=False)
 
 
 def test_cli_prepare(raw_imagenet_r, tmp_path, capsys):

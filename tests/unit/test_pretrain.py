@@ -13,24 +13,33 @@ from seca.clip.backbone import load_backbone
 from seca.data.shapes import COLORS, SHAPES, ShapesWorld
 from seca.errors import SecaError
 from seca.offline import pretrain
-from seca.offline.pretrain import (PretrainRecipe, class_captions, multi_positive_contrastive_loss,
-                                   pretrain_shapes_clip, recipe_tag, sample_captions, shapes_clip_path,
-                                   sidecar_path, zero_shot_accuracy)
+from seca.offline.pretrain import (
+    CAPTION_TEMPLATES,
+    PretrainRecipe,
+    multi_positive_contrastive_loss,
+    pretrain_shapes_clip,
+    recipe_tag,
+    sample_captions,
+    shapes_clip_path,
+    sidecar_path,
+    zero_shot_accuracy,
+)
 
 TINY_RECIPE = PretrainRecipe(pool_per_class=2, warmup_steps=1)
 
 
 def tiny_build(out_path, steps=2, batch_size=8, seed=0, progress=True, **_):
     """A few-second stand-in for the real build: the right architecture, hardly any training."""
-    return pretrain_shapes_clip(out_path, steps=steps, batch_size=batch_size, seed=seed, progress=False,
-                                recipe=TINY_RECIPE, eval_per_class=1)
+    return pretrain_shapes_clip(
+        out_path, steps=steps, batch_size=batch_size, seed=seed, progress=False, recipe=TINY_RECIPE, eval_per_class=1
+    )
 
 
 def test_every_caption_names_the_colour_and_the_shape_and_fits_the_context(tiny_backbone):
     world = ShapesWorld()
     for color in COLORS:
         for shape in SHAPES:
-            captions = class_captions(color, shape)
+            captions = [t.format(color=color, shape=shape) for t in CAPTION_TEMPLATES]
             assert len(set(captions)) == len(captions) >= 10
             for caption in captions:
                 words = caption.replace(".", " ").split()
@@ -42,15 +51,21 @@ def test_every_caption_names_the_colour_and_the_shape_and_fits_the_context(tiny_
     for label, caption in zip(labels, sampled):
         color, shape = world.color_and_shape(label)
         assert color in caption and shape in caption
-    longest = max((c for color in COLORS for shape in SHAPES for c in class_captions(color, shape)),
-                  key=lambda c: len(tiny_backbone.tokenizer.encode(c)))
+    longest = max(
+        (
+            c
+            for color in COLORS
+            for shape in SHAPES
+            for c in [t.format(color=color, shape=shape) for t in CAPTION_TEMPLATES]
+        ),
+        key=lambda c: len(tiny_backbone.tokenizer.encode(c)),
+    )
     assert len(tiny_backbone.tokenizer.encode(longest)) + 2 <= 16  # start and end tokens in a 16-token context
 
 
 def test_multi_positive_loss_equals_a_hand_computation():
     # 2 images (classes 0 and 1) against 3 captions (classes 0, 0, 1).
-    logits = torch.tensor([[2.0, 1.0, 0.0],
-                           [0.0, 0.0, 1.0]])
+    logits = torch.tensor([[2.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
     images, captions = torch.tensor([0, 1]), torch.tensor([0, 0, 1])
     e = math.e
     # image 0: positives are captions 0 and 1, each with weight 1/2; image 1: caption 2 alone.
@@ -62,8 +77,7 @@ def test_multi_positive_loss_equals_a_hand_computation():
 
 
 def test_rows_without_a_positive_are_left_out_of_the_loss():
-    logits = torch.tensor([[2.0, 1.0, 0.0],
-                           [0.0, 0.0, 1.0]])
+    logits = torch.tensor([[2.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
     # Caption 2 is of class 5, which no image shows; image 1 (class 1) has no caption.
     loss = multi_positive_contrastive_loss(logits, torch.tensor([0, 1]), torch.tensor([0, 0, 5]))
     e = math.e
@@ -127,8 +141,9 @@ def test_the_shapes_tag_builds_once_into_the_cache_and_loads(tmp_path, monkeypat
 
 
 def test_the_command_line_builds_and_reports(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(pretrain, "pretrain_shapes_clip",
-                        lambda path, steps, seed: tiny_build(path, steps=steps, seed=seed))
+    monkeypatch.setattr(
+        pretrain, "pretrain_shapes_clip", lambda path, steps, seed: tiny_build(path, steps=steps, seed=seed)
+    )
     assert main(["pretrain-shapes", "--out", str(tmp_path / "m.safetensors"), "--steps", "1"]) == 0
     out = capsys.readouterr().out
     assert "m.safetensors" in out and "clean" in out and "renditions" in out
@@ -146,37 +161,40 @@ def test_the_logit_scale_is_held_at_clips_clamp_unless_learned(tmp_path):
     tiny_build(tmp_path / "held.safetensors")
     assert load_file(str(tmp_path / "held.safetensors"))["logit_scale"].item() == pytest.approx(math.log(100))
     learned = PretrainRecipe(pool_per_class=2, warmup_steps=1, logit_scale_init=1 / 0.07, learn_logit_scale=True)
-    pretrain_shapes_clip(tmp_path / "learned.safetensors", steps=2, batch_size=8, progress=False, recipe=learned,
-                         eval_per_class=1)
+    pretrain_shapes_clip(
+        tmp_path / "learned.safetensors", steps=2, batch_size=8, progress=False, recipe=learned, eval_per_class=1
+    )
     scale = load_file(str(tmp_path / "learned.safetensors"))["logit_scale"].item()
     assert scale != pytest.approx(math.log(1 / 0.07), abs=1e-6) and scale < math.log(100)
     assert recipe_tag(recipe=learned) != recipe_tag()
 
 
-def test_the_backbone_finds_pretrained_tags_through_the_registry_not_an_import():
+def test_the_backbone_finds_pretrained_tags_through_the_registry_not_an_import(monkeypatch):
     """clip/ depends on nothing above it: the offline world registers its tag (item 7 of issue 11)."""
+    import ast
     from pathlib import Path
 
     import seca.clip.backbone as backbone_module
+    from seca.clip import archs
     from seca.clip.archs import PRETRAINED_TAGS, pretrained_weights, register_pretrained
-
-    import ast
+    from seca.registry import Registry
 
     for module in Path(backbone_module.__file__).parent.glob("*.py"):
         for node in ast.walk(ast.parse(module.read_text())):
             if isinstance(node, ast.ImportFrom):  # nothing from the layers above clip/
                 above = ("offline", "methods", "engine", "eval", "api", "cli", "data")
-                assert (node.module or "").split(".")[-1 if node.level else 1:][:1] not in [[a] for a in above] \
-                    and not any(part in above for part in (node.module or "").split(".")), (module.name, node.module)
+                assert (node.module or "").split(".")[-1 if node.level else 1 :][:1] not in [
+                    [a] for a in above
+                ] and not any(part in above for part in (node.module or "").split(".")), (module.name, node.module)
     assert PRETRAINED_TAGS["shapes"] == ("seca-shapes", "seca.offline.pretrain:ensure_shapes_clip")
     assert pretrained_weights("openai", "seca-test") is None  # not a registered tag: left to the caller
+    monkeypatch.setattr(archs, "PRETRAINED_TAGS", Registry("pretrained tag"))  # the test's own tags only
     register_pretrained("unit-test-tag", "seca-test", "os.path:curdir")
-    try:
-        with pytest.raises(TypeError):  # the provider is called: os.path.curdir is a string, not a function
-            pretrained_weights("unit-test-tag", "seca-test")
-        with pytest.raises(SecaError, match="exist for model 'seca-test' only"):
-            pretrained_weights("unit-test-tag", "seca-shapes")
-    finally:
-        del PRETRAINED_TAGS["unit-test-tag"]
+    with pytest.raises(TypeError):  # the provider is called: os.path.curdir is a string, not a function
+        pretrained_weights("unit-test-tag", "seca-test")
+    with pytest.raises(SecaError, match="exist for model 'seca-test' only"):
+        pretrained_weights("unit-test-tag", "seca-shapes")
+    with pytest.raises(ValueError, match="the pretrained tag name 'unit-test-tag' is taken by os.path:curdir"):
+        register_pretrained("unit-test-tag", "seca-test", "os:getcwd")
     with pytest.raises(ValueError):
         register_pretrained("x", "no-such-architecture", "os:getcwd")

@@ -5,12 +5,11 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-from seca.config import ExperimentConfig
 from seca.data.scenario import Task
+from seca.engine.configure import method_config
 from seca.methods.base import Batch, TaskData
-from seca.methods.rapf import Rapf, fuse, hard_pairs, hinge, shrink_covariance
+from seca.methods.rapf import RAPF, fuse, hard_pairs, hinge, shrink_covariance
 
 
 def test_shrinkage_adds_the_mean_diagonal_and_the_mean_nonzero_off_diagonal_entry():
@@ -56,8 +55,9 @@ def test_fusion_turns_with_a_rotation_of_both_weights():
     torch.manual_seed(0)
     old, new = torch.randn(6, 6), torch.randn(6, 6)
     rotation, _ = torch.linalg.qr(torch.randn(6, 6))
-    assert torch.allclose(fuse(rotation @ old, rotation @ new, 0.7), rotation.double() @ fuse(old, new, 0.7),
-                          atol=1e-10)
+    assert torch.allclose(
+        fuse(rotation @ old, rotation @ new, 0.7), rotation.double() @ fuse(old, new, 0.7), atol=1e-10
+    )
 
 
 class _Backbone:
@@ -77,12 +77,13 @@ class _Backbone:
 def _task_data(task, images, labels):
     def batches():
         yield Batch(images, labels, torch.arange(len(labels)))
+
     return TaskData(task, len(labels), batches)
 
 
 def test_a_task_replays_old_classes_in_turn_and_stores_their_statistics():
-    config = ExperimentConfig().method
-    learner = Rapf(_Backbone(), ["class 0", "class 1", "class 2", "class 3"], config, seed=0)
+    config = method_config(name="rapf")
+    learner = RAPF(_Backbone(), ["class 0", "class 1", "class 2", "class 3"], config, seed=0)
     first = Task(0, ("class 0", "class 1"), 0, 2)
     images = torch.tensor([[1.0, 0, 0, 0], [1.2, 0, 0, 0], [0, 1.0, 0, 0], [0, 0.8, 0, 0]])
     data = _task_data(first, images, torch.tensor([0, 0, 1, 1]))

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from seca.errors import SecaError
-from seca.methods.inference import stable_exp, text_branch
-from seca.methods.replay import ClassGaussians, class_statistics
+from seca.methods._scores import stable_exp
+from seca.methods._statistics import ClassGaussians, class_statistics
+from seca.methods.h_peft import text_branch
 
 
 def test_class_statistics_by_hand():
@@ -17,27 +18,32 @@ def test_class_statistics_by_hand():
     with pytest.raises(SecaError, match=r"no training image of class label\(s\) \[6\]"):
         class_statistics(features, labels, range(5, 9))
     keep = labels != 8
-    means, covs = class_statistics(torch.cat([features[keep], features[~keep]]), torch.tensor([5, 5, 7, 7, 7, 6]),
-                                   range(5, 8), eps=1e-4)
+    means, covs = class_statistics(
+        torch.cat([features[keep], features[~keep]]), torch.tensor([5, 5, 7, 7, 7, 6]), range(5, 8), eps=1e-4
+    )
     assert means.tolist() == [[2.0, 2.0], [9.0, 9.0], [2.0, 4.0]]
     # class 5: x deviations (-1, 1), y (0, 0) -> var_x = 2/1 = 2 ; class 7: x (-2,0,2), y (-4,0,4);
     # class 6 has one image: eps * I
-    expected = torch.tensor([[[2.0001, 0.0], [0.0, 0.0001]], [[0.0001, 0.0], [0.0, 0.0001]],
-                             [[4.0001, 8.0], [8.0, 16.0001]]], dtype=torch.float64)
+    expected = torch.tensor(
+        [[[2.0001, 0.0], [0.0, 0.0001]], [[0.0001, 0.0], [0.0, 0.0001]], [[4.0001, 8.0], [8.0, 16.0001]]],
+        dtype=torch.float64,
+    )
     torch.testing.assert_close(covs, expected)
     assert means.dtype == covs.dtype == torch.float64
 
 
 def test_gaussian_draws_follow_the_stored_statistics():
     gaussians = ClassGaussians(2)
-    gaussians.add(torch.tensor([[1.0, -1.0], [5.0, 5.0]]),
-                  torch.tensor([[[1.0, 0.5], [0.5, 2.0]], [[0.1, 0.0], [0.0, 0.1]]]))
+    gaussians.add(
+        torch.tensor([[1.0, -1.0], [5.0, 5.0]]), torch.tensor([[[1.0, 0.5], [0.5, 2.0]], [[0.1, 0.0], [0.0, 0.1]]])
+    )
     draws, labels = gaussians.sample(20000, torch.Generator().manual_seed(0))
     assert draws.shape == (40000, 2) and labels.tolist()[:2] == [0, 0] and labels.tolist()[-1] == 1
     first = draws[labels == 0]
     torch.testing.assert_close(first.mean(0), torch.tensor([1.0, -1.0], dtype=torch.float64), atol=0.05, rtol=0)
-    torch.testing.assert_close(torch.cov(first.T), torch.tensor([[1.0, 0.5], [0.5, 2.0]], dtype=torch.float64),
-                               atol=0.06, rtol=0)
+    torch.testing.assert_close(
+        torch.cov(first.T), torch.tensor([[1.0, 0.5], [0.5, 2.0]], dtype=torch.float64), atol=0.06, rtol=0
+    )
     only_first, only_labels = gaussians.sample(3, torch.Generator().manual_seed(0), num_classes=1)
     assert only_first.shape == (3, 2) and only_labels.tolist() == [0, 0, 0]
 

@@ -4,10 +4,11 @@ import json
 import re
 from importlib import resources
 
-import numpy as np
 import pytest
 
-from seca.data.scenario import ClassIncrementalScenario, class_order
+from seca.data.protocols import class_order
+from seca.data.scenario import ClassIncrementalScenario
+from seca.data.sets import DATASETS
 from seca.errors import SecaError
 
 
@@ -18,7 +19,6 @@ def test_labels_are_positions_in_the_order_and_tasks_are_contiguous_blocks():
     assert [(t.start, t.stop) for t in sc] == [(0, 2), (2, 4), (4, 6)]
     targets = [0, 1, 2, 3, 4, 5, 3]
     assert sc.labels(targets).tolist() == [1, 3, 5, 0, 4, 2, 0]
-    assert sc.task_of_label(np.array([0, 1, 2, 3, 4, 5])).tolist() == [0, 0, 1, 1, 2, 2]
     # items of task 2 (classes 5 and 1), in data set order
     assert sc.items_of(targets, [sc[1]]).tolist() == [1, 5]
     assert sc.names_in_label_order(list("abcdef")) == list("dafbec")
@@ -29,40 +29,46 @@ def test_first_task_may_differ_from_increment():
     assert [t.num_classes for t in sc] == [4, 3, 3]
 
 
-@pytest.mark.parametrize("order, first, inc, message", [
-    ([0, 1, 1, 3], 2, 2, "repeats \\[1\\]"),
-    ([0, 1, 2], 1, 1, "permutation of the 4 class ids"),
-    ([0, 1, 2, 3], 3, 2, "leave 1 over"),
-    ([0, 1, 2, 3], 5, 1, "more than the 4 classes"),
-    ([0, 1, 2, 3], 0, 2, "must be positive"),
-])
+@pytest.mark.parametrize(
+    "order, first, inc, message",
+    [
+        ([0, 1, 1, 3], 2, 2, "repeats \\[1\\]"),
+        ([0, 1, 2], 1, 1, "permutation of the 4 class ids"),
+        ([0, 1, 2, 3], 3, 2, "leave 1 over"),
+        ([0, 1, 2, 3], 5, 1, "more than the 4 classes"),
+        ([0, 1, 2, 3], 0, 2, "must be positive"),
+    ],
+)
 def test_invalid_arguments_are_refused_with_a_clear_message(order, first, inc, message):
     with pytest.raises(SecaError, match=message):
         ClassIncrementalScenario(order, first, inc, num_classes=4)
 
 
+SHAPES = DATASETS["shapes"]()
+
+
 def test_reference_orders_are_the_shipped_ones():
     table = json.loads((resources.files("seca") / "resources" / "class_orders.json").read_text())
-    assert class_order("reference", 200, "imagenet-r", trial=2) == table["imagenet_r"][2]
-    assert class_order("reference", 100, "cifar100", trial=0)[:3] == [87, 0, 52]
+    assert class_order("reference", 200, DATASETS["imagenet-r"](), trial=2) == table["imagenet_r"][2]
+    assert class_order("reference", 100, DATASETS["cifar100"](), trial=0)[:3] == [87, 0, 52]
 
 
 def test_no_reference_order_for_imagenet_a():
     with pytest.raises(SecaError, match="scenario.order=seeded"):
-        class_order("reference", 200, "imagenet-a")
+        class_order("reference", 200, DATASETS["imagenet-a"]())
 
 
 def test_seeded_orders_are_reproducible_permutations():
-    a, b = class_order("seeded", 50, seed=7), class_order("seeded", 50, seed=7)
+    a, b = class_order("seeded", 50, SHAPES, seed=7), class_order("seeded", 50, SHAPES, seed=7)
     assert a == b and sorted(a) == list(range(50))
-    assert class_order("seeded", 50, seed=8) != a
+    assert class_order("seeded", 50, SHAPES, seed=8) != a
 
 
 def test_bad_trial_and_order_names():
     with pytest.raises(SecaError, match="trial must be 0..2"):
-        class_order("reference", 100, "cifar100", trial=3)
-    with pytest.raises(SecaError, match="scenario.order must be"):
-        class_order("random", 10)
+        class_order("reference", 100, DATASETS["cifar100"](), trial=3)
+    with pytest.raises(SecaError, match="unknown protocol 'random'.* choose one of: identity, reference, seeded"):
+        class_order("random", 10, SHAPES)
 
 
 # ---- tasks by class name (scenario.tasks) ----------------------------------------------------------------
@@ -81,12 +87,18 @@ def test_tasks_by_name_give_the_order_and_the_sizes():
     assert tasks_by_name([[8, 5]], ["5", "8"]) == ([1, 0], [2])  # YAML reads folder names 5 and 8 as numbers
 
 
-@pytest.mark.parametrize("tasks, message", [
-    ([["nine", "fiev"], ["four", "eight", "red star"]], "names 'fiev', which is not a class of the data set; did you mean 'five'?"),
-    ([["nine", "five"], ["nine", "four", "eight", "red star"]], "names 'nine' twice (tasks 0 and 1)"),
-    ([["nine", "five"], ["four"]], "leaves out 2 of the 5 classes (e.g. 'eight')"),
-    ([["nine", "five"], [], ["four", "eight", "red star"]], "scenario.tasks[1] is empty"),
-])
+@pytest.mark.parametrize(
+    "tasks, message",
+    [
+        (
+            [["nine", "fiev"], ["four", "eight", "red star"]],
+            "names 'fiev', which is not a class of the data set; did you mean 'five'?",
+        ),
+        ([["nine", "five"], ["nine", "four", "eight", "red star"]], "names 'nine' twice (tasks 0 and 1)"),
+        ([["nine", "five"], ["four"]], "leaves out 2 of the 5 classes (e.g. 'eight')"),
+        ([["nine", "five"], [], ["four", "eight", "red star"]], "scenario.tasks[1] is empty"),
+    ],
+)
 def test_bad_task_lists_are_refused_with_the_reason(tasks, message):
     from seca.data.scenario import tasks_by_name
 

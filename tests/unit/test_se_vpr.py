@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from seca.methods.se_vpr import PrototypeRefiner, prototype_drift, squared_distances
+from seca.methods.seca_parts.se_vpr import PrototypeRefiner, prototype_drift, squared_distances
 
 
 def test_squared_distances():

@@ -6,21 +6,25 @@ import pytest
 import torch
 
 from seca.config import TrainConfig
-from seca.methods import method_config
-from seca.methods.seca import SECAClassifierConfig
-from seca.methods.sg_akt import SGAKTConfig
 from seca.data.scenario import ClassIncrementalScenario
+from seca.engine.configure import method_config
 from seca.engine.train import make_optimizer
 from seca.errors import SecaError
 from seca.methods import Batch, TaskData, build_learner
+from seca.methods.seca import SECAClassifierConfig
+from seca.methods.seca_parts.teachers import TEACHERS, SGAKTConfig
+from seca.methods.seca_parts.visual_heads import VISUAL_HEADS
 
 CLASSES = ["red star", "blue star", "red circle", "blue circle", "green heart", "green star"]
 PER_CLASS = 4
 
 
 def make_method(name="seca", teacher="sg-akt", branches="hybrid", visual="se-vpr", **sg):
-    return method_config(name=name, sg_akt=SGAKTConfig(teacher=teacher, **sg),
-                         classifier=SECAClassifierConfig(branches=branches, visual=visual))
+    return method_config(
+        name=name,
+        sg_akt=SGAKTConfig(teacher=teacher, **sg),
+        classifier=SECAClassifierConfig(branches=branches, visual=visual),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +35,11 @@ def images():
 
 def task_data(task, images):
     labels = torch.arange(task.start, task.stop).repeat_interleave(PER_CLASS)
-    x = images[task.start * PER_CLASS: task.stop * PER_CLASS]
+    x = images[task.start * PER_CLASS : task.stop * PER_CLASS]
 
     def batches():
         for i in range(0, len(labels), 4):
-            yield Batch(x[i:i + 4], labels[i:i + 4], torch.arange(i, min(i + 4, len(labels))))
+            yield Batch(x[i : i + 4], labels[i : i + 4], torch.arange(i, min(i + 4, len(labels))))
 
     return TaskData(task, len(labels), batches)
 
@@ -47,7 +51,7 @@ def run(learner, images, tasks=3, steps=2, stop_before_last_end=False):
     for task in list(scenario)[:tasks]:
         data = task_data(task, images)
         learner.begin_task(task, data)
-        optimizer = make_optimizer(learner, TrainConfig())
+        optimizer = make_optimizer(learner, TrainConfig(lr=learner.learning_rates()))
         learner.train()
         for batch, _ in zip(data.batches(), range(steps)):
             loss = learner.training_step(batch)["loss"]
@@ -127,8 +131,9 @@ def test_cached_inference_text_equals_per_batch_encoding(tiny_backbone, images):
     run(learner, images, tasks=2)
     x = images[:6]
     cached = learner.predict(x)
-    learner.config = dataclasses.replace(learner.config, classifier=dataclasses.replace(
-        learner.config.classifier, cache_text=False))  # every prompt re-encoded for every batch
+    learner.config = dataclasses.replace(
+        learner.config, classifier=dataclasses.replace(learner.config.classifier, cache_text=False)
+    )  # every prompt re-encoded for every batch
     torch.testing.assert_close(learner.predict(x), cached)
 
 
@@ -163,7 +168,7 @@ def test_stored_prototypes_keep_old_classes_for_seca_and_are_recomputed_for_seca
     plus.train()
     losses = plus.training_step(next(iter(data.batches())))
     assert "replay" in losses
-    optimizer = make_optimizer(plus, TrainConfig())
+    optimizer = make_optimizer(plus, TrainConfig(lr=plus.learning_rates()))
     losses["loss"].backward()
     optimizer.step()
     plus.end_task(task, data)
@@ -176,7 +181,7 @@ def test_pool_evicts_past_its_size(tiny_backbone, images):
     assert len(learner.teacher.pool) == 2 and learner.teacher.pool.sources == [1, 2]
 
 
-@pytest.mark.parametrize("teacher", ["none", "clip", "vanilla", "avg", "sg-akt"])
+@pytest.mark.parametrize("teacher", TEACHERS.names())
 def test_every_teacher_variant_trains_and_predicts(tiny_backbone, images, teacher):
     learner = new_learner(tiny_backbone, make_method(teacher=teacher))
     run(learner, images, tasks=2, steps=1)
@@ -184,9 +189,10 @@ def test_every_teacher_variant_trains_and_predicts(tiny_backbone, images, teache
     assert scores.shape == (5, 4) and torch.isfinite(scores).all()
 
 
-@pytest.mark.parametrize("branches, visual", [("text", "se-vpr"), ("hybrid", "centroid-clip"),
-                                              ("hybrid", "centroid-adapted"), ("hybrid", "linear"),
-                                              ("visual", "se-vpr"), ("hybrid", "se-vpr")])
+@pytest.mark.parametrize(
+    "branches, visual",
+    [("text", "se-vpr"), ("visual", "se-vpr")] + [("hybrid", head) for head in VISUAL_HEADS.names()],
+)
 def test_every_classifier_variant_trains_and_predicts(tiny_backbone, images, branches, visual):
     learner = new_learner(tiny_backbone, make_method(branches=branches, visual=visual))
     run(learner, images, tasks=2, steps=1)
@@ -233,7 +239,7 @@ def test_detach_query_cuts_l_agg_from_the_current_prompt(tiny_backbone, images):
         task, targets = learner.task, batch.labels - learner.task.start
         stem = learner.batch_stem(batch)
         text = learner.class_text(learner.prompts.current, 0, task.stop)
-        current = text[task.start:]
+        current = text[task.start :]
         losses = {}
         learner.zero_grad(set_to_none=True)
         learner._teacher_feature(batch, stem, current, targets, losses)
@@ -268,7 +274,7 @@ def test_reset_aggregator_starts_every_task_with_a_fresh_network(tiny_backbone, 
     fresh = learners[0].teacher.aggregator
     assert torch.equal(fresh.ln_out.weight, torch.ones_like(fresh.ln_out.weight))
     assert torch.equal(fresh.ln_text.bias, torch.zeros_like(fresh.ln_text.bias))
-    bound = 1 / fresh.query.in_features ** 0.5
+    bound = 1 / fresh.query.in_features**0.5
     assert fresh.query.weight.abs().max() <= bound and fresh.query.weight.std() > bound / 3  # nn.Linear's draw
     for key, value in learners[1].teacher.aggregator.state_dict().items():  # drawn from (seed, task): reproducible
         assert torch.equal(value, fresh.state_dict()[key]), key

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from seca.errors import SecaError
-from seca.methods.sg_akt import AdapterPool, RelevanceAggregator, distillation_kl
+from seca.methods.seca_parts.sg_akt import AdapterPool, RelevanceAggregator, distillation_kl
 from seca.peft.adapter import AdapterSet
 
 
@@ -111,12 +111,15 @@ def test_utility_is_an_ema_reset_per_task_and_updated_only_when_full():
     assert pool.utility.tolist() == pytest.approx([1 / 3] * 3)
 
 
-@pytest.mark.parametrize("eviction, utilities, evicted, remaining", [
-    ("lowest", [0.5, 0.2, 0.3], 1, [0, 2, 3]),
-    ("highest", [0.5, 0.2, 0.3], 0, [1, 2, 3]),
-    ("oldest", [0.1, 0.2, 0.7], 0, [1, 2, 3]),
-    ("lowest", [1 / 3, 1 / 3, 1 / 3], 0, [1, 2, 3]),  # ties: the first (oldest) member
-])
+@pytest.mark.parametrize(
+    "eviction, utilities, evicted, remaining",
+    [
+        ("lowest", [0.5, 0.2, 0.3], 1, [0, 2, 3]),
+        ("highest", [0.5, 0.2, 0.3], 0, [1, 2, 3]),
+        ("oldest", [0.1, 0.2, 0.7], 0, [1, 2, 3]),
+        ("lowest", [1 / 3, 1 / 3, 1 / 3], 0, [1, 2, 3]),  # ties: the first (oldest) member
+    ],
+)
 def test_eviction_rules(eviction, utilities, evicted, remaining):
     pool = pool_of(3, size=3, eviction=eviction)
     pool.utility.copy_(torch.tensor(utilities))

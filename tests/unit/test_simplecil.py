@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from seca.data.scenario import ClassIncrementalScenario
-from seca.methods import LEARNERS, Batch, TaskData, method_config
+from seca.engine.configure import method_config
+from seca.methods import LEARNERS, Batch, TaskData
 
 
 class PixelBackbone:

@@ -51,10 +51,21 @@ def test_paired_difference_by_hand():
 def _run(seed, matrix, counts=(10, 10)):
     from seca.eval.metrics import summarize
 
-    return {"method": "seca", "benchmark": "toy", "backbone": {"model": "m", "pretrained": None}, "seed": seed,
-            "tasks": [[0], [1]], "test_counts": list(counts), "class_order": [0, 1], "class_names": ["a", "b"],
-            "acc_matrix": matrix, **summarize(matrix, list(counts)), "seconds": {"train": [1.0, 1.0], "eval": [0.5, 0.5]},
-            "device": "cpu", "versions": {}}
+    return {
+        "method": "seca",
+        "benchmark": "toy",
+        "backbone": {"model": "m", "pretrained": None},
+        "seed": seed,
+        "tasks": [[0], [1]],
+        "test_counts": list(counts),
+        "class_order": [0, 1],
+        "class_names": ["a", "b"],
+        "acc_matrix": matrix,
+        **summarize(matrix, list(counts)),
+        "seconds": {"train": [1.0, 1.0], "eval": [0.5, 0.5]},
+        "device": "cpu",
+        "versions": {},
+    }
 
 
 def test_aggregate_of_two_seeds():
@@ -62,7 +73,7 @@ def test_aggregate_of_two_seeds():
     agg = aggregate_runs(runs, ["seed0", "seed1"], {"seed": 0})
     assert agg["kind"] == "seeds" and agg["seeds"] == [0, 1] and agg["runs"] == ["seed0", "seed1"]
     assert agg["last"]["values"] == [65.0, 80.0] and agg["last"]["mean"] == 72.5
-    assert agg["last"]["std"] == pytest.approx(math.sqrt(2 * 7.5 ** 2))
+    assert agg["last"]["std"] == pytest.approx(math.sqrt(2 * 7.5**2))
     assert agg["forgetting"]["values"] == [20.0, 20.0] and agg["forgetting"]["std"] == 0.0
     assert agg["acc_matrix_mean"] == [[85.0], [65.0, 80.0]]
     assert [s["mean"] for s in agg["acc_per_step"]] == [85.0, 72.5]

@@ -19,23 +19,36 @@ import os
 import signal
 import sys
 import threading
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from ..errors import SecaError
 from . import data, experiments, models, offline, serve
 
 # The order of `seca --help`.
-COMMANDS = (experiments.add_run, models.add_predict, models.add_new, models.add_learn, models.add_evaluate,
-            experiments.add_report, experiments.add_compare, data.add_prepare, experiments.add_ablate,
-            experiments.add_probe_epochs, serve.add_serve, offline.add_demo, offline.add_pretrain_shapes,
-            experiments.add_presets)
+COMMANDS = (
+    experiments.add_run,
+    models.add_predict,
+    models.add_new,
+    models.add_learn,
+    models.add_evaluate,
+    experiments.add_report,
+    experiments.add_compare,
+    data.add_prepare,
+    experiments.add_ablate,
+    experiments.add_probe_epochs,
+    serve.add_serve,
+    offline.add_demo,
+    offline.add_pretrain_shapes,
+    experiments.add_presets,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
+    from ..version import __version__
 
     parser = argparse.ArgumentParser(
-        prog="seca", description="Continual learning with CLIP: SECA and its baselines. See docs/cli.md.")
+        prog="seca", description="Continual learning with CLIP: SECA and its baselines. See docs/cli.md."
+    )
     parser.add_argument("--version", action="version", version=f"seca {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in COMMANDS:
@@ -43,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     parser = build_parser()
     try:
@@ -55,8 +68,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     rank = _rank_prefix()
     if rank is not None and args.command != "run":
-        print(f"{rank}error: only 'seca run' runs over several processes; start 'seca {args.command}' without "
-              "torchrun", file=sys.stderr)
+        print(
+            f"{rank}error: only 'seca run' runs over several processes; start 'seca {args.command}' without torchrun",
+            file=sys.stderr,
+        )
         return 2
     in_main_thread = threading.current_thread() is threading.main_thread()  # signals can be set there only
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
@@ -83,7 +98,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             leave()
 
 
-def _rank_prefix() -> Optional[str]:
+def _rank_prefix() -> str | None:
     """``"[rank N] "`` in a process that torchrun started as one of several (its errors say which it is),
     else None. Read from the environment, so that `seca --help` does not import torch."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:

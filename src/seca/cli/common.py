@@ -1,14 +1,14 @@
-"""What several commands share: argument types, flags defined once, and the registry's choices read lazily.
+"""What several commands share: argument types, flags defined once, and the registries' choices read lazily.
 
-Nothing here imports torch: ``seca --help`` stays quick. The learners' names are read from the registry
-only when a command's own help or an invalid ``--method`` needs them.
+Nothing here imports torch: ``seca --help`` stays quick. A registry's names are read only when a command's own help
+or an invalid choice needs them.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Iterator, Optional
 
 
 def _integer(text: str, low: int) -> int:
@@ -31,13 +31,11 @@ def natural(text: str) -> int:
     return _integer(text, 0)
 
 
-class RegisteredLearners:
-    """``choices`` of ``--method``: the registered learners, looked up when first asked (it imports torch)."""
+class Registered:
+    """``choices`` of an argument: a registry's names, looked up when first asked (``names`` may import torch)."""
 
-    def names(self) -> list[str]:
-        from ..methods import LEARNERS
-
-        return sorted(LEARNERS)
+    def __init__(self, names: Callable[[], list[str]]):
+        self.names = names
 
     def __contains__(self, name: object) -> bool:
         return name in self.names()
@@ -46,10 +44,16 @@ class RegisteredLearners:
         return iter(self.names())
 
 
-LEARNER_CHOICES = RegisteredLearners()
+def _learners() -> list[str]:
+    from ..engine.configure import learner_names  # with the plug-ins of SECA_PLUGINS
+
+    return learner_names()
 
 
-def method_flag(parser: argparse.ArgumentParser, default: Optional[str], help: str) -> None:
+LEARNER_CHOICES = Registered(_learners)
+
+
+def method_flag(parser: argparse.ArgumentParser, default: str | None, help: str) -> None:
     """``--method NAME``, one of the registered learners (``%(choices)s`` in ``help`` lists them)."""
     parser.add_argument("--method", default=default, choices=LEARNER_CHOICES, metavar="NAME", help=help)
 
@@ -63,9 +67,12 @@ def device_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def skip_bad_images_flag(parser: argparse.ArgumentParser, key: str = "") -> None:
-    parser.add_argument("--skip-bad-images", action="store_true",
-                        help="leave out image files that cannot be read (truncated, not an image, too large) and "
-                             f"name each one, instead of stopping{f' ({key})' if key else ''}")
+    parser.add_argument(
+        "--skip-bad-images",
+        action="store_true",
+        help="leave out image files that cannot be read (truncated, not an image, too large) and "
+        f"name each one, instead of stopping{f' ({key})' if key else ''}",
+    )
 
 
 def overwrite_flag(parser: argparse.ArgumentParser, what: str) -> None:
@@ -76,12 +83,12 @@ def seeds_flag(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument("--seeds", metavar="LIST", help=help)
 
 
-def seeds_of(text: Optional[str]):
+def seeds_of(text: str | None):
     """The seeds of ``--seeds 0,1,2`` or ``0-4`` (None when not given)."""
     from ..engine.seeds import parse_seeds
 
     return None if text is None else parse_seeds(text)
 
 
-def out_path(text: Optional[str]) -> Optional[Path]:
+def out_path(text: str | None) -> Path | None:
     return None if text is None else Path(text).expanduser()

@@ -11,24 +11,31 @@ from ..errors import SecaError
 from ..io.files import writable
 from .common import overwrite_flag, seeds_flag, seeds_of, set_flag, skip_bad_images_flag
 
-
 # ---- seca run ---------------------------------------------------------------------------------------------
 
 
 def add_run(sub) -> None:
-    p = sub.add_parser("run", help="run a class-incremental experiment from a YAML config",
-                       description="Run a class-incremental experiment: train task after task, evaluate on all seen "
-                                   "classes, write results.json, config.yaml and log.jsonl.")
+    p = sub.add_parser(
+        "run",
+        help="run a class-incremental experiment from a YAML config",
+        description="Run a class-incremental experiment: train task after task, evaluate on all seen "
+        "classes, write results.json, config.yaml and log.jsonl.",
+    )
     p.add_argument("config", help="a YAML file, or the name of a packaged preset (see `seca presets`)")
     set_flag(p)
-    seeds_flag(p, "run once per seed into OUT/seed<k>/ and aggregate (mean, std, 95%% interval), e.g. --seeds 0,1,2 "
-                  "or 0-4")
-    p.add_argument("--out", help="output folder (default: runs/<benchmark>/<method>/seed<seed>, or .../seeds-0-1-2 "
-                                 "with --seeds)")
+    seeds_flag(
+        p, "run once per seed into OUT/seed<k>/ and aggregate (mean, std, 95%% interval), e.g. --seeds 0,1,2 or 0-4"
+    )
+    p.add_argument(
+        "--out", help="output folder (default: runs/<benchmark>/<method>/seed<seed>, or .../seeds-0-1-2 with --seeds)"
+    )
     overwrite_flag(p, "replace the results of an earlier run in --out")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the interrupted run in --out from its last completed task, or start it if none had "
-                        "finished (with --seeds: keep the finished seeds, resume or run the others)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted run in --out from its last completed task, or start it if none had "
+        "finished (with --seeds: keep the finished seeds, resume or run the others)",
+    )
     skip_bad_images_flag(p, "data.skip_bad_images=true")
     p.set_defaults(handler=run)
 
@@ -43,7 +50,7 @@ def default_out(config) -> Path:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from ..config import load_config
+    from ..engine.configure import load_config
     from ..engine.loop import run_experiment
     from ..engine.seeds import run_seeds
     from ..io.run_folder import last_saved
@@ -60,8 +67,12 @@ def run(args: argparse.Namespace) -> int:
             run_experiment(config, out, overwrite=args.overwrite, resume=args.resume)
     except KeyboardInterrupt:
         saved = last_saved(out)
-        where = (f"the run is saved after task {saved[1]} in {saved[0].parent.parent}; continue it by adding --resume "
-                 "to the same command" if saved else "no task had finished, so nothing was saved")
+        where = (
+            f"the run is saved after task {saved[1]} in {saved[0].parent.parent}; continue it by adding --resume "
+            "to the same command"
+            if saved
+            else "no task had finished, so nothing was saved"
+        )
         if os.environ.get("RANK", "0") == "0":  # in a torchrun run, rank 0 speaks for every process
             print(f"interrupted: {where}", file=sys.stderr)
         return 130
@@ -72,19 +83,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_probe_epochs(sub) -> None:
-    p = sub.add_parser("probe-epochs", help="choose a method's epochs per task by its own probe on the first task "
-                                            "(mind-the-gap)",
-                       description="Train the first task of a config's benchmark as the method's epoch probe does "
-                                   "(Mind the Gap: until an epoch moves the mean non-target logit by more than "
-                                   "method.mind_the_gap.probe_threshold) and print the epochs to set as "
-                                   "train.epochs. Nothing is saved.")
+    p = sub.add_parser(
+        "probe-epochs",
+        help="choose a method's epochs per task by its own probe on the first task (mind-the-gap)",
+        description="Train the first task of a config's benchmark as the method's epoch probe does "
+        "(Mind the Gap: until an epoch moves the mean non-target logit by more than "
+        "method.mind_the_gap.probe_threshold) and print the epochs to set as "
+        "train.epochs. Nothing is saved.",
+    )
     p.add_argument("config", help="a YAML file, or the name of a packaged preset (see `seca presets`)")
     set_flag(p)
     p.set_defaults(handler=probe_epochs)
 
 
 def probe_epochs(args: argparse.Namespace) -> int:
-    from ..config import load_config
+    from ..engine.configure import load_config
     from ..engine.probe import probe_epochs as probe
 
     report = probe(load_config(args.config, args.set))
@@ -95,8 +108,11 @@ def probe_epochs(args: argparse.Namespace) -> int:
         change = abs(value - before) / abs(before)
         mark = f"  > {report['threshold']:.0%}" if change > report["threshold"] else ""
         print(f"{epoch:>5}  {value:>22.4f}  {change:>8.1%}{mark}")
-    why = ("the epochs completed before the first that crossed the threshold, at least 1" if report["crossed"] else
-           f"no epoch crossed the threshold in {report['max_epochs']}: the probe's most")
+    why = (
+        "the epochs completed before the first that crossed the threshold, at least 1"
+        if report["crossed"]
+        else f"no epoch crossed the threshold in {report['max_epochs']}: the probe's most"
+    )
     print(f"epochs: {report['epochs']} ({why}); run with --set train.epochs={report['epochs']}")
     return 0
 
@@ -105,17 +121,24 @@ def probe_epochs(args: argparse.Namespace) -> int:
 
 
 def add_ablate(sub) -> None:
-    p = sub.add_parser("ablate", help="run a set of variants and print Last / Avg / forgetting per variant",
-                       description="Run every variant of an ablation file (e.g. ablations/kd) on one benchmark, save "
-                                   "each run, and print a table of Last, Avg and forgetting.")
+    p = sub.add_parser(
+        "ablate",
+        help="run a set of variants and print Last / Avg / forgetting per variant",
+        description="Run every variant of an ablation file (e.g. ablations/kd) on one benchmark, save "
+        "each run, and print a table of Last, Avg and forgetting.",
+    )
     p.add_argument("ablation", help="an ablation YAML file or packaged set (see `seca presets`)")
     p.add_argument("--base", help="run the variants on this preset instead of the file's base (e.g. shapes)")
     set_flag(p, "a config key in every variant")
     p.add_argument("--only", help="comma-separated variant names to run (default: all)")
-    seeds_flag(p, "run every variant once per seed (e.g. 0-4) and print mean ± std and paired differences with 95%% "
-                  "intervals")
-    p.add_argument("--against", metavar="VARIANT",
-                   help="the reference variant of the paired differences (default: the set's first)")
+    seeds_flag(
+        p, "run every variant once per seed (e.g. 0-4) and print mean ± std and paired differences with 95%% intervals"
+    )
+    p.add_argument(
+        "--against",
+        metavar="VARIANT",
+        help="the reference variant of the paired differences (default: the set's first)",
+    )
     p.add_argument("--out", help="output folder (default: runs/ablations/<name>/<base>)")
     overwrite_flag(p, "rerun variants that already have results")
     p.set_defaults(handler=ablate)
@@ -126,11 +149,22 @@ def ablate(args: argparse.Namespace) -> int:
 
     ablation = load_ablation(args.ablation)
     base = args.base or ablation.base
-    out = writable(Path(args.out) if args.out else Path("runs") / "ablations" / ablation.name / Path(base).stem,
-                   "--out", folder=True)
+    out = writable(
+        Path(args.out) if args.out else Path("runs") / "ablations" / ablation.name / Path(base).stem,
+        "--out",
+        folder=True,
+    )
     only = [name.strip() for name in args.only.split(",")] if args.only else None
-    run_ablation(ablation, out, base=args.base, overrides=args.set, only=only, overwrite=args.overwrite,
-                 seeds=seeds_of(args.seeds), against=args.against)
+    run_ablation(
+        ablation,
+        out,
+        base=args.base,
+        overrides=args.set,
+        only=only,
+        overwrite=args.overwrite,
+        seeds=seeds_of(args.seeds),
+        against=args.against,
+    )
     return 0
 
 
@@ -138,10 +172,13 @@ def ablate(args: argparse.Namespace) -> int:
 
 
 def add_compare(sub) -> None:
-    p = sub.add_parser("compare", help="Last / Avg / forgetting of several runs side by side",
-                       description="Mean ± std over seeds of each run folder's metrics and, where the runs share two "
-                                   "or more seeds, the paired difference in Last and Avg to the first folder (or "
-                                   "--against) with its 95% interval.")
+    p = sub.add_parser(
+        "compare",
+        help="Last / Avg / forgetting of several runs side by side",
+        description="Mean ± std over seeds of each run folder's metrics and, where the runs share two "
+        "or more seeds, the paired difference in Last and Avg to the first folder (or "
+        "--against) with its 95% interval.",
+    )
     p.add_argument("outs", nargs="+", metavar="OUT", help="output folders of finished runs")
     p.add_argument("--against", metavar="OUT", help="the folder the differences are taken to (default: the first)")
     p.set_defaults(handler=compare)
@@ -164,10 +201,13 @@ def compare(args: argparse.Namespace) -> int:
 
 
 def add_report(sub) -> None:
-    p = sub.add_parser("report", help="(re)draw the plots and summary of a finished run or a model",
-                       description="Write accuracy_matrix.png, accuracy_curve.png and summary.md into a run's output "
-                                   "folder; for a model file (grown with seca learn --eval), from the model's own "
-                                   "history, next to the model or into --to.")
+    p = sub.add_parser(
+        "report",
+        help="(re)draw the plots and summary of a finished run or a model",
+        description="Write accuracy_matrix.png, accuracy_curve.png and summary.md into a run's output "
+        "folder; for a model file (grown with seca learn --eval), from the model's own "
+        "history, next to the model or into --to.",
+    )
     p.add_argument("out", metavar="OUT", help="the output folder of a finished seca run, or a model file")
     p.add_argument("--zero-shot", help="a zero-shot run's folder to draw beside it (default: found next to OUT)")
     p.add_argument("--to", metavar="DIR", help="for a model file: the folder to write to (default: its folder)")
@@ -203,23 +243,30 @@ def report(args: argparse.Namespace) -> int:
 
 
 def add_presets(sub) -> None:
-    p = sub.add_parser("presets", help="list the methods and the packaged config presets")
+    p = sub.add_parser("presets", help="list the methods, data sets, protocols and packaged config presets")
     p.set_defaults(handler=presets)
 
 
 def presets(args: argparse.Namespace) -> int:
     from ..config import list_presets, packaged_preset
-    from ..methods import LEARNERS
+    from ..data import protocols
+    from ..engine.configure import DATASETS, LEARNERS  # with the plug-ins of SECA_PLUGINS
 
     print("methods (method.name, --method NAME):")
-    for name in sorted(LEARNERS):
-        print(f"  {name:<24} {LEARNERS[name].summary()}")
-    for folder, title in (("", "experiment presets (seca run NAME)"), ("ablations", "ablation sets (seca ablate NAME)")):
+    for name, learner in LEARNERS.items():
+        print(f"  {name:<24} {learner.summary()}")
+    print("data sets (data.dataset):")
+    for name, dataset in DATASETS.items():
+        print(f"  {name:<24} {dataset.summary()}")
+    print("protocols (scenario.order):")
+    for name in protocols.PROTOCOLS:
+        print(f"  {name:<24} {protocols.summary(name)}")
+    for folder, title in (
+        ("", "experiment presets (seca run NAME)"),
+        ("ablations", "ablation sets (seca ablate NAME)"),
+    ):
         print(title + ":")
         for name in list_presets(folder):
             first = packaged_preset(name).read_text().splitlines()[0]
             print(f"  {name:<24} {first.lstrip('# ').strip()}")
     return 0
-
-
-COMMANDS = (add_run, add_ablate, add_compare, add_report, add_presets)

@@ -4,31 +4,47 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ..config import EVAL_ORDERS, HYBRID_MAX
 from ..errors import SecaError
 from ..io.files import writable
 from .common import count, device_flag, method_flag, overwrite_flag, set_flag, skip_bad_images_flag
 
-
 # ---- seca new ---------------------------------------------------------------------------------------------
 
 
 def add_new(sub) -> None:
-    p = sub.add_parser("new", help="start a model that knows no class yet, to grow with seca learn",
-                       description="Write a model over a frozen CLIP that knows no class yet; `seca learn` then adds "
-                                   "its first task, and every task after it.")
+    p = sub.add_parser(
+        "new",
+        help="start a model that knows no class yet, to grow with seca learn",
+        description="Write a model over a frozen CLIP that knows no class yet; `seca learn` then adds "
+        "its first task, and every task after it.",
+    )
     p.add_argument("out", help="the model file to write (ending in .safetensors)")
-    p.add_argument("--backbone", required=True,
-                   help="seca-shapes (the offline CLIP), seca-test, or an open_clip model name such as ViT-B-16")
-    p.add_argument("--pretrained", metavar="TAG|FILE",
-                   help="weights: an open_clip tag (openai), shapes, a local weights file, or none (random); default: "
-                        "the preset's for its backbone")
-    method_flag(p, None, "the learner: %(choices)s (default: the preset's, seca)")
-    p.add_argument("--preset", help="preset or YAML file of the training and method settings (default: shapes for "
-                                    "seca-shapes, cpu-small for seca-test, imagenet-r otherwise)")
+    p.add_argument(
+        "--backbone",
+        required=True,
+        help="seca-shapes (the offline CLIP), seca-test, or an open_clip model name such as ViT-B-16",
+    )
+    p.add_argument(
+        "--pretrained",
+        metavar="TAG|FILE",
+        help="weights: an open_clip tag (openai), shapes, a local weights file, or none (random); default: "
+        "the preset's for its backbone",
+    )
+    method_flag(
+        p,
+        None,
+        "the learner: %(choices)s (default: the preset's, seca); another than the preset's trains with "
+        "its own recipe (epochs, schedule, optimiser), not the preset's",
+    )
+    p.add_argument(
+        "--preset",
+        help="preset or YAML file of the training and method settings (default: shapes for "
+        "seca-shapes, cpu-small for seca-test, imagenet-r otherwise)",
+    )
     set_flag(p, "a train.* or method.* key, e.g. --set train.epochs=3")
     overwrite_flag(p, "replace an existing file at OUT")
     device_flag(p)
@@ -40,8 +56,9 @@ def new(args: argparse.Namespace) -> int:
 
     out = Path(args.out).expanduser()
     if out.suffix != ".safetensors":
-        raise SecaError(f"'{args.out}' should be the model file to write, ending in .safetensors "
-                        f"(e.g. {out / 'model.safetensors'})")
+        raise SecaError(
+            f"'{args.out}' should be the model file to write, ending in .safetensors (e.g. {out / 'model.safetensors'})"
+        )
     if out.exists() and not args.overwrite:
         raise SecaError(f"'{out}' already exists; pass --overwrite to replace it, or choose another path")
     writable(out, "OUT", folder=False)
@@ -49,12 +66,16 @@ def new(args: argparse.Namespace) -> int:
     if pretrained is not None and pretrained.lower() in ("none", "null"):
         pretrained = None
     extra = {} if args.pretrained is None else {"pretrained": pretrained}
-    model = new_model(args.backbone, method=args.method, preset=args.preset, overrides=args.set, device=args.device,
-                      **extra)
+    model = new_model(
+        args.backbone, method=args.method, preset=args.preset, overrides=args.set, device=args.device, **extra
+    )
     model.save(out)
     b = model.config.backbone
-    print(f"a new {model.method} model on {b.model} ({b.pretrained or 'random weights'}) that knows no class yet; "
-          f"saved to {out}")
+    print(
+        f"a new {model.method} model on {b.model} ({b.pretrained or 'random weights'}) that knows no class yet; "
+        f"saved to {out}"
+    )
+    print(f"each task trains: {model.describe_training()}")
     print(f"next: seca learn {out} --data DIR [--eval TEST_DIR]   (DIR/<class name>/<images>: the first task)")
     return 0
 
@@ -63,22 +84,31 @@ def new(args: argparse.Namespace) -> int:
 
 
 def add_learn(sub) -> None:
-    p = sub.add_parser("learn", help="teach a saved model a new task of classes",
-                       description="Learn one new task from DIR/<class>/ images (or DIR/train/<class>/): the folder "
-                                   "names are the new classes. Known classes are refused. The task is added to the "
-                                   "model's history.")
+    p = sub.add_parser(
+        "learn",
+        help="teach a saved model a new task of classes",
+        description="Learn one new task from DIR/<class>/ images (or DIR/train/<class>/): the folder "
+        "names are the new classes. Known classes are refused. The task is added to the "
+        "model's history.",
+    )
     p.add_argument("checkpoint", help="the model to start from (seca new, seca run or an earlier seca learn)")
     p.add_argument("--data", required=True, help="a folder with one sub-folder of images per new class")
     p.add_argument("--out", help="where to save the updated model (default: replace CHECKPOINT)")
-    p.add_argument("--eval", metavar="DIR",
-                   help="after learning, measure the accuracy on DIR/<class>/ (or DIR/test/<class>/) images of every "
-                        "class known so far (folders of classes not learned yet are left out); it goes into the "
-                        "history that seca report draws")
+    p.add_argument(
+        "--eval",
+        metavar="DIR",
+        help="after learning, measure the accuracy on DIR/<class>/ (or DIR/test/<class>/) images of every "
+        "class known so far (folders of classes not learned yet are left out); it goes into the "
+        "history that seca report draws",
+    )
     p.add_argument("--epochs", type=count, help="epochs (default: the model's train.epochs)")
     set_flag(p, "a train.* key of the model's config for this task")
-    p.add_argument("--wait", action="store_true",
-                   help="if another process is changing the output model now, wait for it to finish (default: stop "
-                        "at once, changing nothing)")
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="if another process is changing the output model now, wait for it to finish (default: stop "
+        "at once, changing nothing)",
+    )
     device_flag(p)
     skip_bad_images_flag(p)
     p.set_defaults(handler=learn)
@@ -86,8 +116,9 @@ def add_learn(sub) -> None:
 
 def learn(args: argparse.Namespace) -> int:
     from ..api import load
-    from ..data.datasets import class_folders
-    from ..config import apply_overrides, from_dict, parse_override
+    from ..config import apply_overrides, parse_override
+    from ..data.images import class_folders
+    from ..engine.configure import resolve
     from ..engine.device import set_threads
     from ..io import locks
     from ..io.checkpoint import read_metadata
@@ -96,9 +127,11 @@ def learn(args: argparse.Namespace) -> int:
     out = writable(args.out or args.checkpoint, "--out", folder=False)
     for text in args.set:
         if parse_override(text)[0][0] != "train":
-            raise SecaError(f"--set {text}: learn overrides train.* keys only; the method, backbone and data "
-                            "of a model are fixed when it is made")
-    from_dict(apply_overrides(read_metadata(args.checkpoint)["config"], args.set))
+            raise SecaError(
+                f"--set {text}: learn overrides train.* keys only; the method, backbone and data "
+                "of a model are fixed when it is made"
+            )
+    resolve(apply_overrides(read_metadata(args.checkpoint)["config"], args.set))
     class_folders(args.data, "train", report=False)
     if args.eval:
         class_folders(args.eval, "test", report=False)
@@ -106,12 +139,12 @@ def learn(args: argparse.Namespace) -> int:
     # learn that waited (--wait) starts from what the one before it saved.
     with locks.model_file(out, wait=args.wait):
         model = load(args.checkpoint, device=args.device)
-        model.config = from_dict(apply_overrides(model.meta["config"], args.set))
+        model.config = resolve(apply_overrides(model.meta["config"], args.set))
         set_threads(model.config.train.threads)
         before = len(model.classes)
+        print(f"training: {model.describe_training(epochs=args.epochs)}")
         try:
-            task = model.learn(args.data, epochs=args.epochs, eval_data=args.eval,
-                               skip_bad_images=args.skip_bad_images)
+            task = model.learn(args.data, epochs=args.epochs, eval_data=args.eval, skip_bad_images=args.skip_bad_images)
         except KeyboardInterrupt:
             print(f"interrupted: the model is unchanged ({out} was not written)", file=sys.stderr)
             return 130
@@ -119,15 +152,19 @@ def learn(args: argparse.Namespace) -> int:
     new = model.classes[before:]
     entry = model.history[-1]
     shown = ", ".join(new[:5]) + (", ..." if len(new) > 5 else "")
-    print(f"learned task {task.index + 1}: {len(new)} new classes ({shown}) from {entry['images']} images in "
-          f"{entry['seconds']:.1f}s; the model now knows {len(model.classes)} classes")
+    print(
+        f"learned task {task.index + 1}: {len(new)} new classes ({shown}) from {entry['images']} images in "
+        f"{entry['seconds']:.1f}s; the model now knows {len(model.classes)} classes"
+    )
     evaluation = entry["eval"]
     if evaluation:
         cells = " ".join("-" if a is None else f"{a:.1f}" for a in evaluation["per_task"])
         left = evaluation["left_out"]
-        print(f"accuracy {evaluation['accuracy']:.2f}% on {evaluation['images']} images of {evaluation['classes']} "
-              f"classes of {args.eval}  [per task: {cells}]"
-              + (f"; {len(left)} folders of classes not learned yet left out" if left else ""))
+        print(
+            f"accuracy {evaluation['accuracy']:.2f}% on {evaluation['images']} images of {evaluation['classes']} "
+            f"classes of {args.eval}  [per task: {cells}]"
+            + (f"; {len(left)} folders of classes not learned yet left out" if left else "")
+        )
     print(f"saved to {out}")
     return 0
 
@@ -136,9 +173,12 @@ def learn(args: argparse.Namespace) -> int:
 
 
 def add_predict(sub) -> None:
-    p = sub.add_parser("predict", help="classify images with a saved model",
-                       description="Print the most likely classes of images (files, or folders searched recursively) "
-                                   "under a saved model.")
+    p = sub.add_parser(
+        "predict",
+        help="classify images with a saved model",
+        description="Print the most likely classes of images (files, or folders searched recursively) "
+        "under a saved model.",
+    )
     p.add_argument("checkpoint", help="a model.safetensors written by seca run or seca learn")
     p.add_argument("paths", nargs="+", help="image files or folders")
     p.add_argument("--top-k", type=count, default=1, help="how many classes to list per image (default 1)")
@@ -150,7 +190,7 @@ def add_predict(sub) -> None:
 
 
 def image_paths(paths: Sequence[str]) -> list[Path]:
-    from ..data.datasets import list_images
+    from ..data.images import list_images
 
     found = []
     for given in paths:
@@ -176,13 +216,25 @@ def predict(args: argparse.Namespace) -> int:
     if args.skip_bad_images:
         from ..api import readable_images
 
-        paths = readable_images([paths], model.config.data.max_pixels, True,
-                                echo=lambda line: print(line, file=sys.stderr))[0]
+        paths = readable_images(
+            [paths], model.config.data.max_pixels, True, echo=lambda line: print(line, file=sys.stderr)
+        )[0]
     predictions = model.predict([str(p) for p in paths], top_k=args.top_k, batch_size=args.batch_size)
     if args.json:
-        print(json.dumps([{"path": str(p), "label": pred.label, "score": pred.score,
-                           "top_k": [{"label": n, "score": s} for n, s in pred.top_k]}
-                          for p, pred in zip(paths, predictions)], indent=1))
+        print(
+            json.dumps(
+                [
+                    {
+                        "path": str(p),
+                        "label": pred.label,
+                        "score": pred.score,
+                        "top_k": [{"label": n, "score": s} for n, s in pred.top_k],
+                    }
+                    for p, pred in zip(paths, predictions)
+                ],
+                indent=1,
+            )
+        )
         return 0
     for path, pred in zip(paths, predictions):
         ranked = ", ".join(f"{n} ({s:.3f})" for n, s in pred.top_k)
@@ -194,23 +246,35 @@ def predict(args: argparse.Namespace) -> int:
 
 
 def add_evaluate(sub) -> None:
-    p = sub.add_parser("evaluate", help="accuracy of a saved model on a folder of labelled images",
-                       description="Accuracy on DIR/<class>/ images (or DIR/test/<class>/), overall and per class; "
-                                   "every folder name must be a class the model knows.")
+    p = sub.add_parser(
+        "evaluate",
+        help="accuracy of a saved model on a folder of labelled images",
+        description="Accuracy on DIR/<class>/ images (or DIR/test/<class>/), overall and per class; "
+        "every folder name must be a class the model knows.",
+    )
     p.add_argument("checkpoint")
     p.add_argument("--data", required=True, help="a folder with one sub-folder of images per class")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
-    p.add_argument("--confusion", action="store_true",
-                   help="also print the most confused class pairs and write confusion.csv and confusion.png")
+    p.add_argument(
+        "--confusion",
+        action="store_true",
+        help="also print the most confused class pairs and write confusion.csv and confusion.png",
+    )
     p.add_argument("--top", type=count, default=10, help="how many confused pairs to print (default 10)")
     p.add_argument("--out", help="folder for confusion.csv/png (default: the checkpoint's folder)")
     p.add_argument("--batch-size", type=count, default=64)
-    p.add_argument("--order", choices=EVAL_ORDERS,
-                   help="task: each task's images in batches of their own; dataset: all images in the folder's order, "
-                        "batches mixing tasks, as the reference (default: the model's train.eval_order)")
-    p.add_argument("--hybrid-max", choices=HYBRID_MAX,
-                   help="one maximum per image, or per batch as the reference, for this evaluation (default: the "
-                        "model's method.classifier.hybrid_max)")
+    p.add_argument(
+        "--order",
+        choices=EVAL_ORDERS,
+        help="task: each task's images in batches of their own; dataset: all images in the folder's order, "
+        "batches mixing tasks, as the reference (default: the model's train.eval_order)",
+    )
+    p.add_argument(
+        "--hybrid-max",
+        choices=HYBRID_MAX,
+        help="one maximum per image, or per batch as the reference, for this evaluation (default: the "
+        "model's method.classifier.hybrid_max)",
+    )
     device_flag(p)
     skip_bad_images_flag(p)
     p.set_defaults(handler=evaluate)
@@ -220,15 +284,21 @@ def evaluate(args: argparse.Namespace) -> int:
     import json
 
     from ..api import load
-    from ..data.datasets import class_folders
+    from ..data.images import class_folders
 
     out = None
     if args.confusion:
         out = writable(Path(args.out) if args.out else Path(args.checkpoint).expanduser().parent, "--out", folder=True)
     class_folders(args.data, "test", report=False)  # before the model loads
     model = load(args.checkpoint, device=args.device)
-    report = model.evaluate(args.data, batch_size=args.batch_size, confusion=args.confusion,
-                            skip_bad_images=args.skip_bad_images, order=args.order, hybrid_max=args.hybrid_max)
+    report = model.evaluate(
+        args.data,
+        batch_size=args.batch_size,
+        confusion=args.confusion,
+        skip_bad_images=args.skip_bad_images,
+        order=args.order,
+        hybrid_max=args.hybrid_max,
+    )
     if args.confusion:
         from ..eval.confusion import most_confused, plot_confusion, write_confusion_csv
         from ..io.files import atomic_write
@@ -237,27 +307,35 @@ def evaluate(args: argparse.Namespace) -> int:
         report["confusion"]["most_confused"] = most_confused(c["counts"], c["rows"], c["columns"], args.top)
         out.mkdir(parents=True, exist_ok=True)
         atomic_write(out / "confusion.csv", lambda tmp: write_confusion_csv(tmp, c["counts"], c["rows"], c["columns"]))
-        title = (f"{model.method}: {len(c['rows'])} classes evaluated, {len(c['columns'])} known, "
-                 f"{len(c['task_bounds']) - 1} tasks")
-        atomic_write(out / "confusion.png",
-                     lambda tmp: plot_confusion(c["counts"], c["rows"], c["columns"], c["task_bounds"], tmp, title))
+        title = (
+            f"{model.method}: {len(c['rows'])} classes evaluated, {len(c['columns'])} known, "
+            f"{len(c['task_bounds']) - 1} tasks"
+        )
+        atomic_write(
+            out / "confusion.png",
+            lambda tmp: plot_confusion(c["counts"], c["rows"], c["columns"], c["task_bounds"], tmp, title),
+        )
     if args.json:
         print(json.dumps(report, indent=1))
         return 0
     print(f"accuracy {report['accuracy']:.2f}% on {report['images']} images of {len(report['per_class'])} classes")
-    print("per task, in the order learned: " + "  ".join(
-        f"{k + 1}: {a:.2f}% ({n} images)" for k, (a, n) in enumerate(zip(report["per_task"], report["task_images"]))
-        if n))
+    print(
+        "per task, in the order learned: "
+        + "  ".join(
+            f"{k + 1}: {a:.2f}% ({n} images)"
+            for k, (a, n) in enumerate(zip(report["per_task"], report["task_images"]))
+            if n
+        )
+    )
     for name, row in report["per_class"].items():
         print(f"  {name:<30} {row['accuracy']:6.2f}%  ({row['images']} images)")
     if args.confusion:
         pairs = report["confusion"]["most_confused"]
         print(f"most confused ({len(pairs)} pairs; true -> predicted):" if pairs else "no image went to a wrong class")
         for pair in pairs:
-            print(f"  {pair['true']:<24} -> {pair['predicted']:<24} {pair['images']:5d} images "
-                  f"({pair['share']:.1f}% of {pair['true']})")
+            print(
+                f"  {pair['true']:<24} -> {pair['predicted']:<24} {pair['images']:5d} images "
+                f"({pair['share']:.1f}% of {pair['true']})"
+            )
         print(f"wrote {out / 'confusion.csv'} and {out / 'confusion.png'}")
     return 0
-
-
-COMMANDS = (add_new, add_learn, add_predict, add_evaluate)

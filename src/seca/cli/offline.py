@@ -11,11 +11,14 @@ from .common import count, method_flag, natural, set_flag
 
 
 def add_demo(sub) -> None:
-    p = sub.add_parser("demo", help="run SECA end to end on the offline benchmark (no network, no GPU)",
-                       description="Build (once) a small CLIP pretrained on generated clean drawings, then run "
-                                   "zero-shot CLIP and METHOD on the shifted renditions of 100 classes in 10 tasks, "
-                                   "print the per-task table, write results, model and plots, and explain the "
-                                   "numbers. About 6 to 7 minutes the first time on 2 CPU cores, 2 after that.")
+    p = sub.add_parser(
+        "demo",
+        help="run SECA end to end on the offline benchmark (no network, no GPU)",
+        description="Build (once) a small CLIP pretrained on generated clean drawings, then run "
+        "zero-shot CLIP and METHOD on the shifted renditions of 100 classes in 10 tasks, "
+        "print the per-task table, write results, model and plots, and explain the "
+        "numbers. About 6 to 7 minutes the first time on 2 CPU cores, 2 after that.",
+    )
     method_flag(p, "seca", "the learner: %(choices)s (default: seca)")
     p.add_argument("--out", help="output folder (default: runs/demo)")
     set_flag(p, "a key of the shapes preset")
@@ -30,10 +33,13 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def add_pretrain_shapes(sub) -> None:
-    p = sub.add_parser("pretrain-shapes", help="pretrain the small CLIP of the offline shapes world",
-                       description="Train seca-shapes from scratch on clean shapes images (the weights that "
-                                   "backbone.pretrained: shapes loads; see docs/offline.md) and print its zero-shot "
-                                   "accuracies.")
+    p = sub.add_parser(
+        "pretrain-shapes",
+        help="pretrain the small CLIP of the offline shapes world",
+        description="Train seca-shapes from scratch on clean shapes images (the weights that "
+        "backbone.pretrained: shapes loads; see docs/offline.md) and print its zero-shot "
+        "accuracies.",
+    )
     p.add_argument("--out", help="the .safetensors file to write (default: the cache path of the shapes tag)")
     p.add_argument("--steps", type=count, help="training steps (default: the recipe's)")
     p.add_argument("--seed", type=natural, default=0, help="seed of the initialisation and data order (default 0)")
@@ -49,9 +55,8 @@ def pretrain_shapes(args: argparse.Namespace) -> int:
     out = writable(Path(args.out) if args.out else shapes_clip_path(), "--out", folder=False)
     summary = pretrain_shapes_clip(out, steps=steps, seed=args.seed)
     accuracy = summary["zero_shot_top1"]
-    print(f"wrote {out}: zero-shot top-1 over 100 classes {accuracy['clean']:.1%} on clean images, "
-          f"{accuracy['renditions']:.1%} on renditions ({summary['seconds']:.0f} s)")
+    print(
+        f"wrote {out}: zero-shot top-1 over 100 classes {accuracy['clean']:.1%} on clean images, "
+        f"{accuracy['renditions']:.1%} on renditions ({summary['seconds']:.0f} s)"
+    )
     return 0
-
-
-COMMANDS = (add_demo, add_pretrain_shapes)

@@ -6,9 +6,10 @@ name (``ViT-B-16``, ...) works as well; these names are simply tried first.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from ..errors import SecaError
+from ..registry import Registry
 
 # Each entry is the keyword arguments of ``open_clip.CLIP``. All use the 49,408-token CLIP vocabulary.
 ARCHITECTURES: dict[str, dict[str, Any]] = {
@@ -22,7 +23,14 @@ ARCHITECTURES: dict[str, dict[str, Any]] = {
     # by seca.offline.pretrain. 32 pixels, not 64: three times faster per step and it learns shapes faster.
     "seca-shapes": {
         "embed_dim": 128,
-        "vision_cfg": {"image_size": 32, "patch_size": 8, "width": 128, "layers": 4, "head_width": 32, "mlp_ratio": 4.0},
+        "vision_cfg": {
+            "image_size": 32,
+            "patch_size": 8,
+            "width": 128,
+            "layers": 4,
+            "head_width": 32,
+            "mlp_ratio": 4.0,
+        },
         "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 128, "heads": 4, "layers": 4},
     },
 }
@@ -31,17 +39,17 @@ ARCHITECTURES: dict[str, dict[str, Any]] = {
 # Pretrained tags of these architectures, registered by the packages that can build the weights (the offline
 # world registers "shapes"), so that clip/ depends on nothing above it. A provider is "module:function" naming a
 # function that returns the path of the weights file (building it if needed); it is imported on first use only.
-PRETRAINED_TAGS: dict[str, tuple[str, str]] = {}
+PRETRAINED_TAGS: Registry[tuple[str, str]] = Registry("pretrained tag")
 
 
 def register_pretrained(tag: str, architecture: str, provider: str) -> None:
     """Make ``backbone.pretrained: TAG`` load ``architecture``'s weights from ``provider()`` ("module:function")."""
     if architecture not in ARCHITECTURES:
         raise ValueError(f"no architecture '{architecture}' to register the tag '{tag}' for")
-    PRETRAINED_TAGS[tag] = (architecture, provider)
+    PRETRAINED_TAGS.add(tag, (architecture, provider), source=provider)
 
 
-def pretrained_weights(tag: str, architecture: str) -> Optional[str]:
+def pretrained_weights(tag: str, architecture: str) -> str | None:
     """The weights file of a registered tag (None if ``tag`` is not one); an error if it is another architecture's."""
     import importlib
 

@@ -16,9 +16,10 @@ import contextlib
 import difflib
 import logging
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal, Optional, Sequence, Union
+from typing import Literal
 
 import torch
 from torch import nn
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 
 ImageOutput = Literal["projected", "class_token"]
 # anything with ``first_block`` and ``adapter_for(block)``, and optionally ``attention_for(block)`` (LoRA)
-Adapters = Union[AdapterSet, StackedAdapters, LoraSet]
+Adapters = AdapterSet | StackedAdapters | LoraSet
 
 
 @dataclass
@@ -55,10 +56,10 @@ class FrozenStem:
     def __len__(self) -> int:
         return self.residual.shape[0]
 
-    def __getitem__(self, rows) -> "FrozenStem":
+    def __getitem__(self, rows) -> FrozenStem:
         return FrozenStem(self.block, self.residual[rows], self.output[rows], self.tokens)
 
-    def repeat(self, times: int) -> "FrozenStem":
+    def repeat(self, times: int) -> FrozenStem:
         """The batch ``times`` over, member-major (for :class:`~seca.peft.adapter.StackedAdapters`)."""
         return FrozenStem(self.block, self.residual.repeat(times, 1, 1), self.output.repeat(times, 1, 1), self.tokens)
 
@@ -67,10 +68,11 @@ class FrozenStem:
         return self.residual.nbytes + self.output.nbytes
 
     @staticmethod
-    def cat(stems: Sequence["FrozenStem"]) -> "FrozenStem":
+    def cat(stems: Sequence[FrozenStem]) -> FrozenStem:
         first = stems[0]
-        return FrozenStem(first.block, torch.cat([s.residual for s in stems]), torch.cat([s.output for s in stems]),
-                          first.tokens)
+        return FrozenStem(
+            first.block, torch.cat([s.residual for s in stems]), torch.cat([s.output for s in stems]), first.tokens
+        )
 
 
 @dataclass
@@ -85,7 +87,7 @@ class ClipBackbone:
     preprocess: Callable
     tokenizer: Callable
     model_name: str
-    pretrained: Optional[str]
+    pretrained: str | None
 
     def __post_init__(self):
         self.model.requires_grad_(False)
@@ -155,7 +157,7 @@ class ClipBackbone:
     def device(self) -> torch.device:
         return self.model.visual.proj.device
 
-    def to(self, device: torch.device | str) -> "ClipBackbone":
+    def to(self, device: torch.device | str) -> ClipBackbone:
         self.model.to(device)
         return self
 
@@ -171,8 +173,13 @@ class ClipBackbone:
         residual, output = self._block_parts(block, x)
         return FrozenStem(block, residual, output, x.shape[1])
 
-    def encode_image(self, images: Optional[torch.Tensor] = None, adapters: Optional[Adapters] = None,
-                     output: ImageOutput = "projected", stem: Optional[FrozenStem] = None) -> torch.Tensor:
+    def encode_image(
+        self,
+        images: torch.Tensor | None = None,
+        adapters: Adapters | None = None,
+        output: ImageOutput = "projected",
+        stem: FrozenStem | None = None,
+    ) -> torch.Tensor:
         """Image features with ``adapters`` (None: plain frozen CLIP); not normalised.
 
         ``output="class_token"`` returns the last block's class token before the final layer norm and
@@ -206,18 +213,26 @@ class ClipBackbone:
         return self.project_class_token(class_token)
 
     @torch.no_grad()
-    def stacked_class_tokens(self, stem: FrozenStem, adapter_sets: Sequence[AdapterSet], max_rows: int = 256
-                             ) -> torch.Tensor:
+    def stacked_class_tokens(
+        self, stem: FrozenStem, adapter_sets: Sequence[AdapterSet], max_rows: int = 256
+    ) -> torch.Tensor:
         """``[B, sets, W]``: the last block's class token of each image under each of ``adapter_sets``
         (snapshots, in eval mode), run together: each chunk of images repeated once per set, at most
         ``max_rows`` rows at a time, through one stacked pass."""
         stacked, sets = StackedAdapters(adapter_sets), len(adapter_sets)
         rows = max(1, max_rows // sets)
-        return torch.cat([self.encode_image(stem=stem[i:i + rows].repeat(sets), adapters=stacked, output="class_token")
-                          .unflatten(0, (sets, -1)).transpose(0, 1) for i in range(0, len(stem), rows)])
+        return torch.cat(
+            [
+                self.encode_image(stem=stem[i : i + rows].repeat(sets), adapters=stacked, output="class_token")
+                .unflatten(0, (sets, -1))
+                .transpose(0, 1)
+                for i in range(0, len(stem), rows)
+            ]
+        )
 
-    def _block_parts(self, index: int, x: torch.Tensor, attention: Optional[Callable] = None
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _block_parts(
+        self, index: int, x: torch.Tensor, attention: Callable | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Block ``index`` on ``x`` without an adapter: (stream after attention, block output).
 
         ``attention`` (a LoRA of :mod:`seca.peft.lora`) replaces the block's attention. Only the class token is
@@ -234,8 +249,9 @@ class ClipBackbone:
         residual = stream + block.ls_1(attended)
         return residual, residual + block.ls_2(block.mlp(block.ln_2(residual)))
 
-    def _run_block(self, index: int, x: torch.Tensor, adapter: Optional[Callable] = None,
-                   attention: Optional[Callable] = None) -> torch.Tensor:
+    def _run_block(
+        self, index: int, x: torch.Tensor, adapter: Callable | None = None, attention: Callable | None = None
+    ) -> torch.Tensor:
         residual, output = self._block_parts(index, x, attention)
         return output if adapter is None else output + adapter(residual, x.shape[1])
 
@@ -253,7 +269,7 @@ class ClipBackbone:
         """Plain text features (not normalised), e.g. for ``"a good photo of a {}."`` templates."""
         features = []
         for start in range(0, len(texts), batch_size):
-            tokens = self.tokenize(texts[start:start + batch_size])
+            tokens = self.tokenize(texts[start : start + batch_size])
             tokens = tokens[:, : self.text.useful_length(tokens)]
             features.append(self.text.encode_embeddings(self.text.embed(tokens), tokens))
         return torch.cat(features)
@@ -267,7 +283,7 @@ def _looks_like_path(value: str) -> bool:
     return os.sep in value or "/" in value or Path(value).suffix in {".pt", ".pth", ".bin", ".safetensors", ".ckpt"}
 
 
-def _load_seca_arch(name: str, pretrained: Optional[str]) -> tuple[nn.Module, Callable, Callable]:
+def _load_seca_arch(name: str, pretrained: str | None) -> tuple[nn.Module, Callable, Callable]:
     import open_clip
     from open_clip.tokenizer import SimpleTokenizer
 
@@ -282,7 +298,9 @@ def _load_seca_arch(name: str, pretrained: Optional[str]) -> tuple[nn.Module, Ca
         try:
             open_clip.load_checkpoint(model, str(path))
         except Exception as e:  # shape or key mismatch
-            raise SecaError(f"weights '{pretrained}' do not fit architecture '{name}': {str(e).splitlines()[0]}") from None
+            raise SecaError(
+                f"weights '{pretrained}' do not fit architecture '{name}': {str(e).splitlines()[0]}"
+            ) from None
     preprocess = open_clip.image_transform(arch["vision_cfg"]["image_size"], is_train=False)
     tokenizer = SimpleTokenizer(context_length=arch["text_cfg"]["context_length"])
     return model, preprocess, tokenizer
@@ -320,7 +338,7 @@ def check_model_name(name: str) -> None:
         raise SecaError(f"unknown CLIP model '{name}'{hint}; see open_clip.list_models()")
 
 
-def _load_open_clip(name: str, pretrained: Optional[str], cache_dir: Optional[str]) -> tuple[nn.Module, Callable, Callable]:
+def _load_open_clip(name: str, pretrained: str | None, cache_dir: str | None) -> tuple[nn.Module, Callable, Callable]:
     import open_clip
 
     check_model_name(name)
@@ -333,8 +351,9 @@ def _load_open_clip(name: str, pretrained: Optional[str], cache_dir: Optional[st
         raise SecaError(f"'{pretrained}' is not a pretrained tag of {name} (tags: {tags}) nor a weights file")
     try:
         with _offline_unless_reachable(pretrained is not None and not _looks_like_path(pretrained)):
-            model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained,
-                                                                         cache_dir=cache_dir)
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                name, pretrained=pretrained, cache_dir=cache_dir
+            )
     except RuntimeError as e:
         if pretrained and not _looks_like_path(pretrained):
             raise SecaError(
@@ -346,8 +365,9 @@ def _load_open_clip(name: str, pretrained: Optional[str], cache_dir: Optional[st
     return model, preprocess, open_clip.get_tokenizer(name)
 
 
-def load_backbone(model: str, pretrained: Optional[str] = None, cache_dir: Optional[str] = None,
-                  device: torch.device | str = "cpu") -> ClipBackbone:
+def load_backbone(
+    model: str, pretrained: str | None = None, cache_dir: str | None = None, device: torch.device | str = "cpu"
+) -> ClipBackbone:
     """Load and freeze a CLIP: a name of :data:`ARCHITECTURES` or any open_clip model name.
 
     ``pretrained`` is an open_clip tag (``"openai"``), a local weights file, or None for random weights

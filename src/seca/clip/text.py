@@ -10,7 +10,7 @@ full sequences (up to floating-point order); gradients reach the prompt through 
 from __future__ import annotations
 
 import logging
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -52,20 +52,23 @@ class TextTower:
         self.transformer: nn.Module = tower.transformer
         self.ln_final: nn.Module = tower.ln_final
         self.projection = getattr(tower, "text_projection", None)
-        self.attn_mask: Optional[torch.Tensor] = getattr(tower, "attn_mask", None)
+        self.attn_mask: torch.Tensor | None = getattr(tower, "attn_mask", None)
         self.pool_type: str = getattr(tower, "text_pool_type", None) or getattr(tower, "pool_type", "argmax")
-        self.eos_id: Optional[int] = getattr(tower, "text_eos_id", None) or getattr(tower, "eos_id", None)
+        self.eos_id: int | None = getattr(tower, "text_eos_id", None) or getattr(tower, "eos_id", None)
         self.width: int = self.token_embedding.weight.shape[1]
         self.context_length: int = self.positional_embedding.shape[0]
         blocks = list(getattr(self.transformer, "resblocks", []))
         # Shared-prefix encoding re-implements one standard pre-norm attention block; anything else (custom
         # attention, no causal mask, pooling at the first token) is encoded whole, as open_clip does.
         self.can_share_prefix: bool = (
-            self.attn_mask is not None and self.pool_type in ("argmax", "eos") and bool(blocks)
+            self.attn_mask is not None
+            and self.pool_type in ("argmax", "eos")
+            and bool(blocks)
             and getattr(self.transformer, "batch_first", True)
-            and all(all(hasattr(b, p) for p in BLOCK_PARTS) and not hasattr(b, "ln_1_kv")
-                    and is_packed_attention(b.attn)
-                    for b in blocks)
+            and all(
+                all(hasattr(b, p) for p in BLOCK_PARTS) and not hasattr(b, "ln_1_kv") and is_packed_attention(b.attn)
+                for b in blocks
+            )
         )
 
     def pooled_positions(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -130,18 +133,24 @@ class TextTower:
         """The text transformer's blocks, refused with one line unless adapters can join them."""
         blocks = list(getattr(self.transformer, "resblocks", []))
         parts = ("ln_1", "attention", "ls_1", "ln_2", "mlp", "ls_2")
-        if not blocks or not getattr(self.transformer, "batch_first", True) or not all(
-                hasattr(b, p) for b in blocks for p in parts):
-            raise SecaError("the text encoder's blocks are not standard batch-first CLIP residual attention blocks, "
-                            "so adapters cannot be placed in them (use an OpenAI-style CLIP such as ViT-B-16)")
+        if (
+            not blocks
+            or not getattr(self.transformer, "batch_first", True)
+            or not all(hasattr(b, p) for b in blocks for p in parts)
+        ):
+            raise SecaError(
+                "the text encoder's blocks are not standard batch-first CLIP residual attention blocks, "
+                "so adapters cannot be placed in them (use an OpenAI-style CLIP such as ViT-B-16)"
+            )
         return blocks
 
     @property
     def num_blocks(self) -> int:
         return len(getattr(self.transformer, "resblocks", []))
 
-    def encode_shared_prefix(self, prefixes: torch.Tensor, suffixes: torch.Tensor,
-                             suffix_tokens: torch.Tensor) -> torch.Tensor:
+    def encode_shared_prefix(
+        self, prefixes: torch.Tensor, suffixes: torch.Tensor, suffix_tokens: torch.Tensor
+    ) -> torch.Tensor:
         """Features of every sequence ``prefixes[t] + suffixes[c]``: ``[T, P, W]``, ``[C, S, W]`` -> ``[T, C, E]``.
 
         Each prefix runs once; its keys and values in every layer serve all C suffixes, which attend to
@@ -153,7 +162,7 @@ class TextTower:
         dtype = prefixes.dtype
         position = self.positional_embedding.to(dtype)
         x_prefix = prefixes + position[:p]  # [T, P, W]
-        x = (suffixes.to(dtype) + position[p:p + s]).unsqueeze(0).expand(t, c, s, -1).reshape(t * c, s, -1)
+        x = (suffixes.to(dtype) + position[p : p + s]).unsqueeze(0).expand(t, c, s, -1).reshape(t * c, s, -1)
         # suffix position i sees the whole prefix and suffix positions 0..i
         causal = torch.ones(s, s, dtype=torch.bool, device=x.device).tril()
         sees = torch.cat([torch.ones(s, p, dtype=torch.bool, device=x.device), causal], dim=1)
@@ -161,10 +170,14 @@ class TextTower:
         for depth, block in enumerate(blocks):
             attn = block.attn
             heads = attn.num_heads
-            q_p, k_p, v_p = (_split_heads(z, heads) for z in
-                             F.linear(block.ln_1(x_prefix), attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1))
-            q, k, v = (_split_heads(z, heads) for z in
-                       F.linear(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1))
+            q_p, k_p, v_p = (
+                _split_heads(z, heads)
+                for z in F.linear(block.ln_1(x_prefix), attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+            )
+            q, k, v = (
+                _split_heads(z, heads)
+                for z in F.linear(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+            )
             k = torch.cat([k_p.repeat_interleave(c, dim=0), k], dim=2)  # [T*C, heads, P + S, d]
             v = torch.cat([v_p.repeat_interleave(c, dim=0), v], dim=2)
             attended = F.scaled_dot_product_attention(q, k, v, attn_mask=sees)
@@ -189,8 +202,9 @@ class PromptedClassTexts:
     ``cut=False`` encodes the whole context, as the reference implementation does.
     """
 
-    def __init__(self, backbone, class_names: Sequence[str], length: int = 8, shared_prefix: bool = True,
-                 cut: bool = True):
+    def __init__(
+        self, backbone, class_names: Sequence[str], length: int = 8, shared_prefix: bool = True, cut: bool = True
+    ):
         self.text: TextTower = backbone.text
         self.tokenizer = backbone.tokenizer
         self.length = length
@@ -198,7 +212,7 @@ class PromptedClassTexts:
         texts = [" ".join(["X"] * length) + " " + name.replace("_", " ") for name in self.class_names]
         tokens = backbone.tokenize(texts)
         placeholder = backbone.tokenize(["X"])[0, 1]
-        if not bool((tokens[:, 1:1 + length] == placeholder).all()):
+        if not bool((tokens[:, 1 : 1 + length] == placeholder).all()):
             raise SecaError(f"the tokenizer of '{backbone.model_name}' does not keep 'X' as one token per placeholder")
         self._warn_truncated(texts, tokens)
         self.cut = cut
@@ -208,8 +222,9 @@ class PromptedClassTexts:
         with torch.no_grad():
             self.embeddings = self.text.embed(tokens)
         # The end-of-text token of every class must follow the prompt for the prefix to be shared.
-        self.shared_prefix = (shared_prefix and self.text.can_share_prefix
-                              and bool((self.text.pooled_positions(tokens) > length).all()))
+        self.shared_prefix = (
+            shared_prefix and self.text.can_share_prefix and bool((self.text.pooled_positions(tokens) > length).all())
+        )
 
     def _warn_truncated(self, texts: Sequence[str], tokens: torch.Tensor) -> None:
         encode = getattr(self.tokenizer, "encode", None)
@@ -222,11 +237,11 @@ class PromptedClassTexts:
     def __len__(self) -> int:
         return len(self.class_names)
 
-    def encode(self, prompt: torch.Tensor, rows: Optional[torch.Tensor | slice] = None) -> torch.Tensor:
+    def encode(self, prompt: torch.Tensor, rows: torch.Tensor | slice | None = None) -> torch.Tensor:
         """Text features (not normalised) of the classes in ``rows`` (default: all) under ``prompt``."""
         return self.encode_prompts(prompt.unsqueeze(0), rows)[0]
 
-    def encode_prompts(self, prompts: torch.Tensor, rows: Optional[torch.Tensor | slice] = None) -> torch.Tensor:
+    def encode_prompts(self, prompts: torch.Tensor, rows: torch.Tensor | slice | None = None) -> torch.Tensor:
         """``[T, C, E]``: the classes in ``rows`` under each of the ``[T, M, width]`` prompts."""
         rows = slice(None) if rows is None else rows
         tokens = self.tokens[rows]
@@ -234,16 +249,13 @@ class PromptedClassTexts:
         length = self.text.useful_length(tokens) if self.cut else tokens.shape[1]
         embeddings, tokens = self.embeddings[rows, :length], tokens[:, :length]
         prompts = prompts.to(embeddings.dtype)
-        start, names = embeddings[:1, :1], embeddings[:, 1 + self.length:]
+        start, names = embeddings[:1, :1], embeddings[:, 1 + self.length :]
         if self.shared_prefix:
             prefixes = torch.cat([start.expand(prompts.shape[0], -1, -1), prompts], dim=1)
-            return self.text.encode_shared_prefix(prefixes, names, tokens[:, 1 + self.length:])
+            return self.text.encode_shared_prefix(prefixes, names, tokens[:, 1 + self.length :])
         t, c = prompts.shape[0], embeddings.shape[0]
         # row t * C + c is class c under prompt t
-        x = torch.cat([embeddings[:, :1].repeat(t, 1, 1), prompts.repeat_interleave(c, dim=0),
-                       names.repeat(t, 1, 1)], dim=1)
+        x = torch.cat(
+            [embeddings[:, :1].repeat(t, 1, 1), prompts.repeat_interleave(c, dim=0), names.repeat(t, 1, 1)], dim=1
+        )
         return self.text.encode_embeddings(x, tokens.repeat(t, 1)).view(t, c, -1)
-
-    def placeholder_prompt(self) -> torch.Tensor:
-        """The embeddings of the placeholder tokens themselves: with them, ``encode`` is plain CLIP."""
-        return self.embeddings[0, 1:1 + self.length].clone()

@@ -1,4 +1,5 @@
-"""``seca prepare``: a deterministic 80/20 train/test split of ImageNet-R or ImageNet-A (spec §8).
+"""``seca prepare``'s split of a data set shipped as one folder per class and no split (ImageNet-R, ImageNet-A):
+a deterministic 80/20 train/test split (spec §8).
 
 The archives ship one folder per WordNet id and no split; the reference implementation does not publish
 its split. This module draws one per class from a seed (or takes a user's split list), writes
@@ -13,13 +14,12 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
 from ..errors import SecaError
 from ..io.files import atomic_write_text
-from .datasets import imagenet_subset_classes, list_images
+from .images import list_images
 
 TRAIN_FRACTION = 0.8
 LINK_MODES = ("copy", "symlink", "hardlink")
@@ -66,7 +66,9 @@ def read_split_file(path: Path, class_root: Path, wnids: list[str]) -> dict[str,
             data = json.loads(text)["splits"]
             splits = {"train": list(data["train"]), "test": list(data["test"])}
         except (ValueError, KeyError, TypeError):
-            raise SecaError(f"split file '{path}' is JSON but not a manifest with splits.train and splits.test") from None
+            raise SecaError(
+                f"split file '{path}' is JSON but not a manifest with splits.train and splits.test"
+            ) from None
     else:
         for number, line in enumerate(text.splitlines(), 1):
             if not line.strip() or line.lstrip().startswith("#"):
@@ -74,11 +76,13 @@ def read_split_file(path: Path, class_root: Path, wnids: list[str]) -> dict[str,
             parts = line.split(maxsplit=1)
             split = {"val": "test"}.get(parts[0], parts[0])
             if len(parts) != 2 or split not in splits:
-                raise SecaError(f"{path}:{number}: expected 'train <wnid>/<file>' or 'test <wnid>/<file>', got '{line}'")
+                raise SecaError(
+                    f"{path}:{number}: expected 'train <wnid>/<file>' or 'test <wnid>/<file>', got '{line}'"
+                )
             splits[split].append(parts[1].strip())
     known = set(wnids)
     seen: set[str] = set()
-    for split, files in splits.items():
+    for files in splits.values():
         for rel in files:
             if rel in seen:
                 raise SecaError(f"split file '{path}' lists '{rel}' twice")
@@ -111,19 +115,28 @@ def _place(source: Path, target: Path, mode: str) -> None:
         shutil.copy2(source, target)
 
 
-def prepare(dataset: str, raw: Path, out: Path, seed: int = 0, split_file: Optional[Path] = None,
-            mode: str = "copy", progress: bool = True) -> dict:
-    """Write the split of ``dataset`` found in ``raw`` to ``out``; returns the manifest."""
-    if dataset not in ("imagenet-r", "imagenet-a"):
-        raise SecaError(f"seca prepare knows imagenet-r and imagenet-a, not '{dataset}'")
+def prepare_wordnet_split(
+    dataset: str,
+    wnids: list[str],
+    names: list[str],
+    raw: Path,
+    out: Path,
+    seed: int = 0,
+    split_file: Path | None = None,
+    mode: str = "copy",
+    progress: bool = True,
+) -> dict:
+    """Write the split of ``dataset`` (classes ``wnids`` named ``names``) found in ``raw`` to ``out``; returns the
+    manifest."""
     if mode not in LINK_MODES:
         raise SecaError(f"--link must be one of {', '.join(LINK_MODES)}, got '{mode}'")
-    wnids, names = imagenet_subset_classes(dataset)
     class_root = find_class_root(Path(raw), wnids)
     out = Path(out)
     if (out / "manifest.json").exists() or (out / "train").exists() or (out / "test").exists():
         raise SecaError(f"'{out}' already holds a prepared split; remove it or choose another output folder")
-    splits = read_split_file(Path(split_file), class_root, wnids) if split_file else seeded_split(class_root, wnids, seed)
+    splits = (
+        read_split_file(Path(split_file), class_root, wnids) if split_file else seeded_split(class_root, wnids, seed)
+    )
 
     # Build everything in a hidden folder, then move it into place: an interrupted run leaves no half split.
     partial = out / ".partial"

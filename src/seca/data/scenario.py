@@ -7,52 +7,22 @@ gets label k. Arguments are checked up front (the order is a permutation, task s
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence, Union
 
 import numpy as np
 
 from ..errors import SecaError
-from .datasets import reference_data
-
-# Data set name -> key of the shipped reference class orders (spec §8; none exists for ImageNet-A).
-REFERENCE_ORDER_KEYS = {"cifar100": "cifar100", "imagenet-r": "imagenet_r"}
 
 
-def class_order(order: Union[str, Sequence[int]], num_classes: int, dataset: str = "", trial: int = 0,
-                seed: int = 0) -> list[int]:
-    """Resolve a class order: ``"reference"`` (the paper's order for ``trial``), ``"seeded"`` (a
-    permutation drawn from ``seed``), ``"identity"``, or an explicit list of class ids."""
-    if isinstance(order, str):
-        if order == "identity":
-            return list(range(num_classes))
-        if order == "seeded":
-            return [int(c) for c in np.random.default_rng(seed).permutation(num_classes)]
-        if order == "reference":
-            if dataset == "shapes":  # the shapes world's fixed order
-                return [int(c) for c in np.random.default_rng(1993).permutation(num_classes)]
-            if dataset == "imagefolder":  # your own folders: their sorted names (the class ids' order)
-                return list(range(num_classes))
-            if dataset not in REFERENCE_ORDER_KEYS:
-                raise SecaError(
-                    f"no reference class order exists for '{dataset or 'this data set'}'; "
-                    "use scenario.order=seeded (with scenario.order_seed) or an explicit list"
-                )
-            orders = reference_data("class_orders")[REFERENCE_ORDER_KEYS[dataset]]
-            if not 0 <= trial < len(orders):
-                raise SecaError(f"scenario.trial must be 0..{len(orders) - 1} for {dataset}, got {trial}")
-            return list(orders[trial])
-        raise SecaError(f"scenario.order must be reference, seeded, identity or a list of class ids, got '{order}'")
-    return [int(c) for c in order]
-
-
-def tasks_by_name(tasks: Sequence[Sequence[Union[str, int]]], class_names: Sequence[str]) -> tuple[list[int], list[int]]:
+def tasks_by_name(tasks: Sequence[Sequence[str | int]], class_names: Sequence[str]) -> tuple[list[int], list[int]]:
     """The class order and task sizes of ``scenario.tasks``, given as lists of class names.
 
     A name matches a class whatever its underscores and case (``red_star`` is "red star"); every class of
     the data set must appear exactly once.
     """
-    def key(name: Union[str, int]) -> str:
+
+    def key(name: str | int) -> str:
         return " ".join(str(name).replace("_", " ").split()).lower()
 
     ids = {key(name): c for c, name in enumerate(class_names)}
@@ -66,14 +36,17 @@ def tasks_by_name(tasks: Sequence[Sequence[Union[str, int]]], class_names: Seque
                 hint = f"; did you mean '{class_names[ids[close[0]]]}'?" if close else ""
                 raise SecaError(f"scenario.tasks[{t}] names '{name}', which is not a class of the data set{hint}")
             if key(name) in seen:
-                raise SecaError(f"scenario.tasks names '{name}' twice (tasks {seen[key(name)]} and {t}); "
-                                "each class arrives once")
+                raise SecaError(
+                    f"scenario.tasks names '{name}' twice (tasks {seen[key(name)]} and {t}); each class arrives once"
+                )
             seen[key(name)] = t
             order.append(ids[key(name)])
     missing = [name for name in class_names if key(name) not in seen]
     if missing:
-        raise SecaError(f"scenario.tasks leaves out {len(missing)} of the {len(class_names)} classes (e.g. "
-                        f"'{missing[0]}'); list every class once")
+        raise SecaError(
+            f"scenario.tasks leaves out {len(missing)} of the {len(class_names)} classes (e.g. "
+            f"'{missing[0]}'); list every class once"
+        )
     return order, [len(task) for task in tasks]
 
 
@@ -98,8 +71,14 @@ class Task:
 class ClassIncrementalScenario:
     """Split ``order`` into a first task of ``first_task`` classes and further tasks of ``increment``."""
 
-    def __init__(self, order: Sequence[int], first_task: Optional[int] = None, increment: Optional[int] = None,
-                 num_classes: Optional[int] = None, sizes: Optional[Sequence[int]] = None):
+    def __init__(
+        self,
+        order: Sequence[int],
+        first_task: int | None = None,
+        increment: int | None = None,
+        num_classes: int | None = None,
+        sizes: Sequence[int] | None = None,
+    ):
         """``sizes``, when given, are the classes of every task (``scenario.tasks``), instead of
         ``first_task`` and ``increment``."""
         order = [int(c) for c in order]
@@ -121,7 +100,9 @@ class ClassIncrementalScenario:
         self.order = order
         self.num_classes = num_classes
         bounds = np.cumsum([0, *sizes])
-        self.tasks = [Task(i, tuple(order[a:b]), int(a), int(b)) for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
+        self.tasks = [
+            Task(i, tuple(order[a:b]), int(a), int(b)) for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))
+        ]
         # label_of[class id] = the class's position in the order
         self.label_of = np.empty(num_classes, dtype=np.int64)
         self.label_of[np.asarray(order)] = np.arange(num_classes)
@@ -129,7 +110,9 @@ class ClassIncrementalScenario:
     @staticmethod
     def _uniform_sizes(num_classes: int, first_task: int, increment: int) -> list[int]:
         if first_task < 1 or increment < 1:
-            raise SecaError(f"scenario.first_task and scenario.increment must be positive, got {first_task} and {increment}")
+            raise SecaError(
+                f"scenario.first_task and scenario.increment must be positive, got {first_task} and {increment}"
+            )
         if first_task > num_classes:
             raise SecaError(f"scenario.first_task={first_task} is more than the {num_classes} classes of the data set")
         if (num_classes - first_task) % increment:
@@ -152,10 +135,6 @@ class ClassIncrementalScenario:
     def labels(self, targets: Sequence[int]) -> np.ndarray:
         """Remapped labels of items with original class ids ``targets``."""
         return self.label_of[np.asarray(targets, dtype=np.int64)]
-
-    def task_of_label(self, labels: np.ndarray) -> np.ndarray:
-        starts = np.asarray([t.start for t in self.tasks])
-        return np.searchsorted(starts, labels, side="right") - 1
 
     def items_of(self, targets: Sequence[int], tasks: Sequence[Task]) -> np.ndarray:
         """Positions of the items whose class arrives in one of ``tasks``, in data set order."""

@@ -17,8 +17,8 @@ any item can be drawn in any order, and the same seed gives the same bytes on ev
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -73,8 +73,9 @@ def _heart() -> np.ndarray:
 
 def _cross() -> np.ndarray:
     a, b = 0.33, 1.0
-    return np.array([[-a, -b], [a, -b], [a, -a], [b, -a], [b, a], [a, a], [a, b], [-a, b], [-a, a], [-b, a],
-                     [-b, -a], [-a, -a]])
+    return np.array(
+        [[-a, -b], [a, -b], [a, -a], [b, -a], [b, a], [a, a], [a, b], [-a, b], [-a, a], [-b, a], [-b, -a], [-a, -a]]
+    )
 
 
 def _crescent() -> np.ndarray:
@@ -223,8 +224,14 @@ def _rendition_color(rgb: tuple[int, int, int], hue_shift: float) -> tuple[int, 
     return int(r * 255), int(g * 255), int(b * 255)
 
 
-def _draw(image: Image.Image, polygon: list, rgb: tuple, style: str, rng: np.random.Generator,
-          redraw: Callable[[float, float], list]) -> None:
+def _draw(
+    image: Image.Image,
+    polygon: list,
+    rgb: tuple,
+    style: str,
+    rng: np.random.Generator,
+    redraw: Callable[[float, float], list],
+) -> None:
     """Draw ``polygon`` in ``style``; ``redraw(scale, turn)`` gives a smaller, turned copy (``double``)."""
     big = image.size[0]
     draw = ImageDraw.Draw(image)
@@ -243,8 +250,14 @@ def _draw(image: Image.Image, polygon: list, rgb: tuple, style: str, rng: np.ran
         draw.polygon(polygon, fill=rgb)
 
 
-def render(color: str, shape: str, rng: np.random.Generator, domain: str = "clean", size: int = 64,
-           profile: RenditionProfile = RENDITIONS) -> Image.Image:
+def render(
+    color: str,
+    shape: str,
+    rng: np.random.Generator,
+    domain: str = "clean",
+    size: int = 64,
+    profile: RenditionProfile = RENDITIONS,
+) -> Image.Image:
     """One image of a ``color`` ``shape`` in ``domain``; all randomness comes from ``rng``."""
     big = size * _SUPERSAMPLE
     rgb = _jitter(COLORS[color], rng, 18)
@@ -314,8 +327,14 @@ class ShapesWorld:
 class ShapesDataset:
     """``per_class`` images of every class of a world, in one domain and split; items are (image, label)."""
 
-    def __init__(self, world: ShapesWorld, split: str, per_class: int, domain: str = "renditions",
-                 transform: Optional[Callable] = None):
+    def __init__(
+        self,
+        world: ShapesWorld,
+        split: str,
+        per_class: int,
+        domain: str = "renditions",
+        transform: Callable | None = None,
+    ):
         self.world, self.split, self.domain, self.per_class = world, split, domain, per_class
         self.transform = transform
         self.targets = np.repeat(np.arange(world.num_classes), per_class)

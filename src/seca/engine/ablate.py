@@ -14,18 +14,20 @@ each a mapping of config keys to values (docs/ablations.md):
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 import yaml
 
-from ..config import apply_overrides, check_seeds, from_dict, load_raw, resolve_preset_path, set_key
+from ..config import apply_overrides, check_seeds, load_raw, resolve_preset_path, set_key
 from ..errors import SecaError
 from ..eval.plots import plot_ablation
 from ..eval.report import comparison_rows, format_rows
 from ..io.files import atomic_write, atomic_write_json, atomic_write_text
 from ..io.run_folder import RunFolder
+from .configure import resolve
 from .loop import run_experiment
 from .seeds import kept_runs, run_seeds
 
@@ -65,8 +67,9 @@ def load_ablation(path: str | Path) -> Ablation:
     return Ablation(source.stem, str(data["base"]), _settings(data.get("set"), "'set'"), variants, paper)
 
 
-def variant_configs(ablation: Ablation, base: Optional[str] = None, overrides: Optional[list[str]] = None,
-                    only: Optional[list[str]] = None) -> dict[str, Any]:
+def variant_configs(
+    ablation: Ablation, base: str | None = None, overrides: list[str] | None = None, only: list[str] | None = None
+) -> dict[str, Any]:
     """The validated config of every (selected) variant; all are checked before anything runs."""
     raw = load_raw(base or ablation.base)
     names = list(ablation.variants)
@@ -80,13 +83,21 @@ def variant_configs(ablation: Ablation, base: Optional[str] = None, overrides: O
         data = raw
         for key, value in {**ablation.settings, **ablation.variants[name]}.items():
             data = set_key(data, key, value)
-        configs[name] = from_dict(apply_overrides(data, overrides or []))
+        configs[name] = resolve(apply_overrides(data, overrides or []))
     return configs
 
 
-def run_ablation(ablation: Ablation, out: Path, base: Optional[str] = None, overrides: Optional[list[str]] = None,
-                 only: Optional[list[str]] = None, overwrite: bool = False, seeds: Optional[Sequence[int]] = None,
-                 against: Optional[str] = None, echo: Callable[[str], None] = print) -> list[dict]:
+def run_ablation(
+    ablation: Ablation,
+    out: Path,
+    base: str | None = None,
+    overrides: list[str] | None = None,
+    only: list[str] | None = None,
+    overwrite: bool = False,
+    seeds: Sequence[int] | None = None,
+    against: str | None = None,
+    echo: Callable[[str], None] = print,
+) -> list[dict]:
     """Run every variant into ``out/<variant>/`` (over ``seeds``: ``out/<variant>/seed<k>/``), then write
     ``out/summary.json``, ``out/summary.md`` and ``out/ablation.png`` and return the rows.
 
@@ -98,13 +109,18 @@ def run_ablation(ablation: Ablation, out: Path, base: Optional[str] = None, over
         lock.take_if_there()  # the same ablation being run by another process: refused before any work
         configs = variant_configs(ablation, base, overrides, only)
         if against is not None and against not in configs:
-            raise SecaError(f"--against '{against}' is not a variant of {ablation.name}; variants: {', '.join(configs)}")
+            raise SecaError(
+                f"--against '{against}' is not a variant of {ablation.name}; variants: {', '.join(configs)}"
+            )
         reference = against or next(iter(configs))
         seed_list = check_seeds(seeds) if seeds is not None else None
         listed = {name: seed_list or config.seeds for name, config in configs.items()}
         # Every kept run is read and checked before anything trains: one of another config is refused now.
-        kept = {} if overwrite else {name: kept_runs(config, Path(out) / name, listed[name])
-                                      for name, config in configs.items()}
+        kept = (
+            {}
+            if overwrite
+            else {name: kept_runs(config, Path(out) / name, listed[name]) for name, config in configs.items()}
+        )
         Path(out).mkdir(parents=True, exist_ok=True)
         lock.take()
         results = {}
@@ -112,8 +128,15 @@ def run_ablation(ablation: Ablation, out: Path, base: Optional[str] = None, over
             folder = RunFolder(Path(out) / name)
             echo(f"== {name}")
             if listed[name] is not None:
-                results[name] = run_seeds(config, folder.path, listed[name], overwrite=overwrite, resume=not overwrite,
-                                          echo=echo, kept=kept.get(name))
+                results[name] = run_seeds(
+                    config,
+                    folder.path,
+                    listed[name],
+                    overwrite=overwrite,
+                    resume=not overwrite,
+                    echo=echo,
+                    kept=kept.get(name),
+                )
             elif None in kept.get(name, {}):
                 echo(f"reusing {folder.results}")
                 results[name] = kept[name][None]
@@ -123,19 +146,37 @@ def run_ablation(ablation: Ablation, out: Path, base: Optional[str] = None, over
 
         names = list(results)
         rows = comparison_rows(list(results.values()), names, names.index(reference))
-        table = format_rows(rows, names.index(reference), extra=ablation.paper or None, extra_title="paper Last",
-                            title="variant")
-        records = [{"variant": row["name"], "seeds": row["seeds"], "paper_last": ablation.paper.get(row["name"]),
-                    "results": str(RunFolder(Path(out) / row["name"]).results),
-                    **{key: None if row[key] is None else row[key].as_dict()
-                       for key in ("last", "avg", "forgetting", "bwt", "delta_last", "delta_avg")}}
-                   for row in rows]
-        atomic_write_json(Path(out) / "summary.json", {"ablation": ablation.name, "base": base or ablation.base,
-                                                       "reference": reference, "rows": records})
-        atomic_write_text(Path(out) / "summary.md", f"# {ablation.name}\n\n![Last per variant](ablation.png)\n\n"
-                                                    f"```\n{table}\n```\n")
-        atomic_write(Path(out) / "ablation.png",
-                     lambda tmp: plot_ablation([{"variant": r["name"], "last": r["last"]} for r in rows], tmp,
-                                               f"{ablation.name} on {Path(base or ablation.base).stem}", reference))
+        table = format_rows(
+            rows, names.index(reference), extra=ablation.paper or None, extra_title="paper Last", title="variant"
+        )
+        records = [
+            {
+                "variant": row["name"],
+                "seeds": row["seeds"],
+                "paper_last": ablation.paper.get(row["name"]),
+                "results": str(RunFolder(Path(out) / row["name"]).results),
+                **{
+                    key: None if row[key] is None else row[key].as_dict()
+                    for key in ("last", "avg", "forgetting", "bwt", "delta_last", "delta_avg")
+                },
+            }
+            for row in rows
+        ]
+        atomic_write_json(
+            Path(out) / "summary.json",
+            {"ablation": ablation.name, "base": base or ablation.base, "reference": reference, "rows": records},
+        )
+        atomic_write_text(
+            Path(out) / "summary.md", f"# {ablation.name}\n\n![Last per variant](ablation.png)\n\n```\n{table}\n```\n"
+        )
+        atomic_write(
+            Path(out) / "ablation.png",
+            lambda tmp: plot_ablation(
+                [{"variant": r["name"], "last": r["last"]} for r in rows],
+                tmp,
+                f"{ablation.name} on {Path(base or ablation.base).stem}",
+                reference,
+            ),
+        )
         echo(table)
         return records

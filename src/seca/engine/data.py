@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Optional, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ class TaskImages(Dataset):
         self.base = base
         self.indices = np.asarray(indices, dtype=np.int64)
         self.labels = np.asarray(labels, dtype=np.int64)
-        self._images: Optional[torch.Tensor] = None
+        self._images: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -28,14 +28,14 @@ class TaskImages(Dataset):
         image = self._images[i] if self._images is not None else self.base[int(self.indices[i])][0]
         return image, int(self.labels[i]), i
 
-    def subset(self, positions: Sequence[int]) -> "TaskImages":
+    def subset(self, positions: Sequence[int]) -> TaskImages:
         """The items at ``positions``, numbered 0.. in that order."""
         part = TaskImages(self.base, self.indices[positions], self.labels[positions])
         if self._images is not None:
             part._images = self._images[torch.as_tensor(positions, dtype=torch.long)]
         return part
 
-    def shard(self, seed: Optional[int] = None) -> "TaskImages":
+    def shard(self, seed: int | None = None) -> TaskImages:
         """This process's part of the items in a distributed run (all of them in one process): dealt from a
         permutation drawn from ``seed`` (training, :func:`~seca.distributed.shard_positions`), or in order
         (``None``: evaluation)."""
@@ -46,7 +46,7 @@ class TaskImages(Dataset):
             return self.subset(np.arange(w.rank, len(self), w.size))
         return self.subset(distributed.shard_positions(len(self), seed, w.rank, w.size))
 
-    def materialize(self, batch_size: int = 256, num_workers: int = 0) -> "TaskImages":
+    def materialize(self, batch_size: int = 256, num_workers: int = 0) -> TaskImages:
         """Load and preprocess every image once and keep the tensors (training uses no augmentation)."""
         if self._images is None and len(self):
             loader = DataLoader(self, batch_size=batch_size, num_workers=num_workers, collate_fn=collate)
@@ -79,13 +79,22 @@ def _seed_worker(worker_id: int) -> None:
     np.random.seed(seed)
 
 
-def loader(dataset: TaskImages, batch_size: int, sampler: Optional[Sampler] = None, num_workers: int = 0,
-           pin_memory: bool = False, batches: Optional[Sampler[list[int]]] = None) -> DataLoader:
+def loader(
+    dataset: TaskImages,
+    batch_size: int,
+    sampler: Sampler | None = None,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+    batches: Sampler[list[int]] | None = None,
+) -> DataLoader:
     """A loader of :class:`Batch`; ``sampler`` decides the order (sequential by default), or ``batches``
     (lists of positions, as one process of a distributed run takes them) the batches themselves."""
     workers = 0 if dataset._images is not None else num_workers
-    batching = ({"batch_sampler": batches} if batches is not None else
-                {"batch_size": batch_size, "sampler": sampler or SequentialSampler(dataset)})
+    batching = (
+        {"batch_sampler": batches}
+        if batches is not None
+        else {"batch_size": batch_size, "sampler": sampler or SequentialSampler(dataset)}
+    )
     return DataLoader(
         dataset,
         **batching,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import random
-from typing import Optional
 
 import numpy as np
 import torch
@@ -51,7 +50,7 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device.type, dtype=dtype)
 
 
-def set_threads(threads: Optional[int] = None) -> int:
+def set_threads(threads: int | None = None) -> int:
     """Use ``threads`` CPU threads for torch's operators (None: torch's own choice, one per core, or
     OMP_NUM_THREADS); returns how many run."""
     if threads is not None:

@@ -8,7 +8,7 @@ the same predictions unless a prediction depends on its batch (``method.classifi
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -21,17 +21,29 @@ from .data import TaskImages, in_dataset_order, loader
 from .device import autocast
 
 
-
 @torch.no_grad()
-def predicted_labels(learner: Learner, test_sets: Sequence[TaskImages], batch_size: int, device: torch.device,
-                     amp: torch.dtype | None = None, num_workers: int = 0, progress: bool = True,
-                     order: str = "task") -> list[torch.Tensor]:
+def predicted_labels(
+    learner: Learner,
+    test_sets: Sequence[TaskImages],
+    batch_size: int,
+    device: torch.device,
+    amp: torch.dtype | None = None,
+    num_workers: int = 0,
+    progress: bool = True,
+    order: str = "task",
+) -> list[torch.Tensor]:
     """The predicted label of every image of each set (aligned with the set's items), over all seen classes."""
     learner.eval()
     if order not in EVAL_ORDERS:
         raise ValueError(f"evaluation order must be one of {', '.join(EVAL_ORDERS)}, got {order!r}")
-    bar = tqdm(total=sum(len(s) for s in test_sets), desc="evaluate", leave=False,
-               disable=None if progress and world().main else True, dynamic_ncols=True, unit="img")
+    bar = tqdm(
+        total=sum(len(s) for s in test_sets),
+        desc="evaluate",
+        leave=False,
+        disable=None if progress and world().main else True,
+        dynamic_ncols=True,
+        unit="img",
+    )
 
     def predict(images: TaskImages) -> torch.Tensor:
         out = []
@@ -57,9 +69,17 @@ def predicted_labels(learner: Learner, test_sets: Sequence[TaskImages], batch_si
     return predictions
 
 
-def evaluate_tasks(learner: Learner, test_sets: Sequence[TaskImages], batch_size: int, device: torch.device,
-                   amp: torch.dtype | None = None, num_workers: int = 0, progress: bool = True,
-                   confusion: Optional[torch.Tensor] = None, order: str = "task") -> tuple[list[int], list[int]]:
+def evaluate_tasks(
+    learner: Learner,
+    test_sets: Sequence[TaskImages],
+    batch_size: int,
+    device: torch.device,
+    amp: torch.dtype | None = None,
+    num_workers: int = 0,
+    progress: bool = True,
+    confusion: torch.Tensor | None = None,
+    order: str = "task",
+) -> tuple[list[int], list[int]]:
     """(correct, total) test images per set (per task), predicting over all classes seen so far.
 
     ``confusion``, a ``[true label, predicted label]`` count matrix, is added to when given. In a distributed

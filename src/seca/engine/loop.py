@@ -15,19 +15,21 @@ from __future__ import annotations
 import dataclasses
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
 
 import torch
 import yaml
 from tqdm import tqdm
 
-from .. import __version__, distributed
+from .. import distributed
 from ..clip.backbone import ClipBackbone, load_backbone
-from ..config import ExperimentConfig, config_differences, dump_yaml, to_dict, validate
-from ..data.datasets import BenchmarkData, ImageFiles, build_datasets, without_bad_images
-from ..data.scenario import ClassIncrementalScenario, Task, class_order, tasks_by_name
+from ..config import ExperimentConfig, dump_yaml, to_dict
+from ..data.images import ImageFiles, without_bad_images
+from ..data.protocols import class_order
+from ..data.scenario import ClassIncrementalScenario, Task, tasks_by_name
+from ..data.sets import DATASETS, BenchmarkData, load_dataset
 from ..errors import SecaError
 from ..eval.history import eval_record, history_entry
 from ..eval.metrics import summarize
@@ -37,11 +39,13 @@ from ..io.files import atomic_write_json
 from ..io.locks import FolderLock
 from ..io.logs import RunLog, summary_writer_class
 from ..io.run_folder import RunFolder
-from ..methods import Learner, build_learner, check_method
+from ..methods import Learner, build_learner
+from ..version import __version__
+from .configure import config_differences, validate
 from .data import TaskImages
 from .device import amp_dtype, resolve_device, seed_everything, set_threads
 from .evaluate import evaluate_tasks
-from .train import learn_task, task_seed
+from .train import TaskTraining, learn_task, task_seed
 
 
 @dataclass
@@ -60,7 +64,7 @@ class Run:
     """Everything one experiment works with, from :func:`set_up` to :func:`finish`."""
 
     config: ExperimentConfig
-    folder: Optional[RunFolder]  # None: nothing is written
+    folder: RunFolder | None  # None: nothing is written
     device: torch.device
     data: BenchmarkData
     scenario: ClassIncrementalScenario
@@ -70,18 +74,23 @@ class Run:
     echo: Callable[[str], None]
     progress: Progress = field(default_factory=Progress)
     first_task: int = 0  # the first task to train (after a resume, the one after the checkpoint)
-    train_labels: Optional[object] = None  # every training item's label (class id -> its place in the order)
-    test_labels: Optional[object] = None
+    train_labels: object | None = None  # every training item's label (class id -> its place in the order)
+    test_labels: object | None = None
     test_sets: list[TaskImages] = field(default_factory=list)  # this process's test images of each task seen
-    confusion: Optional[torch.Tensor] = None  # after the last task
+    confusion: torch.Tensor | None = None  # after the last task
 
     @property
     def writes(self) -> bool:
         return self.folder is not None and distributed.world().main
 
 
-def run_experiment(config: ExperimentConfig, out: Optional[Path] = None, overwrite: bool = False,
-                   resume: bool = False, echo: Callable[[str], None] = tqdm.write) -> dict:
+def run_experiment(
+    config: ExperimentConfig,
+    out: Path | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    echo: Callable[[str], None] = tqdm.write,
+) -> dict:
     """Run one class-incremental experiment; returns the results (also written to ``out``).
 
     ``resume`` continues the interrupted run in ``out`` from its last checkpoint, or starts it from the
@@ -95,11 +104,17 @@ def run_experiment(config: ExperimentConfig, out: Optional[Path] = None, overwri
         return finish(run)
 
 
-def set_up(config: ExperimentConfig, out: Optional[Path], overwrite: bool, resume: bool,
-           echo: Callable[[str], None], lock: FolderLock) -> Run:
+def set_up(
+    config: ExperimentConfig,
+    out: Path | None,
+    overwrite: bool,
+    resume: bool,
+    echo: Callable[[str], None],
+    lock: FolderLock,
+) -> Run:
     """Check everything, load the data and the backbone, build the learner; start the output folder or read
     the checkpoint to resume from."""
-    validate(config)  # a config built in Python, not through from_dict, is checked as well
+    config = validate(config)  # a config built in Python, not through resolve, is checked (and completed) as well
     seed_everything(config.seed)
     if distributed.launched():  # one of several processes (torchrun): see docs/distributed.md
         device = distributed.join(config.train.device, config.train.dist_timeout)
@@ -109,8 +124,10 @@ def set_up(config: ExperimentConfig, out: Optional[Path], overwrite: bool, resum
     if not w.main:
         echo = _silent  # rank 0 speaks and writes for the run
     if w.size > 1 and config.train.batch_size % w.size:
-        raise SecaError(f"train.batch_size {config.train.batch_size} does not split over {w.size} processes: use a "
-                        f"multiple of {w.size} (it is the global batch; each process takes batch_size / {w.size})")
+        raise SecaError(
+            f"train.batch_size {config.train.batch_size} does not split over {w.size} processes: use a "
+            f"multiple of {w.size} (it is the global batch; each process takes batch_size / {w.size})"
+        )
     threads = set_threads(config.train.threads)
     if resume and out is None:
         raise SecaError("--resume needs the --out folder of the interrupted run")
@@ -139,19 +156,43 @@ def set_up(config: ExperimentConfig, out: Optional[Path], overwrite: bool, resum
     log = RunLog(folder.path if folder is not None and w.main else None, tensorboard=config.train.tensorboard)
     cpu = f" ({threads} CPU thread{'s' if threads > 1 else ''})" if device.type == "cpu" else ""
     processes = f" in each of {w.size} processes" if w.size > 1 else ""
-    echo(f"{learner.name} on {config.benchmark}: {data.num_classes} classes in {len(scenario)} tasks, "
-         f"{backbone.model_name} ({backbone.pretrained or 'random weights'}) on {device}{cpu}{processes}")
-    log("resume" if resume else "start", method=learner.name, benchmark=config.benchmark, device=str(device),
-        threads=threads, processes=w.size, tasks=len(scenario), classes=data.num_classes, first_task=first_task)
-    return Run(config, folder, device, data, scenario, order, learner, log, echo, progress, first_task,
-               scenario.labels(data.train.targets), scenario.labels(data.test.targets))
+    echo(
+        f"{learner.name} on {config.benchmark}: {data.num_classes} classes in {len(scenario)} tasks, "
+        f"{backbone.model_name} ({backbone.pretrained or 'random weights'}) on {device}{cpu}{processes}"
+    )
+    log(
+        "resume" if resume else "start",
+        method=learner.name,
+        benchmark=config.benchmark,
+        device=str(device),
+        threads=threads,
+        processes=w.size,
+        tasks=len(scenario),
+        classes=data.num_classes,
+        first_task=first_task,
+    )
+    return Run(
+        config,
+        folder,
+        device,
+        data,
+        scenario,
+        order,
+        learner,
+        log,
+        echo,
+        progress,
+        first_task,
+        scenario.labels(data.train.targets),
+        scenario.labels(data.test.targets),
+    )
 
 
-def build_parts(config: ExperimentConfig, device: torch.device, echo: Callable[[str], None]
-                ) -> tuple[BenchmarkData, ClassIncrementalScenario, list[int], ClipBackbone, Learner]:
+def build_parts(
+    config: ExperimentConfig, device: torch.device, echo: Callable[[str], None]
+) -> tuple[BenchmarkData, ClassIncrementalScenario, list[int], ClipBackbone, Learner]:
     """The data, the scenario and its class order, the backbone and the learner of ``config``: first what is cheap
     to check (the method's name, the data and every image file, the scenario), then the backbone."""
-    check_method(config.method.name)
     data = load_data(config, echo)
     scenario, order = build_scenario(config, data)
     backbone = load_backbone(config.backbone.model, config.backbone.pretrained, config.backbone.cache_dir, device)
@@ -163,10 +204,13 @@ def build_parts(config: ExperimentConfig, device: torch.device, echo: Callable[[
 def load_data(config: ExperimentConfig, echo: Callable[[str], None]) -> BenchmarkData:
     """The data set; image files on disk are each read once before any training."""
     d = config.data
-    data = build_datasets(d.dataset, d.root, None, d.download, d.shapes, d.max_pixels)
+    data = load_dataset(d)
     if isinstance(data.train, ImageFiles):
-        data = dataclasses.replace(data, train=without_bad_images(data.train, d.skip_bad_images, echo),
-                                   test=without_bad_images(data.test, d.skip_bad_images, echo))
+        data = dataclasses.replace(
+            data,
+            train=without_bad_images(data.train, d.skip_bad_images, echo),
+            test=without_bad_images(data.test, d.skip_bad_images, echo),
+        )
     return data
 
 
@@ -175,8 +219,13 @@ def build_scenario(config: ExperimentConfig, data: BenchmarkData) -> tuple[Class
     if s.tasks is not None:
         order, sizes = tasks_by_name(s.tasks, data.class_names)
         return ClassIncrementalScenario(order, num_classes=data.num_classes, sizes=sizes), order
-    order = class_order(s.order, data.num_classes, config.data.dataset, s.trial,
-                        config.seed if s.order_seed is None else s.order_seed)
+    order = class_order(
+        s.order,
+        data.num_classes,
+        DATASETS[config.data.dataset](),
+        s.trial,
+        config.seed if s.order_seed is None else s.order_seed,
+    )
     return ClassIncrementalScenario(order, s.first_task, s.increment, data.num_classes), order
 
 
@@ -194,28 +243,63 @@ def run_task(run: Run, task: Task) -> None:
         run.test_sets[-1].materialize(config.train.eval_batch_size, config.data.num_workers)
 
     start = time.perf_counter()
-    progress.steps = learn_task(run.learner, task, train_set, config.train, run.device, config.seed,
-                                config.data.num_workers, run.log, first_step=progress.steps)
+    how = TaskTraining(
+        train_set, config.train, run.device, config.seed, config.data.num_workers, run.log, first_step=progress.steps
+    )
+    progress.steps = learn_task(run.learner, task, how)
     progress.seconds["train"].append(time.perf_counter() - start)
 
     start = time.perf_counter()
     last = task.index == len(scenario) - 1
     run.confusion = torch.zeros(task.stop, task.stop, dtype=torch.long) if last else None
-    correct, total = evaluate_tasks(run.learner, run.test_sets, config.train.eval_batch_size, run.device,
-                                    amp_dtype(config.train.amp, run.device), config.data.num_workers,
-                                    config.train.progress, run.confusion, config.train.eval_order)
+    correct, total = evaluate_tasks(
+        run.learner,
+        run.test_sets,
+        config.train.eval_batch_size,
+        run.device,
+        amp_dtype(config.train.amp, run.device),
+        config.data.num_workers,
+        config.train.progress,
+        run.confusion,
+        config.train.eval_order,
+    )
     progress.seconds["eval"].append(time.perf_counter() - start)
     row = [100.0 * c / n if n else 0.0 for c, n in zip(correct, total)]
     progress.acc_matrix.append(row)
     progress.test_counts = total
     step_acc = 100.0 * sum(correct) / max(sum(total), 1)
-    progress.history.append(history_entry(
-        task.index, run.learner.class_names[task.start:task.stop], len(train_idx), progress.seconds["train"][-1],
-        f"{config.benchmark} train", eval_record(f"{config.benchmark} test", correct, total, task.stop)))
-    run.log("task_end", task=task.index, classes=task.stop, acc=step_acc, acc_row=row, correct=correct,
-            total=total, train_seconds=progress.seconds["train"][-1], eval_seconds=progress.seconds["eval"][-1])
-    run.echo(format_step(task.index, len(scenario), task.stop, step_acc, row, progress.seconds["train"][-1],
-                         progress.seconds["eval"][-1]))
+    progress.history.append(
+        history_entry(
+            task.index,
+            run.learner.class_names[task.start : task.stop],
+            len(train_idx),
+            progress.seconds["train"][-1],
+            f"{config.benchmark} train",
+            eval_record(f"{config.benchmark} test", correct, total, task.stop),
+        )
+    )
+    run.log(
+        "task_end",
+        task=task.index,
+        classes=task.stop,
+        acc=step_acc,
+        acc_row=row,
+        correct=correct,
+        total=total,
+        train_seconds=progress.seconds["train"][-1],
+        eval_seconds=progress.seconds["eval"][-1],
+    )
+    run.echo(
+        format_step(
+            task.index,
+            len(scenario),
+            task.stop,
+            step_acc,
+            row,
+            progress.seconds["train"][-1],
+            progress.seconds["eval"][-1],
+        )
+    )
     if run.writes and config.train.checkpoints != "none" and not last:
         _save_task_checkpoint(run, task.index)
 
@@ -243,8 +327,9 @@ def finish(run: Run) -> dict:
     run.log("end", last=results["last"], avg=results["avg"])
     run.log.close()
     if run.writes:
-        save_checkpoint(run.folder.model, learner.state_dict(),
-                        model_metadata(config, learner, run.order, progress.history))
+        save_checkpoint(
+            run.folder.model, learner.state_dict(), model_metadata(config, learner, run.order, progress.history)
+        )
         atomic_write_json(run.folder.results, results)
         write_report(run.folder.path)
         run.folder.finish(config.train.checkpoints)
@@ -254,8 +339,11 @@ def finish(run: Run) -> dict:
 
 def _save_task_checkpoint(run: Run, task_index: int) -> None:
     state = {k: v for k, v in dataclasses.asdict(run.progress).items() if k != "history"}  # the history is beside it
-    meta = {**model_metadata(run.config, run.learner, run.order, run.progress.history), "task": task_index,
-            "progress": state}
+    meta = {
+        **model_metadata(run.config, run.learner, run.order, run.progress.history),
+        "task": task_index,
+        "progress": state,
+    }
     path = run.folder.checkpoint(task_index)
     save_checkpoint(path, run.learner.state_dict(), meta)
     run.folder.keep_checkpoints(path, run.config.train.checkpoints)
@@ -265,7 +353,7 @@ def _silent(message: str) -> None:
     """The echo of every process but rank 0."""
 
 
-def _read_resume(config: ExperimentConfig, folder: RunFolder) -> Optional[tuple[Path, dict, dict]]:
+def _read_resume(config: ExperimentConfig, folder: RunFolder) -> tuple[Path, dict, dict] | None:
     """(path, tensors on the CPU, metadata) of the checkpoint an interrupted run in ``folder`` continues from;
     None when no task of it had finished (nothing there, or a run stopped before its first checkpoint)."""
     if folder.finished:
@@ -277,9 +365,11 @@ def _read_resume(config: ExperimentConfig, folder: RunFolder) -> Optional[tuple[
     tensors, meta = load_checkpoint(path, torch.device("cpu"))
     differences = config_differences(config, meta["config"])
     if differences:
-        raise SecaError(f"the config differs from the interrupted run's at {differences[0]}"
-                        f"{f' and {len(differences) - 1} more keys' if len(differences) > 1 else ''}; "
-                        "resume with the same config and --set options")
+        raise SecaError(
+            f"the config differs from the interrupted run's at {differences[0]}"
+            f"{f' and {len(differences) - 1} more keys' if len(differences) > 1 else ''}; "
+            "resume with the same config and --set options"
+        )
     return path, tensors, meta
 
 
@@ -291,6 +381,7 @@ def _check_started_config(config: ExperimentConfig, folder: RunFolder) -> None:
         return  # no run, or not a seca run's config: nothing of a run would be lost
     differences = config_differences(config, started) if isinstance(started, dict) else []
     if differences:
-        raise SecaError(f"'{folder.path}' holds the start of a run of another config (at {differences[0]}); resume "
-                        "with the same config and --set options, or pass --overwrite to replace it")
-
+        raise SecaError(
+            f"'{folder.path}' holds the start of a run of another config (at {differences[0]}); resume "
+            "with the same config and --set options, or pass --overwrite to replace it"
+        )

@@ -9,18 +9,19 @@ that moves a statistic of the training data too far; the number printed is then 
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
 from .. import distributed
-from ..config import ExperimentConfig, validate
+from ..config import ExperimentConfig
 from ..errors import SecaError
 from ..methods import TaskData
+from .configure import validate
 from .data import TaskImages, device_batches, loader
 from .device import resolve_device, seed_everything, set_threads
 from .loop import build_parts
-from .train import fit_task, task_seed
+from .train import TaskTraining, fit_task, task_seed
 
 
 def probe_epochs(config: ExperimentConfig, echo: Callable[[str], None] = print) -> dict:
@@ -28,7 +29,7 @@ def probe_epochs(config: ExperimentConfig, echo: Callable[[str], None] = print) 
     choice). One process only."""
     if distributed.launched():
         raise SecaError("seca probe-epochs runs in one process; start it without torchrun")
-    validate(config)
+    config = validate(config)
     seed_everything(config.seed)
     device = resolve_device(config.train.device)
     set_threads(config.train.threads)
@@ -44,15 +45,28 @@ def probe_epochs(config: ExperimentConfig, echo: Callable[[str], None] = print) 
     pin = device.type == "cuda"
     # the statistic's batches: the training batch size, in the data's order (the official loader shuffles them,
     # which only regroups the images of the batch means)
-    statistic = TaskData(task, len(images), device_batches(
-        lambda: loader(images, config.train.batch_size, None, config.data.num_workers, pin), device))
-    learner.begin_task(task, TaskData(task, len(images), device_batches(
-        lambda: loader(images, config.train.eval_batch_size, None, config.data.num_workers, pin), device)))
+    statistic = TaskData(
+        task,
+        len(images),
+        device_batches(lambda: loader(images, config.train.batch_size, None, config.data.num_workers, pin), device),
+    )
+    learner.begin_task(
+        task,
+        TaskData(
+            task,
+            len(images),
+            device_batches(
+                lambda: loader(images, config.train.eval_batch_size, None, config.data.num_workers, pin), device
+            ),
+        ),
+    )
     probe = learner.epoch_probe(statistic)
     if probe is None:
         raise SecaError(f"{learner.name} has no epoch probe (mind-the-gap has one); its epochs are train.epochs")
     train = dataclasses.replace(config.train, epochs=probe.max_epochs)
-    echo(f"{learner.name} on {config.benchmark}: the epoch probe on task 1 ({task.num_classes} classes, "
-         f"{len(images)} images), at most {probe.max_epochs} epochs, schedule {train.schedule}")
-    fit_task(learner, images, train, device, seed, config.data.num_workers, after_epoch=probe.after_epoch)
+    echo(
+        f"{learner.name} on {config.benchmark}: the epoch probe on task 1 ({task.num_classes} classes, "
+        f"{len(images)} images), at most {probe.max_epochs} epochs, schedule {train.schedule}"
+    )
+    fit_task(learner, TaskTraining(images, train, device, seed, config.data.num_workers), after_epoch=probe.after_epoch)
     return probe.report()

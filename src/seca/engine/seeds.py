@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Optional, Sequence
 
 from tqdm import tqdm
 
 from .. import distributed
-from ..config import ExperimentConfig, check_seeds, config_differences, dump_yaml, to_dict
+from ..config import ExperimentConfig, check_seeds, dump_yaml, to_dict
 from ..errors import SecaError
 from ..eval.aggregate import aggregate_runs
 from ..eval.report import format_seed_table, write_report
 from ..io.files import atomic_write_json, atomic_write_text
 from ..io.run_folder import RunFolder
+from .configure import config_differences
 from .loop import run_experiment
 
 
@@ -48,7 +49,7 @@ def seed_config(config: ExperimentConfig, seed: int) -> ExperimentConfig:
     return dataclasses.replace(config, seed=seed, seeds=None)
 
 
-def finished_run(folder: Path, config: ExperimentConfig) -> Optional[dict]:
+def finished_run(folder: Path, config: ExperimentConfig) -> dict | None:
     """The results in ``folder`` if that run finished with ``config`` (keys that do not change results aside);
     None if it has not finished; an error if it is a run of another config."""
     path = RunFolder(folder).results
@@ -57,12 +58,14 @@ def finished_run(folder: Path, config: ExperimentConfig) -> Optional[dict]:
     results = json.loads(path.read_text())
     differences = config_differences(config, results.get("config", {}))
     if differences:
-        raise SecaError(f"'{folder}' holds a finished run of another config (at {differences[0]}); "
-                        "pass --overwrite to replace it, or choose another --out")
+        raise SecaError(
+            f"'{folder}' holds a finished run of another config (at {differences[0]}); "
+            "pass --overwrite to replace it, or choose another --out"
+        )
     return results
 
 
-def kept_runs(config: ExperimentConfig, out: Path, seeds: Optional[Sequence[int]] = None) -> dict:
+def kept_runs(config: ExperimentConfig, out: Path, seeds: Sequence[int] | None = None) -> dict:
     """The finished runs of ``config`` in ``out`` (``out/seed<k>/`` per seed when ``seeds`` is given), keyed
     by seed (None without seeds); an error names the first one of another config, before any work."""
     if seeds is None:
@@ -72,9 +75,15 @@ def kept_runs(config: ExperimentConfig, out: Path, seeds: Optional[Sequence[int]
     return {k: results for k, results in found.items() if results is not None}
 
 
-def run_seeds(config: ExperimentConfig, out: Path, seeds: Sequence[int], overwrite: bool = False,
-              resume: bool = False, echo: Callable[[str], None] = tqdm.write,
-              kept: Optional[dict] = None) -> dict:
+def run_seeds(
+    config: ExperimentConfig,
+    out: Path,
+    seeds: Sequence[int],
+    overwrite: bool = False,
+    resume: bool = False,
+    echo: Callable[[str], None] = tqdm.write,
+    kept: dict | None = None,
+) -> dict:
     """Run ``config`` once per seed into ``out/seed<k>/``; write and return the aggregate results.
 
     With ``resume``, the finished runs (``kept``, as :func:`kept_runs` returns them, found here if not given)
@@ -82,8 +91,10 @@ def run_seeds(config: ExperimentConfig, out: Path, seeds: Sequence[int], overwri
     """
     seeds = check_seeds(seeds)
     if distributed.launched():
-        raise SecaError("torchrun runs one seed at a time: start one torchrun per seed with --set seed=K and "
-                        "--out OUT/seed<K>, then `seca compare` them (or run --seeds without torchrun)")
+        raise SecaError(
+            "torchrun runs one seed at a time: start one torchrun per seed with --set seed=K and "
+            "--out OUT/seed<K>, then `seca compare` them (or run --seeds without torchrun)"
+        )
     folder = RunFolder(out)
     with folder.lock() as lock:
         lock.take_if_there()  # seeds of this experiment being run by another process: refused before any work
@@ -91,8 +102,10 @@ def run_seeds(config: ExperimentConfig, out: Path, seeds: Sequence[int], overwri
         if not (resume or overwrite):
             started = [k for k in seeds if folder.seed(k).finished or folder.seed(k).interrupted]
             if folder.finished or started:
-                raise SecaError(f"'{out}' already holds runs of this experiment; pass --resume to finish the missing "
-                                "seeds, --overwrite to start again, or choose another --out")
+                raise SecaError(
+                    f"'{out}' already holds runs of this experiment; pass --resume to finish the missing "
+                    "seeds, --overwrite to start again, or choose another --out"
+                )
         if resume and kept is None:  # every kept run is checked before any work
             kept = kept_runs(config, out, seeds)
         kept = kept if resume else {}
@@ -113,8 +126,9 @@ def run_seeds(config: ExperimentConfig, out: Path, seeds: Sequence[int], overwri
             echo(f"== seed {k} ({number}/{len(seeds)}){': resuming' if again else ''}")
             runs.append(run_experiment(configs[k], run.path, overwrite=True, resume=again, echo=echo))
 
-        results = aggregate_runs(runs, [folder.seed(k).path.name for k in seeds],
-                                 to_dict(dataclasses.replace(config, seeds=seeds)))
+        results = aggregate_runs(
+            runs, [folder.seed(k).path.name for k in seeds], to_dict(dataclasses.replace(config, seeds=seeds))
+        )
         atomic_write_json(folder.results, results)
         write_report(folder.path)
         echo(format_seed_table(results))

@@ -3,23 +3,39 @@ step or per epoch), AMP on CUDA."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections import defaultdict
-from typing import Callable, Optional
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch.utils.data import RandomSampler, Sampler
 from tqdm import tqdm
 
 from ..config import TrainConfig
+from ..data.scenario import Task
 from ..distributed import ShardBatches, all_sum, data_parallel, process_sizes, world
 from ..errors import SecaError
-from ..io.logs import JsonlLog
-from ..data.scenario import Task
 from ..methods.base import Learner, TaskData
 from .data import TaskImages, device_batches, loader
 from .device import amp_dtype, autocast
+
+
+@dataclass(frozen=True)
+class TaskTraining:
+    """How one task is trained, besides the learner and the task: this process's ``images`` of the task (in a
+    distributed run, its shard), the ``train`` settings, the ``device``, the run's ``seed``, data-loader
+    ``workers``, the ``log`` that hears every step and epoch, and the step number the run continues from."""
+
+    images: TaskImages
+    train: TrainConfig
+    device: torch.device
+    seed: int
+    workers: int = 0
+    log: Callable[..., None] | None = None  # log(event, **fields): a run's RunLog, or seca serve's progress
+    first_step: int = 0
 
 
 def random_sampler(dataset: TaskImages, seed: int, epoch: int) -> Sampler:
@@ -28,13 +44,18 @@ def random_sampler(dataset: TaskImages, seed: int, epoch: int) -> Sampler:
 
 
 def make_optimizer(learner: Learner, train: TrainConfig) -> torch.optim.Optimizer:
+    """The task's optimiser over the learner's parameter groups, each at its rate in ``train.lr`` (a resolved config
+    holds the learner's defaults there: seca.engine.configure)."""
     groups = []
     for group in learner.parameter_groups():
         name = group["name"]
-        rate = train.lr.get(name, learner.learning_rates().get(name))  # a rate not given: the learner's default
+        rate = train.lr.get(name)
         if rate is None:
-            raise SecaError(f"{learner.name} trains a part '{name}' that has no learning rate: set train.lr.{name} "
-                            f"(or declare its default in {type(learner).__name__}.default_lr)")
+            raise SecaError(
+                f"{learner.name} trains a part '{name}' that has no learning rate: set train.lr.{name} "
+                f"(a config from seca.engine.configure.resolve has {type(learner).__name__}.default_lr "
+                "there)"
+            )
         params = [p for p in group["params"] if p.requires_grad]
         if params:
             groups.append({"name": name, "params": params, "lr": rate})
@@ -57,20 +78,24 @@ def cosine_epoch_rate(base: float, epoch: int, epochs: int, min_ratio: float) ->
     return floor + (base - floor) * (1 + math.cos(math.pi * epoch / epochs)) / 2
 
 
-def fit_task(learner: Learner, dataset: TaskImages, train: TrainConfig, device: torch.device, seed: int,
-             num_workers: int = 0, log: Optional[JsonlLog] = None,
-             sampler: Callable[[TaskImages, int, int], Sampler] = random_sampler, first_step: int = 0,
-             after_epoch: Optional[Callable[[int], bool]] = None) -> int:
-    """Train ``learner`` on the current task for ``train.epochs`` epochs.
+def fit_task(
+    learner: Learner,
+    how: TaskTraining,
+    sampler: Callable[[TaskImages, int, int], Sampler] = random_sampler,
+    after_epoch: Callable[[int], bool] | None = None,
+) -> int:
+    """Train ``learner`` on the current task for ``how.train.epochs`` epochs, drawing each epoch's order from
+    ``sampler(images, seed, epoch)``; ``how.seed`` is the task's seed.
 
     ``after_epoch(epoch)`` (0-based), if given, is called after each epoch; it returns True to stop there (an
     epoch probe, ``seca probe-epochs``).
 
-    ``dataset`` is this process's images of the task: all of them, or in a distributed run its shard, which
-    it trains on with its part of the global batch ``train.batch_size`` (:class:`ShardBatches`) through
-    DistributedDataParallel. Steps are numbered on from ``first_step`` (the run's count so far); returns
-    the next step number.
+    In a distributed run ``how.images`` is this process's shard, which it trains on with its part of the global
+    batch ``train.batch_size`` (:class:`ShardBatches`) through DistributedDataParallel. Steps are numbered on from
+    ``how.first_step`` (the run's count so far); returns the next step number.
     """
+    dataset, train, device, seed = how.images, how.train, how.device, how.seed
+    num_workers, log = how.workers, how.log
     optimizer = make_optimizer(learner, train)
     schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(train.milestones), gamma=train.gamma)
     base_rates = [group["lr"] for group in optimizer.param_groups]
@@ -81,12 +106,14 @@ def fit_task(learner: Learner, dataset: TaskImages, train: TrainConfig, device: 
     if w.size > 1:
         sizes = process_sizes(len(dataset))
         if min(sizes) == 0:
-            raise SecaError(f"task {task.index + 1} has {sum(sizes)} training images, fewer than the {w.size} "
-                            "processes; start fewer processes")
+            raise SecaError(
+                f"task {task.index + 1} has {sum(sizes)} training images, fewer than the {w.size} "
+                "processes; start fewer processes"
+            )
         step_of = data_parallel(learner, device)
     else:
         step_of = learner.training_step
-    step = first_step
+    step = how.first_step
     task_step, task_steps = 0, None
     for epoch in range(train.epochs):
         learner.train()
@@ -95,19 +122,26 @@ def fit_task(learner: Learner, dataset: TaskImages, train: TrainConfig, device: 
                 group["lr"] = cosine_epoch_rate(base, epoch, train.epochs, train.min_lr_ratio)
         if w.size > 1:
             plan = ShardBatches(sizes, w.rank, train.batch_size, seed, epoch)
-            batches = loader(dataset, train.batch_size, num_workers=num_workers, pin_memory=device.type == "cuda",
-                             batches=plan)
+            batches = loader(
+                dataset, train.batch_size, num_workers=num_workers, pin_memory=device.type == "cuda", batches=plan
+            )
             shares = plan.shares
         else:
-            batches = loader(dataset, train.batch_size, sampler(dataset, seed, epoch), num_workers,
-                             device.type == "cuda")
+            batches = loader(
+                dataset, train.batch_size, sampler(dataset, seed, epoch), num_workers, device.type == "cuda"
+            )
             shares = None
         if task_steps is None:  # every epoch has as many steps (all processes too: ShardBatches)
             task_steps = len(batches) * train.epochs
         sums: dict[str, float] = defaultdict(float)
         seen, start = 0, time.perf_counter()
-        bar = tqdm(batches, desc=f"task {task.index + 1} epoch {epoch + 1}/{train.epochs}", leave=False,
-                   disable=None if train.progress and w.main else True, dynamic_ncols=True)
+        bar = tqdm(
+            batches,
+            desc=f"task {task.index + 1} epoch {epoch + 1}/{train.epochs}",
+            leave=False,
+            disable=None if train.progress and w.main else True,
+            dynamic_ncols=True,
+        )
         for number, batch in enumerate(bar):
             if shares is not None:
                 batch.share = shares[number]
@@ -120,9 +154,11 @@ def fit_task(learner: Learner, dataset: TaskImages, train: TrainConfig, device: 
             loss = losses["loss"]
             if not torch.isfinite(loss):
                 terms = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())
-                raise SecaError(f"the loss became {loss.item()} at step {step + 1} (task {task.index + 1}, epoch "
-                                f"{epoch + 1}; {terms}); nothing of this task was kept: lower the learning rates "
-                                "(train.lr.*) or turn off fp16 (train.amp=bf16 or off)")
+                raise SecaError(
+                    f"the loss became {loss.item()} at step {step + 1} (task {task.index + 1}, epoch "
+                    f"{epoch + 1}; {terms}); nothing of this task was kept: lower the learning rates "
+                    "(train.lr.*) or turn off fp16 (train.amp=bf16 or off)"
+                )
             if shares is not None:  # DDP averages over processes: weigh each by its part of the step's images
                 loss = loss * (w.size * batch.share)
             optimizer.zero_grad(set_to_none=True)
@@ -138,9 +174,15 @@ def fit_task(learner: Learner, dataset: TaskImages, train: TrainConfig, device: 
             task_step += 1
             rate = seen / max(time.perf_counter() - start, 1e-9)
             if step % max(train.log_every, 1) == 0 and log is not None:
-                log("train_step", task=task.index, epoch=epoch, step=step, images_per_s=round(rate, 1),
+                log(
+                    "train_step",
+                    task=task.index,
+                    epoch=epoch,
+                    step=step,
+                    images_per_s=round(rate, 1),
                     lr={g["name"]: g["lr"] for g in optimizer.param_groups},
-                    **{k: float(v.detach()) for k, v in losses.items()})
+                    **{k: float(v.detach()) for k, v in losses.items()},
+                )
             bar.set_postfix({**{k: f"{v / seen:.3f}" for k, v in sums.items()}, "img/s": f"{rate:.0f}"}, refresh=False)
         if train.schedule == "multistep":
             schedule.step()
@@ -149,8 +191,14 @@ def fit_task(learner: Learner, dataset: TaskImages, train: TrainConfig, device: 
         seen = int(totals[0])
         means = {key: v / max(seen, 1) for key, v in zip(sums, totals[1:])}
         if log is not None:
-            log("train_epoch", task=task.index, epoch=epoch, images=seen,
-                seconds=round(time.perf_counter() - start, 3), **means)
+            log(
+                "train_epoch",
+                task=task.index,
+                epoch=epoch,
+                images=seen,
+                seconds=round(time.perf_counter() - start, 3),
+                **means,
+            )
         if after_epoch is not None and after_epoch(epoch):
             break
     learner.eval()
@@ -162,23 +210,24 @@ def task_seed(seed: int, task: Task) -> int:
     return seed * 1_000 + task.index
 
 
-def learn_task(learner: Learner, task: Task, images: TaskImages, train: TrainConfig, device: torch.device,
-               seed: int, num_workers: int = 0, log: Optional[JsonlLog] = None, first_step: int = 0) -> int:
+def learn_task(learner: Learner, task: Task, how: TaskTraining) -> int:
     """One task from start to end: reseed, ``begin_task``, train (for learners that train), ``end_task``.
 
-    The same for ``seca run`` and for ``learn`` on a saved model. ``images`` are this process's images of the
-    task (in a distributed run, its shard). Returns the next optimisation step number.
+    The same for ``seca run`` and for ``learn`` on a saved model; ``how.seed`` is the run's seed. Returns the
+    next optimisation step number.
     """
-    seed = task_seed(seed, task)
+    images, train, device, num_workers = how.images, how.train, how.device, how.workers
+    seed = task_seed(how.seed, task)
     # The processes of a distributed run share the task's seed (shards, shuffles, parameters drawn from
     # task_rng, replay draws) but not the global stream, from which each draws dropout masks for its own images.
     torch.manual_seed(seed + 1_000_003 * world().rank)
-    batches = device_batches(lambda: loader(images, train.eval_batch_size, None, num_workers,
-                                            device.type == "cuda"), device)
+    batches = device_batches(
+        lambda: loader(images, train.eval_batch_size, None, num_workers, device.type == "cuda"), device
+    )
     task_data = TaskData(task, len(images), batches)
     learner.begin_task(task, task_data)
-    step = first_step
+    step = how.first_step
     if learner.trains and train.epochs > 0:
-        step = fit_task(learner, images, train, device, seed, num_workers, log, first_step=first_step)
+        step = fit_task(learner, dataclasses.replace(how, seed=seed))
     learner.end_task(task, task_data)
     return step

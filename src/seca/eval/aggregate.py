@@ -8,7 +8,7 @@ treats a single run as a sample of one.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from .stats import Summary, paired_difference, summarize_values
 
@@ -20,7 +20,7 @@ def is_aggregate(results: dict) -> bool:
     return results.get("kind") == "seeds"
 
 
-def _summary_or_none(values: Sequence[Optional[float]]) -> Optional[dict]:
+def _summary_or_none(values: Sequence[float | None]) -> dict | None:
     if any(v is None for v in values):
         return None
     return summarize_values(values).as_dict()
@@ -35,8 +35,9 @@ def aggregate_runs(runs: Sequence[dict], folders: Sequence[str], config: dict) -
     if any(len(r["acc_per_step"]) != steps for r in runs):
         raise ValueError("the runs have different numbers of tasks; they are not one experiment")
     orders = [r["class_order"] for r in runs]
-    matrix = [[summarize_values([r["acc_matrix"][s][j] for r in runs]).mean for j in range(s + 1)]
-              for s in range(steps)]
+    matrix = [
+        [summarize_values([r["acc_matrix"][s][j] for r in runs]).mean for j in range(s + 1)] for s in range(steps)
+    ]
     return {
         "kind": "seeds",
         **{key: first.get(key) for key in SHARED},
@@ -48,14 +49,16 @@ def aggregate_runs(runs: Sequence[dict], folders: Sequence[str], config: dict) -
         **{key: _summary_or_none([r[key] for r in runs]) for key in METRICS},
         "acc_per_step": [summarize_values([r["acc_per_step"][s] for r in runs]).as_dict() for s in range(steps)],
         "acc_matrix_mean": matrix,
-        "seconds": {"train": sum(sum(r["seconds"]["train"]) for r in runs),
-                    "eval": sum(sum(r["seconds"]["eval"]) for r in runs)},
+        "seconds": {
+            "train": sum(sum(r["seconds"]["train"]) for r in runs),
+            "eval": sum(sum(r["seconds"]["eval"]) for r in runs),
+        },
         "versions": first.get("versions"),
         "config": config,
     }
 
 
-def seed_values(results: dict, key: str) -> dict[int, Optional[float]]:
+def seed_values(results: dict, key: str) -> dict[int, float | None]:
     """``{seed: value}`` of a metric (``last``, ``avg``, ``forgetting``, ``bwt``) of a run or an aggregate."""
     if is_aggregate(results):
         summary = results[key]
@@ -64,20 +67,20 @@ def seed_values(results: dict, key: str) -> dict[int, Optional[float]]:
     return {results["seed"]: results[key]}
 
 
-def metric(results: dict, key: str) -> Optional[Summary]:
+def metric(results: dict, key: str) -> Summary | None:
     """The summary over seeds of one metric (one value for a single run); None where it is undefined."""
     values = list(seed_values(results, key).values())
     return None if any(v is None for v in values) else summarize_values(values)
 
 
-def step_curve(results: dict) -> tuple[list[float], Optional[list[float]]]:
+def step_curve(results: dict) -> tuple[list[float], list[float] | None]:
     """Accuracy on all seen classes per step: the means, and the standard deviations for an aggregate."""
     if is_aggregate(results):
         return [s["mean"] for s in results["acc_per_step"]], [s["std"] or 0.0 for s in results["acc_per_step"]]
     return list(results["acc_per_step"]), None
 
 
-def paired(results: dict, reference: dict, key: str) -> Optional[Summary]:
+def paired(results: dict, reference: dict, key: str) -> Summary | None:
     """``results`` minus ``reference`` in metric ``key``, paired seed by seed over the seeds both hold.
 
     None when fewer than two seeds are shared (no spread to estimate) or the metric is undefined.

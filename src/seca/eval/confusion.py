@@ -8,27 +8,35 @@ evaluated, a subset of them.
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 
-def most_confused(counts: Sequence[Sequence[int]], rows: Sequence[str], columns: Sequence[str],
-                  top: int = 10) -> list[dict]:
+def most_confused(
+    counts: Sequence[Sequence[int]], rows: Sequence[str], columns: Sequence[str], top: int = 10
+) -> list[dict]:
     """The ``top`` (true, predicted) pairs of different classes with the most images, largest first; each
     with its count and its share of the true class's images (ties: the order of the rows, then columns)."""
     matrix = np.asarray(counts, dtype=np.int64)
     totals = matrix.sum(axis=1)
-    pairs = [(int(matrix[i, j]), i, j) for i in range(len(rows)) for j in range(len(columns))
-             if rows[i] != columns[j] and matrix[i, j] > 0]
+    pairs = [
+        (int(matrix[i, j]), i, j)
+        for i in range(len(rows))
+        for j in range(len(columns))
+        if rows[i] != columns[j] and matrix[i, j] > 0
+    ]
     pairs.sort(key=lambda p: (-p[0], p[1], p[2]))
-    return [{"true": rows[i], "predicted": columns[j], "images": n, "share": 100.0 * n / int(totals[i])}
-            for n, i, j in pairs[:top]]
+    return [
+        {"true": rows[i], "predicted": columns[j], "images": n, "share": 100.0 * n / int(totals[i])}
+        for n, i, j in pairs[:top]
+    ]
 
 
-def write_confusion_csv(path: Path, counts: Sequence[Sequence[int]], rows: Sequence[str],
-                        columns: Sequence[str]) -> None:
+def write_confusion_csv(
+    path: Path, counts: Sequence[Sequence[int]], rows: Sequence[str], columns: Sequence[str]
+) -> None:
     """One row per true class, one column per predicted class, with a header row and column of names."""
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -37,8 +45,14 @@ def write_confusion_csv(path: Path, counts: Sequence[Sequence[int]], rows: Seque
             writer.writerow([name, *(int(v) for v in row)])
 
 
-def plot_confusion(counts: Sequence[Sequence[int]], rows: Sequence[str], columns: Sequence[str],
-                   task_bounds: Sequence[int], path: Path, title: str) -> None:
+def plot_confusion(
+    counts: Sequence[Sequence[int]],
+    rows: Sequence[str],
+    columns: Sequence[str],
+    task_bounds: Sequence[int],
+    path: Path,
+    title: str,
+) -> None:
     """The matrix as shares of each true class (rows sum to 1), with lines between the tasks' blocks of
     predicted classes; the newest task's block is labelled apart from the old tasks'."""
     from .plots import _pyplot

@@ -14,31 +14,44 @@ that the report's tables and plots read, so a model grown with ``learn`` is repo
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..errors import SecaError
 from .metrics import backward_transfer, forgetting
-
 
 # The fields of an entry's "eval" (and of SecaModel.evaluate's report, which holds them too).
 EVAL_FIELDS = ("data", "accuracy", "images", "classes", "per_task", "task_images", "left_out")
 
 
-def eval_record(data: str, correct: Sequence[int], total: Sequence[int], classes: int,
-                left_out: Sequence[str] = ()) -> dict[str, Any]:
+def eval_record(
+    data: str, correct: Sequence[int], total: Sequence[int], classes: int, left_out: Sequence[str] = ()
+) -> dict[str, Any]:
     """The ``eval`` part of an entry from the correct and total images per task (every task seen so far);
     ``left_out``: the folders of ``data`` that were not evaluated (classes not learned yet)."""
     images = sum(total)
-    return {"data": data, "accuracy": 100.0 * sum(correct) / images if images else None, "images": images,
-            "classes": classes,
-            "per_task": [100.0 * c / n if n else None for c, n in zip(correct, total)],
-            "task_images": list(total), "left_out": list(left_out)}
+    return {
+        "data": data,
+        "accuracy": 100.0 * sum(correct) / images if images else None,
+        "images": images,
+        "classes": classes,
+        "per_task": [100.0 * c / n if n else None for c, n in zip(correct, total)],
+        "task_images": list(total),
+        "left_out": list(left_out),
+    }
 
 
-def history_entry(task: int, classes: Sequence[str], images: int, seconds: float, data: str,
-                  evaluation: Optional[dict] = None) -> dict[str, Any]:
-    return {"task": task, "classes": list(classes), "images": images, "seconds": seconds, "data": data,
-            "eval": evaluation}
+def history_entry(
+    task: int, classes: Sequence[str], images: int, seconds: float, data: str, evaluation: dict | None = None
+) -> dict[str, Any]:
+    return {
+        "task": task,
+        "classes": list(classes),
+        "images": images,
+        "seconds": seconds,
+        "data": data,
+        "eval": evaluation,
+    }
 
 
 def history_results(meta: dict[str, Any], source: str) -> dict[str, Any]:
@@ -55,8 +68,10 @@ def history_results(meta: dict[str, Any], source: str) -> dict[str, Any]:
         matrix.append(list(evaluation["per_task"][: s + 1]) if evaluation else [None] * (s + 1))
         steps.append(evaluation["accuracy"] if evaluation else None)
     if all(a is None for a in steps):
-        raise SecaError(f"the model '{source}' holds no accuracy to report: no task was learned with --eval; "
-                        "pass --eval DIR to `seca learn`, or measure it now with `seca evaluate`")
+        raise SecaError(
+            f"the model '{source}' holds no accuracy to report: no task was learned with --eval; "
+            "pass --eval DIR to `seca learn`, or measure it now with `seca evaluate`"
+        )
     complete = all(a is not None for row in matrix for a in row)
     config = meta["config"]
     return {
@@ -79,8 +94,10 @@ def history_results(meta: dict[str, Any], source: str) -> dict[str, Any]:
 
 def format_history(results: dict[str, Any]) -> list[str]:
     """Markdown table rows, one per task: its new classes, training images and seconds, and the evaluation."""
-    lines = ["| task | new classes | training images | seconds | evaluated on | images | accuracy (%) |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| task | new classes | training images | seconds | evaluated on | images | accuracy (%) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for s, entry in enumerate(results["history"]):
         if entry is None:
             lines.append(f"| {s + 1} | {len(results['tasks'][s])} | - | - | not recorded | - | - |")
@@ -88,7 +105,10 @@ def format_history(results: dict[str, Any]) -> list[str]:
         names = entry["classes"]
         shown = ", ".join(names[:4]) + (f", ... ({len(names)})" if len(names) > 4 else "")
         evaluation = entry.get("eval")
-        where = (f"{evaluation['data']} | {evaluation['images']} | {evaluation['accuracy']:.2f}" if evaluation
-                 else "not evaluated | - | -")
+        where = (
+            f"{evaluation['data']} | {evaluation['images']} | {evaluation['accuracy']:.2f}"
+            if evaluation
+            else "not evaluated | - | -"
+        )
         lines.append(f"| {s + 1} | {shown} | {entry['images']} | {entry['seconds']:.1f} | {where} |")
     return lines

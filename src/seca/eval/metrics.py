@@ -7,7 +7,7 @@ tasks when the accuracy on all seen classes is wanted.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 Matrix = Sequence[Sequence[float]]
 
@@ -15,7 +15,9 @@ Matrix = Sequence[Sequence[float]]
 def _check(matrix: Matrix) -> None:
     for s, row in enumerate(matrix):
         if len(row) != s + 1:
-            raise ValueError(f"row {s} of the accuracy matrix has {len(row)} entries; a lower-triangular matrix has {s + 1}")
+            raise ValueError(
+                f"row {s} of the accuracy matrix has {len(row)} entries; a lower-triangular matrix has {s + 1}"
+            )
 
 
 def accuracy_per_step(matrix: Matrix, counts: Sequence[int]) -> list[float]:
@@ -28,18 +30,7 @@ def accuracy_per_step(matrix: Matrix, counts: Sequence[int]) -> list[float]:
     return result
 
 
-def last_accuracy(matrix: Matrix, counts: Sequence[int]) -> float:
-    """'Last': accuracy on all classes after the final task."""
-    return accuracy_per_step(matrix, counts)[-1]
-
-
-def average_accuracy(matrix: Matrix, counts: Sequence[int]) -> float:
-    """'Avg': mean over tasks of the accuracy on all classes seen up to that task."""
-    steps = accuracy_per_step(matrix, counts)
-    return sum(steps) / len(steps)
-
-
-def forgetting(matrix: Matrix) -> Optional[float]:
+def forgetting(matrix: Matrix) -> float | None:
     """Mean over the earlier tasks j < T of (best accuracy on j before the final task - final accuracy on j).
 
     Undefined (None) after a single task.
@@ -52,7 +43,7 @@ def forgetting(matrix: Matrix) -> Optional[float]:
     return sum(drops) / len(drops)
 
 
-def backward_transfer(matrix: Matrix) -> Optional[float]:
+def backward_transfer(matrix: Matrix) -> float | None:
     """Mean over the earlier tasks j < T of (final accuracy on j - accuracy on j right after learning it).
 
     Negative when learning later tasks hurt earlier ones; None after a single task.
@@ -65,7 +56,8 @@ def backward_transfer(matrix: Matrix) -> Optional[float]:
 
 
 def summarize(matrix: Matrix, counts: Sequence[int]) -> dict:
-    """Every metric of a run, as stored in results.json."""
+    """Every metric of a run, as stored in results.json: ``last``, the accuracy on all classes after the final task,
+    and ``avg``, its mean over the tasks, besides the accuracy after each task, forgetting and BWT."""
     steps = accuracy_per_step(matrix, counts)
     return {
         "acc_per_step": steps,

@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -33,8 +33,15 @@ def plot_accuracy_matrix(results: dict, path: Path) -> None:
         for j in range(s + 1):
             if np.isnan(grid[s, j]):
                 continue
-            ax.text(j, s, f"{grid[s, j]:.0f}", ha="center", va="center", fontsize=8,
-                    color="white" if grid[s, j] < 60 else "black")
+            ax.text(
+                j,
+                s,
+                f"{grid[s, j]:.0f}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if grid[s, j] < 60 else "black",
+            )
     ax.set_xticks(range(n), [str(j + 1) for j in range(n)])
     ax.set_yticks(range(n), [str(s + 1) for s in range(n)])
     ax.set_xlabel("test data of task")
@@ -87,8 +94,15 @@ def plot_ablation(rows: Sequence[dict], path: Path, title: str, reference: str) 
         values = last.values
         ax.scatter([x] * len(values), values, s=10, color="0.55", zorder=2)
         if last.low is not None:
-            ax.errorbar([x], [last.mean], yerr=[[last.mean - last.low], [last.high - last.mean]], fmt="o",
-                        color="C3" if row["variant"] == reference else "C0", capsize=4, zorder=3)
+            ax.errorbar(
+                [x],
+                [last.mean],
+                yerr=[[last.mean - last.low], [last.high - last.mean]],
+                fmt="o",
+                color="C3" if row["variant"] == reference else "C0",
+                capsize=4,
+                zorder=3,
+            )
         else:
             ax.plot([x], [last.mean], "o", color="C0", zorder=3)
     ax.set_xticks(range(len(rows)), [row["variant"] for row in rows], rotation=30, ha="right")

@@ -4,8 +4,8 @@ of a multi-seed run, comparisons with paired differences; and the report (summar
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from ..io.files import atomic_write, atomic_write_text
 from .aggregate import METRICS, is_aggregate, metric, paired
@@ -14,15 +14,24 @@ from .stats import Summary
 NAMES = {"last": "Last", "avg": "Avg", "forgetting": "Forgetting", "bwt": "BWT"}
 
 
-def _fmt(value: Optional[float]) -> str:
+def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def format_step(index: int, num_tasks: int, seen: int, accuracy: float, row: Sequence[float],
-                train_seconds: float, eval_seconds: float) -> str:
+def format_step(
+    index: int,
+    num_tasks: int,
+    seen: int,
+    accuracy: float,
+    row: Sequence[float],
+    train_seconds: float,
+    eval_seconds: float,
+) -> str:
     tasks = " ".join(f"{a:.1f}" for a in row)
-    return (f"task {index + 1}/{num_tasks}: {accuracy:6.2f}% on {seen} classes  [per task: {tasks}]  "
-            f"train {train_seconds:.1f}s, eval {eval_seconds:.1f}s")
+    return (
+        f"task {index + 1}/{num_tasks}: {accuracy:6.2f}% on {seen} classes  [per task: {tasks}]  "
+        f"train {train_seconds:.1f}s, eval {eval_seconds:.1f}s"
+    )
 
 
 def format_table(results: dict) -> str:
@@ -30,30 +39,36 @@ def format_table(results: dict) -> str:
     matrix = results["acc_matrix"]
     steps = results["acc_per_step"]
     width = max(6, len(str(len(matrix))) + 2)
-    header = f"{'step':>4} {'classes':>7} {'seen':>7} | " + " ".join(f"{'T' + str(j + 1):>{width}}" for j in range(len(matrix)))
+    header = f"{'step':>4} {'classes':>7} {'seen':>7} | " + " ".join(
+        f"{'T' + str(j + 1):>{width}}" for j in range(len(matrix))
+    )
     lines = [f"{results['method']} on {results['benchmark']}", header, "-" * len(header)]
     seen = 0
     for s, (row, acc) in enumerate(zip(matrix, steps)):
         seen += len(results["tasks"][s])
         cells = " ".join(f"{_fmt(a):>{width}}" for a in row)
         lines.append(f"{s + 1:>4} {seen:>7} {_fmt(acc):>7} | {cells}")
-    lines.append(f"Last {_fmt(results['last'])}  Avg {_fmt(results['avg'])}  "
-                 f"Forgetting {_fmt(results['forgetting'])}  BWT {_fmt(results['bwt'])}")
+    lines.append(
+        f"Last {_fmt(results['last'])}  Avg {_fmt(results['avg'])}  "
+        f"Forgetting {_fmt(results['forgetting'])}  BWT {_fmt(results['bwt'])}"
+    )
     return "\n".join(lines)
 
 
-def format_interval(summary: Optional[Summary], signed: bool = False) -> str:
+def format_interval(summary: Summary | None, signed: bool = False) -> str:
     """``"+1.20 [-0.40, +2.80]"`` (mean and 95% interval), ``*`` appended when the interval excludes 0."""
     if summary is None:
         return "-"
     sign = "+" if signed else ""
     text = f"{summary.mean:{sign}.2f}"
     if summary.low is not None:
-        text += f" [{summary.low:{sign}.2f}, {summary.high:{sign}.2f}]" + ("*" if signed and summary.excludes_zero else "")
+        text += f" [{summary.low:{sign}.2f}, {summary.high:{sign}.2f}]" + (
+            "*" if signed and summary.excludes_zero else ""
+        )
     return text
 
 
-def _mean_std(summary: Optional[Summary]) -> str:
+def _mean_std(summary: Summary | None) -> str:
     return "-" if summary is None else summary.format()
 
 
@@ -61,8 +76,11 @@ def comparison_rows(runs: Sequence[dict], names: Sequence[str], reference: int =
     """Per run: its metrics over seeds, and its paired differences in Last and Avg to ``runs[reference]``."""
     rows = []
     for i, (name, results) in enumerate(zip(names, runs)):
-        row = {"name": name, "seeds": len(results["seeds"]) if is_aggregate(results) else 1,
-               **{key: metric(results, key) for key in METRICS}}
+        row = {
+            "name": name,
+            "seeds": len(results["seeds"]) if is_aggregate(results) else 1,
+            **{key: metric(results, key) for key in METRICS},
+        }
         for key in ("last", "avg"):
             row[f"delta_{key}"] = None if i == reference else paired(results, runs[reference], key)
         rows.append(row)
@@ -75,29 +93,45 @@ def format_comparison(runs: Sequence[dict], names: Sequence[str], reference: int
     return format_rows(comparison_rows(runs, names, reference), reference)
 
 
-def format_rows(rows: Sequence[dict], reference: int = 0, extra: Optional[dict[str, Optional[float]]] = None,
-                extra_title: str = "", title: str = "run") -> str:
+def format_rows(
+    rows: Sequence[dict],
+    reference: int = 0,
+    extra: dict[str, float | None] | None = None,
+    extra_title: str = "",
+    title: str = "run",
+) -> str:
     """The table of :func:`comparison_rows`, with an optional ``extra`` column of numbers by name."""
     paired_any = any(r["delta_last"] is not None for r in rows)
     columns = [(title, lambda r: r["name"], "<"), ("seeds", lambda r: str(r["seeds"]), ">")]
     columns += [(NAMES[key], lambda r, key=key: _mean_std(r[key]), ">") for key in METRICS]
     if paired_any:
-        columns += [(f"Δ{NAMES[key]} (95% CI)", lambda r, key=key: format_interval(r[f"delta_{key}"], True), ">")
-                    for key in ("last", "avg")]
+        columns += [
+            (f"Δ{NAMES[key]} (95% CI)", lambda r, key=key: format_interval(r[f"delta_{key}"], True), ">")
+            for key in ("last", "avg")
+        ]
     if extra:
         columns.append((extra_title, lambda r: "-" if extra.get(r["name"]) is None else f"{extra[r['name']]:.2f}", ">"))
     cells = [[get(r) for _, get, _ in columns] for r in rows]
     widths = [max(len(title), *(len(c[i]) for c in cells)) for i, (title, _, _) in enumerate(columns)]
-    line = lambda values: "  ".join(f"{v:{align}{w}}" for v, w, (_, _, align) in zip(values, widths, columns))
+
+    def line(values: list[str]) -> str:
+        return "  ".join(f"{v:{align}{w}}" for v, w, (_, _, align) in zip(values, widths, columns))
+
     head = line([title for title, _, _ in columns])
     lines = [head, "-" * len(head)] + [line(c) for c in cells]
     seeds = max(r["seeds"] for r in rows)
     if seeds == 1 and len(rows) > 1:
         lines.append("one seed each: no spread, so no difference here is a finding (run with --seeds for intervals)")
     if seeds > 1:
-        lines.append("mean ± std over seeds (sample std);" + (
-            f" Δ: paired difference to '{rows[reference]['name']}' over the seeds both ran, 95% Student-t "
-            "interval; * the interval excludes 0" if paired_any else ""))
+        lines.append(
+            "mean ± std over seeds (sample std);"
+            + (
+                f" Δ: paired difference to '{rows[reference]['name']}' over the seeds both ran, 95% Student-t "
+                "interval; * the interval excludes 0"
+                if paired_any
+                else ""
+            )
+        )
     return "\n".join(lines)
 
 
@@ -105,8 +139,10 @@ def format_seed_table(results: dict) -> str:
     """The metrics of a multi-seed run: per seed, then mean ± std and the 95% interval."""
     seeds = results["seeds"]
     width = max(6, *(len(f"seed {k}") for k in seeds))
-    lines = [f"{results['method']} on {results['benchmark']}, {len(seeds)} seeds",
-             f"{'':<{width}}  " + "  ".join(f"{NAMES[key]:>10}" for key in METRICS)]
+    lines = [
+        f"{results['method']} on {results['benchmark']}, {len(seeds)} seeds",
+        f"{'':<{width}}  " + "  ".join(f"{NAMES[key]:>10}" for key in METRICS),
+    ]
     for i, k in enumerate(seeds):
         cells = [_fmt(None if results[key] is None else results[key]["values"][i]) for key in METRICS]
         lines.append(f"{'seed ' + str(k):<{width}}  " + "  ".join(f"{c:>10}" for c in cells))
@@ -127,7 +163,7 @@ def read_results(folder: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def find_zero_shot(folder: Path, results: dict) -> Optional[dict]:
+def find_zero_shot(folder: Path, results: dict) -> dict | None:
     """The zero-shot run beside ``folder``, if it was run: ``runs/<benchmark>/zero-shot/<seed folder>`` (the
     default layout) or a sibling ``zero-shot`` folder (``seca demo``'s layout)."""
     if results["method"] == "zero-shot":
@@ -136,12 +172,14 @@ def find_zero_shot(folder: Path, results: dict) -> Optional[dict]:
     for candidate in (folder.parent.parent / "zero-shot" / folder.name, folder.parent / "zero-shot"):
         if (candidate / "results.json").is_file():
             zero_shot = json.loads((candidate / "results.json").read_text())
-            if zero_shot["benchmark"] == results["benchmark"] and zero_shot.get("class_order") == results.get("class_order"):
+            if zero_shot["benchmark"] == results["benchmark"] and zero_shot.get("class_order") == results.get(
+                "class_order"
+            ):
                 return zero_shot
     return None
 
 
-def summary_markdown(results: dict, zero_shot: Optional[dict] = None) -> str:
+def summary_markdown(results: dict, zero_shot: dict | None = None) -> str:
     """A Markdown summary: what ran, the headline metrics, the per-task table, the figures."""
     if is_aggregate(results):
         return _seeds_markdown(results, zero_shot)
@@ -163,13 +201,23 @@ def summary_markdown(results: dict, zero_shot: Optional[dict] = None) -> str:
     for key, name in (("last", "Last"), ("avg", "Avg"), ("forgetting", "Forgetting"), ("bwt", "BWT")):
         row = f"| {name} | {_fmt(results[key])} |"
         lines.append(row + (f" {_mean_std(metric(zero_shot, key))} |" if zero_shot else ""))
-    lines += ["", "Accuracy (%) after each task (rows) on each task's test data (columns):", "", "```",
-              format_table(results), "```", "",
-              "![accuracy matrix](accuracy_matrix.png)", "", "![accuracy per step](accuracy_curve.png)", ""]
+    lines += [
+        "",
+        "Accuracy (%) after each task (rows) on each task's test data (columns):",
+        "",
+        "```",
+        format_table(results),
+        "```",
+        "",
+        "![accuracy matrix](accuracy_matrix.png)",
+        "",
+        "![accuracy per step](accuracy_curve.png)",
+        "",
+    ]
     return "\n".join(lines)
 
 
-def _seeds_markdown(results: dict, zero_shot: Optional[dict]) -> str:
+def _seeds_markdown(results: dict, zero_shot: dict | None) -> str:
     backbone = results["backbone"]
     seeds = results["seeds"]
     lines = [
@@ -190,13 +238,25 @@ def _seeds_markdown(results: dict, zero_shot: Optional[dict]) -> str:
         interval = "-" if summary is None or summary.low is None else f"[{summary.low:.2f}, {summary.high:.2f}]"
         row = f"| {NAMES[key]} | {_mean_std(summary)} | {interval} |"
         lines.append(row + (f" {_mean_std(metric(zero_shot, key))} |" if zero_shot else ""))
-    lines += ["", "Per seed:", "", "```", format_seed_table(results), "```", "",
-              "Accuracy (%) on all seen classes after each task, mean ± std over the seeds:", "",
-              "| task | " + " | ".join(str(s + 1) for s in range(len(results["acc_per_step"]))) + " |",
-              "| --- |" + " --- |" * len(results["acc_per_step"]),
-              "| accuracy | " + " | ".join(f"{s['mean']:.2f} ± {s['std'] or 0:.2f}" for s in results["acc_per_step"]) + " |",
-              "", "![accuracy matrix, mean over the seeds](accuracy_matrix.png)", "",
-              "![accuracy per step, band of ± one std](accuracy_curve.png)", ""]
+    lines += [
+        "",
+        "Per seed:",
+        "",
+        "```",
+        format_seed_table(results),
+        "```",
+        "",
+        "Accuracy (%) on all seen classes after each task, mean ± std over the seeds:",
+        "",
+        "| task | " + " | ".join(str(s + 1) for s in range(len(results["acc_per_step"]))) + " |",
+        "| --- |" + " --- |" * len(results["acc_per_step"]),
+        "| accuracy | " + " | ".join(f"{s['mean']:.2f} ± {s['std'] or 0:.2f}" for s in results["acc_per_step"]) + " |",
+        "",
+        "![accuracy matrix, mean over the seeds](accuracy_matrix.png)",
+        "",
+        "![accuracy per step, band of ± one std](accuracy_curve.png)",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -221,14 +281,21 @@ def _history_markdown(results: dict) -> str:
         "",
         *format_history(results),
         "",
-        "Accuracy (%) after each task (rows) on each task's classes (columns):", "", "```",
-        format_table(results), "```", "",
-        "![accuracy matrix](accuracy_matrix.png)", "", "![accuracy per step](accuracy_curve.png)", "",
+        "Accuracy (%) after each task (rows) on each task's classes (columns):",
+        "",
+        "```",
+        format_table(results),
+        "```",
+        "",
+        "![accuracy matrix](accuracy_matrix.png)",
+        "",
+        "![accuracy per step](accuracy_curve.png)",
+        "",
     ]
     return "\n".join(lines)
 
 
-def write_report(folder: Path, zero_shot: Optional[dict] = None, results: Optional[dict] = None) -> list[Path]:
+def write_report(folder: Path, zero_shot: dict | None = None, results: dict | None = None) -> list[Path]:
     """accuracy_matrix.png, accuracy_curve.png and summary.md for the run in ``folder`` (or, given ``results``,
     such as a model's history from :func:`~seca.eval.history.history_results`, for those, written to ``folder``)."""
     from .plots import plot_accuracy_curves, plot_accuracy_matrix

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 CONFIDENCE = 0.95
 
@@ -39,7 +39,7 @@ def t_cdf(x: float, dof: int) -> float:
     return 0.5 + total * h / 3
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def t_quantile(p: float, dof: int) -> float:
     """The ``p`` quantile of Student's t with ``dof`` degrees of freedom (t(0.975, 2) = 4.3027)."""
     if not 0.0 < p < 1.0:
@@ -64,9 +64,9 @@ class Summary:
 
     values: tuple[float, ...]
     mean: float
-    std: Optional[float]
-    low: Optional[float]
-    high: Optional[float]
+    std: float | None
+    low: float | None
+    high: float | None
 
     @property
     def n(self) -> int:
@@ -78,8 +78,13 @@ class Summary:
         return self.low is not None and (self.low > 0 or self.high < 0)
 
     def as_dict(self) -> dict:
-        return {"values": list(self.values), "n": self.n, "mean": self.mean, "std": self.std,
-                "ci95": None if self.low is None else [self.low, self.high]}
+        return {
+            "values": list(self.values),
+            "n": self.n,
+            "mean": self.mean,
+            "std": self.std,
+            "ci95": None if self.low is None else [self.low, self.high],
+        }
 
     def format(self, digits: int = 2) -> str:
         """``"47.10 ± 1.23"`` (mean ± std), or the mean alone for one value."""
@@ -100,8 +105,7 @@ def summarize_values(values: Sequence[float], confidence: float = CONFIDENCE) ->
     return Summary(values, mean, std, mean - half, mean + half)
 
 
-def paired_difference(values: Sequence[float], reference: Sequence[float],
-                      confidence: float = CONFIDENCE) -> Summary:
+def paired_difference(values: Sequence[float], reference: Sequence[float], confidence: float = CONFIDENCE) -> Summary:
     """The summary of ``values[k] - reference[k]`` over seeds k (both lists in the same seed order)."""
     if len(values) != len(reference):
         raise ValueError(f"a paired difference needs the same seeds on both sides ({len(values)} vs {len(reference)})")

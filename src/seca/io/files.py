@@ -7,8 +7,9 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import SecaError
 
@@ -34,8 +35,10 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
         os.replace(tmp, path)
     except OSError as e:  # disk full, permission denied, ...: no partial file, the earlier one untouched
         Path(tmp).unlink(missing_ok=True)
-        raise SecaError(f"could not write '{path}': {e.strerror or e}; "
-                        f"{'the earlier file is unchanged' if path.exists() else 'nothing was written'}") from None
+        raise SecaError(
+            f"could not write '{path}': {e.strerror or e}; "
+            f"{'the earlier file is unchanged' if path.exists() else 'nothing was written'}"
+        ) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -16,9 +16,9 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Optional
 
 import filelock
 
@@ -38,7 +38,7 @@ def lock_files(target: Path, folder: bool) -> tuple[Path, Path]:
     return target.parent / f".{target.name}.lock", target.parent / f".{target.name}.lock.json"
 
 
-def holder(target: Path, folder: bool) -> Optional[dict]:
+def holder(target: Path, folder: bool) -> dict | None:
     """Who holds the lock of ``target`` now, as its holder file says (None if it cannot be read)."""
     try:
         return json.loads(lock_files(target, folder)[1].read_text())
@@ -46,7 +46,7 @@ def holder(target: Path, folder: bool) -> Optional[dict]:
         return None
 
 
-def describe(info: Optional[dict]) -> str:
+def describe(info: dict | None) -> str:
     """``pid 123 on host, since 14:02:11: seca learn ...`` (or ``another process``)."""
     if not info:
         return "another process"
@@ -83,8 +83,14 @@ _held_guard = threading.Lock()
 
 
 @contextmanager
-def exclusive(target: Path, *, folder: bool, busy: Callable[[dict | None], str], wait: bool = False,
-              echo: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> Iterator[None]:
+def exclusive(
+    target: Path,
+    *,
+    folder: bool,
+    busy: Callable[[dict | None], str],
+    wait: bool = False,
+    echo: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+) -> Iterator[None]:
     """Hold the exclusive lock of ``target`` (a model file, or with ``folder`` a run folder that exists).
 
     When another process or thread holds it: a :class:`Busy` error with the message ``busy(holder)``, or
@@ -117,8 +123,12 @@ def exclusive(target: Path, *, folder: bool, busy: Callable[[dict | None], str],
     except OSError as e:
         raise SecaError(f"could not lock '{target}' for writing ({path}): {e.strerror or e}") from None
     try:
-        record = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time(),
-                  "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "python"}
+        record = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": time.time(),
+            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "python",
+        }
         try:
             atomic_write_text(info_path, json.dumps(record) + "\n")
         except SecaError:  # the holder's name is a courtesy; the lock itself is what excludes
@@ -137,16 +147,28 @@ def exclusive(target: Path, *, folder: bool, busy: Callable[[dict | None], str],
 
 def model_file(path: Path, wait: bool = False, echo: Callable[[str], None] = lambda line: print(line, file=sys.stderr)):
     """The lock of a model file for a read-modify-write (``seca learn``, :meth:`SecaModel.save`)."""
-    return exclusive(Path(path), folder=False, wait=wait, echo=echo, busy=lambda info: (
-        f"'{path}' is being changed by {describe(info)}; nothing was done: run again when it has finished, "
-        "or add --wait (wait=True in Python) to wait for it"))
+    return exclusive(
+        Path(path),
+        folder=False,
+        wait=wait,
+        echo=echo,
+        busy=lambda info: (
+            f"'{path}' is being changed by {describe(info)}; nothing was done: run again when it has finished, "
+            "or add --wait (wait=True in Python) to wait for it"
+        ),
+    )
 
 
 def run_folder(path: Path):
     """The lock of a run folder (``seca run``, ``--seeds``, ``ablate``), which must exist."""
-    return exclusive(Path(path), folder=True, busy=lambda info: (
-        f"'{path}' is in progress, not interrupted: {describe(info)} is writing it; wait for it to finish "
-        "(add --resume then, if it is stopped before the end), or choose another --out"))
+    return exclusive(
+        Path(path),
+        folder=True,
+        busy=lambda info: (
+            f"'{path}' is in progress, not interrupted: {describe(info)} is writing it; wait for it to finish "
+            "(add --resume then, if it is stopped before the end), or choose another --out"
+        ),
+    )
 
 
 class FolderLock:
@@ -154,7 +176,7 @@ class FolderLock:
     block ends: early when the folder is there already, so that a run in progress is refused before any
     work; otherwise when the run creates it."""
 
-    def __init__(self, path: Optional[Path]):
+    def __init__(self, path: Path | None):
         self.path = None if path is None else Path(path)
         self._stack = ExitStack()
         self.taken = False
@@ -168,7 +190,7 @@ class FolderLock:
         if self.path is not None and self.path.is_dir():
             self.take()
 
-    def __enter__(self) -> "FolderLock":
+    def __enter__(self) -> FolderLock:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -6,7 +6,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 
 def _plain(value: Any) -> Any:
@@ -20,7 +20,7 @@ def _plain(value: Any) -> Any:
 class JsonlLog:
     """Appends ``{"event": ..., "time": ..., **fields}`` lines; ``path=None`` logs nowhere."""
 
-    def __init__(self, path: Optional[Path]):
+    def __init__(self, path: Path | None):
         self.path = Path(path) if path is not None else None
         self._file = open(self.path, "a") if self.path is not None else None
 
@@ -36,7 +36,7 @@ class JsonlLog:
             self._file.close()
             self._file = None
 
-    def __enter__(self) -> "JsonlLog":
+    def __enter__(self) -> JsonlLog:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -58,7 +58,7 @@ class RunLog(JsonlLog):
     """The log of a run: ``<out>/log.jsonl`` (appended to, so a resumed run continues it) and, when asked,
     TensorBoard scalars in ``<out>/tensorboard`` for every loss term, learning rate and accuracy."""
 
-    def __init__(self, out: Optional[Path], tensorboard: bool = False):
+    def __init__(self, out: Path | None, tensorboard: bool = False):
         super().__init__(Path(out) / "log.jsonl" if out is not None else None)
         self._writer = None
         if tensorboard and out is not None:

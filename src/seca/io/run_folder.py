@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Optional
 
 from ..errors import SecaError
 from .files import writable
@@ -25,8 +24,17 @@ from .locks import FolderLock
 
 # What a run writes into its folder. An earlier run's are set aside in PREVIOUS when a new run starts there,
 # and deleted only when the new run has finished: a new run that dies loses nothing of the old one.
-RUN_FILES = ("config.yaml", "log.jsonl", "results.json", "model.safetensors", "summary.md", "accuracy_matrix.png",
-             "accuracy_curve.png", "checkpoints", "tensorboard")
+RUN_FILES = (
+    "config.yaml",
+    "log.jsonl",
+    "results.json",
+    "model.safetensors",
+    "summary.md",
+    "accuracy_matrix.png",
+    "accuracy_curve.png",
+    "checkpoints",
+    "tensorboard",
+)
 PREVIOUS = ".previous"
 CHECKPOINT = re.compile(r"task-(\d+)\.safetensors")
 
@@ -61,7 +69,7 @@ class RunFolder:
         """The checkpoint written after task ``task_index`` (counted from 0)."""
         return self.checkpoints / f"task-{task_index + 1:02d}.safetensors"
 
-    def seed(self, seed: int) -> "RunFolder":
+    def seed(self, seed: int) -> RunFolder:
         """The folder of one seed's run of an experiment over seeds."""
         return RunFolder(self.path / f"seed{seed}")
 
@@ -75,7 +83,7 @@ class RunFolder:
     def finished(self) -> bool:
         return self.results.exists()
 
-    def latest_checkpoint(self) -> Optional[Path]:
+    def latest_checkpoint(self) -> Path | None:
         found = sorted(p for p in self.checkpoints.glob("task-*.safetensors") if CHECKPOINT.fullmatch(p.name))
         return found[-1] if found else None
 
@@ -97,10 +105,12 @@ class RunFolder:
             raise SecaError(f"'{self.path}' already holds results.json; pass --overwrite or choose another --out")
         latest = self.latest_checkpoint()
         if latest is not None:
-            raise SecaError(f"'{self.path}' holds an interrupted run (saved after task {self.tasks_done(latest)}); "
-                            "continue it by adding --resume to the same command, or pass --overwrite to start again")
+            raise SecaError(
+                f"'{self.path}' holds an interrupted run (saved after task {self.tasks_done(latest)}); "
+                "continue it by adding --resume to the same command, or pass --overwrite to start again"
+            )
 
-    def start(self, config_yaml: str, overwrite: bool = False, lock: Optional[FolderLock] = None) -> None:
+    def start(self, config_yaml: str, overwrite: bool = False, lock: FolderLock | None = None) -> None:
         """Begin a new run here: the folder's lock (before anything is read, so a run that started at the same
         moment is refused), an earlier run's files set aside in ``.previous/``, and ``config.yaml``."""
         from .files import atomic_write_text
@@ -133,8 +143,10 @@ class RunFolder:
         shutil.rmtree(self.path / PREVIOUS, ignore_errors=True)
 
 
-def last_saved(root: Path) -> Optional[tuple[Path, int]]:
+def last_saved(root: Path) -> tuple[Path, int] | None:
     """The newest task checkpoint anywhere below ``root`` (a run, or the seeds of one) and its task count."""
-    saved = sorted((p for p in Path(root).glob("**/checkpoints/task-*.safetensors") if CHECKPOINT.fullmatch(p.name)),
-                   key=lambda p: p.stat().st_mtime)
+    saved = sorted(
+        (p for p in Path(root).glob("**/checkpoints/task-*.safetensors") if CHECKPOINT.fullmatch(p.name)),
+        key=lambda p: p.stat().st_mtime,
+    )
     return (saved[-1], RunFolder.tasks_done(saved[-1])) if saved else None

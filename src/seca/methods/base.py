@@ -1,4 +1,4 @@
-"""The learner protocol: what the task loop asks of a continual-learning method, and the method registry.
+"""The learner protocol: what the task loop asks of a continual-learning method, and the learners' registry.
 
 A learner sees tasks one at a time. For each task the engine calls ``begin_task``, then
 ``training_step`` for every batch of every epoch (optimising ``parameter_groups``), then ``end_task``;
@@ -9,14 +9,17 @@ backbone but never its weights: ``state_dict()`` is exactly what was learned.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Iterable, Sequence
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from ..clip.backbone import ClipBackbone
+from ..config import RECIPE_KEYS, NoSettings
 from ..data.scenario import Task
+from ..registry import Registry
 
 
 @dataclass
@@ -34,9 +37,10 @@ class Batch:
     index: torch.Tensor
     share: float = 1.0
 
-    def to(self, device: torch.device) -> "Batch":
-        return Batch(self.images.to(device, non_blocking=True), self.labels.to(device), self.index.to(device),
-                     self.share)
+    def to(self, device: torch.device) -> Batch:
+        return Batch(
+            self.images.to(device, non_blocking=True), self.labels.to(device), self.index.to(device), self.share
+        )
 
 
 @dataclass
@@ -54,11 +58,6 @@ class TaskData:
     batches: Callable[[], Iterable[Batch]]
 
 
-@dataclass(frozen=True)
-class NoSettings:
-    """A learner that reads no key of its own under ``method``."""
-
-
 class Learner(nn.Module):
     """Base class of every method; subclasses set ``name`` and register with :func:`register`.
 
@@ -66,13 +65,18 @@ class Learner(nn.Module):
     :func:`seca.config.setting` fields and :func:`seca.config.section` sub-sections); the ``method`` section of
     a config is the union of every registered learner's, and ``self.config`` is that section. ``default_lr``
     maps each parameter group the learner trains (:meth:`parameter_groups`) to its default learning rate,
-    which ``train.lr.<group>`` overrides. The class docstring's first line describes the method
-    (``seca presets``, ``--help``).
+    which ``train.lr.<group>`` overrides; a learner's only group is named after it (``rapf``). ``recipe`` holds
+    its defaults for the other keys of its training recipe (``train.epochs``, ``train.milestones``, ...:
+    :data:`seca.config.RECIPE_KEYS`), which a preset's values override. ``renamed_lr`` maps a group's earlier
+    name to its name now, so that configs and models of earlier versions load. The class docstring's first line
+    describes the method (``seca presets``, ``--help``).
     """
 
     name: ClassVar[str] = ""
     Config: ClassVar[type] = NoSettings
     default_lr: ClassVar[dict[str, float]] = {}
+    recipe: ClassVar[dict[str, Any]] = {}
+    renamed_lr: ClassVar[dict[str, str]] = {}
 
     def __init__(self, backbone: ClipBackbone, class_names: Sequence[str], config: Any, seed: int = 0):
         super().__init__()
@@ -142,9 +146,13 @@ class Learner(nn.Module):
     # ---- saving and restoring ---------------------------------------------------------------------
     def structure(self) -> dict:
         """JSON-able facts that, with ``state_dict()``, rebuild this learner (see :meth:`restore`)."""
-        return {"num_seen": self.num_seen, "class_names": self.class_names[: self.num_seen],
-                "tasks": [{"index": t.index, "start": t.start, "stop": t.stop, "classes": list(t.classes)}
-                          for t in self.tasks]}
+        return {
+            "num_seen": self.num_seen,
+            "class_names": self.class_names[: self.num_seen],
+            "tasks": [
+                {"index": t.index, "start": t.start, "stop": t.stop, "classes": list(t.classes)} for t in self.tasks
+            ],
+        }
 
     def restore(self, tensors: dict[str, torch.Tensor], structure: dict) -> None:
         """Become the learner that :meth:`structure` and ``state_dict()`` were taken from."""
@@ -157,8 +165,11 @@ class Learner(nn.Module):
         for name, value in tensors.items():  # buffers that grow with the classes take the saved shape
             if name in buffers and buffers[name].shape != value.shape:
                 module_name, _, attr = name.rpartition(".")
-                setattr(self.get_submodule(module_name) if module_name else self, attr,
-                        value.to(buffers[name].device, buffers[name].dtype))
+                setattr(
+                    self.get_submodule(module_name) if module_name else self,
+                    attr,
+                    value.to(buffers[name].device, buffers[name].dtype),
+                )
         self.load_state_dict({k: v.to(self.device) for k, v in tensors.items()}, strict=True)
         self.after_restore()
 
@@ -181,20 +192,22 @@ class Learner(nn.Module):
         return torch.Generator().manual_seed((self.seed * 1_000_003 + task.index * 1_009 + stream) % 2**63)
 
 
-LEARNERS: dict[str, type[Learner]] = {}
+LEARNERS: Registry[type[Learner]] = Registry("learner")
 
 
 def register(cls: type[Learner]) -> type[Learner]:
     """Class decorator: make a learner available under ``cls.name`` (``method.name`` in configs).
 
     Registering the same class again (its module imported twice, as a plugin) is harmless; another class under
-    a taken name is an error."""
+    a taken name is refused, naming both."""
     if not cls.name:
         raise ValueError(f"{cls.__name__} has no name; set name = '...' (what method.name selects)")
-    taken = LEARNERS.get(cls.name)
-    if taken is not None and taken.__qualname__ != cls.__qualname__:
-        raise ValueError(f"learner name '{cls.name}' is taken by {taken.__module__}.{taken.__qualname__}")
     if not dataclasses.is_dataclass(cls.Config):
         raise ValueError(f"{cls.__name__}.Config must be a frozen dataclass of the keys it reads under method.")
-    LEARNERS[cls.name] = cls
-    return cls
+    unknown = sorted(set(cls.recipe) - set(RECIPE_KEYS) | ({"lr"} & set(cls.recipe)))
+    if unknown:
+        raise ValueError(
+            f"{cls.__name__}.recipe sets '{unknown[0]}', which is not a key of a training recipe; it may "
+            f"set {', '.join(k for k in RECIPE_KEYS if k != 'lr')} (learning rates: default_lr)"
+        )
+    return LEARNERS.register(cls)

@@ -8,8 +8,8 @@ cross-entropy over the current task's classes. SECA (seca.py) extends exactly th
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -20,8 +20,20 @@ from ..config import ABOVE_ZERO, Rule, at_least, section, setting
 from ..data.scenario import Task
 from ..peft.adapter import resolve_blocks
 from ..peft.prompt import TaskPrompts
+from ._scores import ClassifierConfig, MaxOver, inference_temperature, stable_exp
 from .base import Batch, Learner, TaskData, register
-from .inference import ClassifierConfig, inference_temperature, text_branch
+
+
+def text_branch(
+    features: torch.Tensor, text: torch.Tensor, temperature: float, max_over: MaxOver = "image"
+) -> torch.Tensor:
+    """p_T of spec §6: ``features`` [B, E] and ``text`` [prompts, C, E], both normalised.
+
+    Logits ``temperature * cos`` for every (prompt, class); subtract the maximum over all of them,
+    exponentiate, and average over prompts -> ``[B, C]``.
+    """
+    logits = temperature * torch.einsum("be,pce->bpc", features, text)
+    return stable_exp(logits, max_over).mean(dim=1)
 
 
 @dataclass(frozen=True)
@@ -31,10 +43,14 @@ class AdapterConfig:
     bottleneck: int = setting(16, "adapter bottleneck width (spec §2)", at_least(1))
     scale: float = setting(0.1, "adapter output scale")
     dropout: float = setting(0.1, "dropout on the bottleneck", Rule(lambda v: 0 <= v < 1, "at least 0 and below 1"))
-    blocks: Union[str, tuple[int, ...]] = setting(
-        "all", "`all` or a list of the indices (from 0) of the blocks that get an adapter",
-        Rule(lambda v: v == "all" or (not isinstance(v, str) and len(v) > 0 and min(v) >= 0),
-             "all, or a non-empty list of block indices >= 0"))
+    blocks: str | tuple[int, ...] = setting(
+        "all",
+        "`all` or a list of the indices (from 0) of the blocks that get an adapter",
+        Rule(
+            lambda v: v == "all" or (not isinstance(v, str) and len(v) > 0 and min(v) >= 0),
+            "all, or a non-empty list of block indices >= 0",
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -50,9 +66,11 @@ class PromptClassifierConfig(ClassifierConfig):
     """How classes are scored at inference (spec §6)."""
 
     cache_text: bool = setting(
-        True, "keep the text features of every prompt and seen class for inference, encoding each prompt-class pair "
+        True,
+        "keep the text features of every prompt and seen class for inference, encoding each prompt-class pair "
         "once (the new prompt and the new classes at each task), instead of re-encoding every prompt for every "
-        "batch as the reference does (the same results up to floating-point order)")
+        "batch as the reference does (the same results up to floating-point order)",
+    )
 
 
 @register
@@ -61,23 +79,39 @@ class HPEFT(Learner):
 
     name = "h-peft"
     default_lr = {"adapter": 1e-3, "prompt": 5e-4}
+    # the paper's (spec §8): 10 epochs of batch 64, Adam with weight decay 5e-4, ×0.1 after epochs 2 and 5
+    recipe = {
+        "epochs": 10,
+        "batch_size": 64,
+        "optimizer": "adam",
+        "weight_decay": 5e-4,
+        "schedule": "multistep",
+        "milestones": (2, 5),
+        "gamma": 0.1,
+    }
 
     @dataclass(frozen=True)
     class Config:
         temperature: float = inference_temperature()
-        ce_scale: Optional[float] = setting(
-            None, "the scale of the training cross-entropies (L_ce-T, L_ce-V, L_agg, L_gs); `null` is the backbone's "
+        ce_scale: float | None = setting(
+            None,
+            "the scale of the training cross-entropies (L_ce-T, L_ce-V, L_agg, L_gs); `null` is the backbone's "
             "own `logit_scale.exp()`, as the reference (100 for OpenAI's ViT-B/16 and for the offline `seca-shapes` "
-            "CLIP)", ABOVE_ZERO)
+            "CLIP)",
+            ABOVE_ZERO,
+        )
         adapter: AdapterConfig = section(AdapterConfig)
         prompt: PromptConfig = section(PromptConfig)
         classifier: PromptClassifierConfig = section(PromptClassifierConfig)
         stem_cache_gb: float = setting(
-            4.0, "memory for the frozen stems of a task's training images: everything the image encoder computes "
+            4.0,
+            "memory for the frozen stems of a task's training images: everything the image encoder computes "
             "before the first adapter, kept per image so that no step recomputes it (2 × tokens × width × 4 bytes per "
             "image: 1.15 MiB for ViT-B/16, 2.7 GiB for an ImageNet-R task of 2,400 images). A task whose stems would "
             "need more recomputes them every step; `0` never keeps them. Identical results either way "
-            "([performance.md](performance.md))", Rule(lambda v: v >= 0, "0 or more (0: never keep the stems)"))
+            "([performance.md](performance.md))",
+            Rule(lambda v: v >= 0, "0 or more (0: never keep the stems)"),
+        )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -91,10 +125,10 @@ class HPEFT(Learner):
         # finished prompt x every class), so each prompt-class pair is encoded once (spec §7b).
         self._frozen_text = torch.empty(0, 0, self.backbone.embed_dim, device=self.device)
         # The frozen stem of every training image of the current task (spec §7b), when it fits the budget.
-        self._stems: Optional[FrozenStem] = None
+        self._stems: FrozenStem | None = None
 
     # ---- features --------------------------------------------------------------------------------
-    def image_features(self, images: Optional[torch.Tensor] = None, stem: Optional[FrozenStem] = None) -> torch.Tensor:
+    def image_features(self, images: torch.Tensor | None = None, stem: FrozenStem | None = None) -> torch.Tensor:
         """Normalised adapted image features f(x), of ``images`` or of their frozen ``stem``."""
         return F.normalize(self.backbone.encode_image(images, self.adapters, stem=stem), dim=-1)
 
@@ -113,8 +147,11 @@ class HPEFT(Learner):
         stacked = torch.stack(list(self.prompts)[:total_prompts]) if total_prompts else None
         cache = self._frozen_text
         if total_classes > done_classes:  # old prompts, new classes
-            cache = (torch.cat([cache, self._encode_frozen(stacked[:done_prompts], done_classes, total_classes)], 1)
-                     if done_prompts else cache.new_empty(0, total_classes, cache.shape[2]))
+            cache = (
+                torch.cat([cache, self._encode_frozen(stacked[:done_prompts], done_classes, total_classes)], 1)
+                if done_prompts
+                else cache.new_empty(0, total_classes, cache.shape[2])
+            )
         if total_prompts > done_prompts:  # new prompts, every class
             cache = torch.cat([cache, self._encode_frozen(stacked[done_prompts:], 0, total_classes)], 0)
         self._frozen_text = cache
@@ -123,8 +160,13 @@ class HPEFT(Learner):
     def _encode_frozen(self, prompts: torch.Tensor, start: int, stop: int, pairs: int = 4096) -> torch.Tensor:
         """Normalised ``[T, stop - start, E]``, a bounded number of prompt-class pairs at a time."""
         step = max(1, pairs // prompts.shape[0])
-        return torch.cat([F.normalize(self.texts.encode_prompts(prompts, slice(c, min(c + step, stop))), dim=-1)
-                          for c in range(start, stop, step)], dim=1)
+        return torch.cat(
+            [
+                F.normalize(self.texts.encode_prompts(prompts, slice(c, min(c + step, stop))), dim=-1)
+                for c in range(start, stop, step)
+            ],
+            dim=1,
+        )
 
     def batch_stem(self, batch: Batch) -> FrozenStem:
         """The frozen stem of a batch of the current task's training images: kept, or computed now."""
@@ -134,7 +176,7 @@ class HPEFT(Learner):
 
     def keeps_stems(self, data: TaskData) -> bool:
         """Whether the task's stems fit in ``method.stem_cache_gb``."""
-        return self.backbone.stem_bytes(self.adapters.first_block, data.size) <= self.config.stem_cache_gb * 2 ** 30
+        return self.backbone.stem_bytes(self.adapters.first_block, data.size) <= self.config.stem_cache_gb * 2**30
 
     def stem_pass(self, data: TaskData) -> Iterator[tuple[Batch, FrozenStem]]:
         """Every training image of the task once, in order, with its frozen stem; the stems are kept for

@@ -17,7 +17,6 @@ over every seen class (§4.3): the agent "compensates" for the gap.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -27,10 +26,10 @@ from ..data.scenario import Task
 from ..distributed import gather_rows
 from ..errors import SecaError
 from ..peft.lora import LoraSet, check_attention
+from ._precision import widen
+from ._statistics import class_means
+from ._texts import AdaptedTexts
 from .base import Batch, Learner, TaskData, register
-from .precision import widen
-from .replay import class_means
-from .texts import AdaptedTexts
 
 
 @dataclass(frozen=True)
@@ -38,32 +37,54 @@ class MindTheGapConfig:
     """Mind the Gap's settings (docs/specs/mind-the-gap.md §5-§6; defaults: the official ImageNet-R configuration)."""
 
     template: str = setting("a good photo of a {}.", "Mind the Gap: the text template of every class (§2)")
-    rank: int = setting(8, "Mind the Gap: the rank of the key and value updates of every attention block (§2)",
-                        at_least(1))
+    rank: int = setting(
+        8, "Mind the Gap: the rank of the key and value updates of every attention block (§2)", at_least(1)
+    )
     alpha: float = setting(1.0, "Mind the Gap: the LoRA scale is alpha / rank (§2)", ABOVE_ZERO)
-    ce_scope: str = setting("task", "Mind the Gap: the classes of the LoRA's cross-entropy: `task` (the current "
-                            "task's, as the official code) or `seen` (every class seen so far) (§6 item 6)",
-                            one_of("task", "seen"))
-    agent: bool = setting(True, "Mind the Gap: train the visual agent and mix it into the scores (§4.2-§4.3); "
-                          "without it a test image scores its text probabilities")
-    agent_lr: float = setting(5e-4, "Mind the Gap: the visual agent's Adam learning rate (cosine per step to 1/100 "
-                              "of it, §4.2)", ABOVE_ZERO)
+    ce_scope: str = setting(
+        "task",
+        "Mind the Gap: the classes of the LoRA's cross-entropy: `task` (the current "
+        "task's, as the official code) or `seen` (every class seen so far) (§6 item 6)",
+        one_of("task", "seen"),
+    )
+    agent: bool = setting(
+        True,
+        "Mind the Gap: train the visual agent and mix it into the scores (§4.2-§4.3); "
+        "without it a test image scores its text probabilities",
+    )
+    agent_lr: float = setting(
+        5e-4, "Mind the Gap: the visual agent's Adam learning rate (cosine per step to 1/100 of it, §4.2)", ABOVE_ZERO
+    )
     agent_batch_size: int = setting(32, "Mind the Gap: the visual agent's batch size (§4.2)", at_least(1))
-    agent_epochs: int = setting(3, "Mind the Gap: epochs of the visual agent's training after each task (§4.2)",
-                                at_least(0))
-    mix_text: float = setting(1.0, "Mind the Gap: the weight of the text branch in the test scores (§4.3)",
-                              at_least(0.0))
-    mix_visual: float = setting(4.0, "Mind the Gap: the weight of the visual agent in the test scores (§4.3)",
-                                at_least(0.0))
-    probe_epochs: int = setting(10, "Mind the Gap: `seca probe-epochs` trains the first task at most this many epochs "
-                                "(the official epoch.py: 10) (§4.4)", at_least(1))
-    probe_threshold: float = setting(0.1, "Mind the Gap: `seca probe-epochs` stops at the first epoch after which "
-                                     "the mean non-target logit has moved by more than this fraction of its value "
-                                     "before training; the epochs are those completed before it, at least 1 (§4.4)",
-                                     ABOVE_ZERO)
-    text_branch: str = setting("double_softmax", "Mind the Gap: the text branch of the test scores: "
-                               "`double_softmax` (a softmax of the text probabilities, as the official code) or "
-                               "`softmax` (the text probabilities) (§6 item 4)", one_of("double_softmax", "softmax"))
+    agent_epochs: int = setting(
+        3, "Mind the Gap: epochs of the visual agent's training after each task (§4.2)", at_least(0)
+    )
+    mix_text: float = setting(
+        1.0, "Mind the Gap: the weight of the text branch in the test scores (§4.3)", at_least(0.0)
+    )
+    mix_visual: float = setting(
+        4.0, "Mind the Gap: the weight of the visual agent in the test scores (§4.3)", at_least(0.0)
+    )
+    probe_epochs: int = setting(
+        10,
+        "Mind the Gap: `seca probe-epochs` trains the first task at most this many epochs "
+        "(the official epoch.py: 10) (§4.4)",
+        at_least(1),
+    )
+    probe_threshold: float = setting(
+        0.1,
+        "Mind the Gap: `seca probe-epochs` stops at the first epoch after which "
+        "the mean non-target logit has moved by more than this fraction of its value "
+        "before training; the epochs are those completed before it, at least 1 (§4.4)",
+        ABOVE_ZERO,
+    )
+    text_branch: str = setting(
+        "double_softmax",
+        "Mind the Gap: the text branch of the test scores: "
+        "`double_softmax` (a softmax of the text probabilities, as the official code) or "
+        "`softmax` (the text probabilities) (§6 item 4)",
+        one_of("double_softmax", "softmax"),
+    )
 
 
 def agent_scores(features: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
@@ -71,8 +92,9 @@ def agent_scores(features: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     return features @ F.normalize(rows, dim=-1).T
 
 
-def mixed_scores(text_logits: torch.Tensor, agent_logits: Optional[torch.Tensor], settings: MindTheGapConfig
-                 ) -> torch.Tensor:
+def mixed_scores(
+    text_logits: torch.Tensor, agent_logits: torch.Tensor | None, settings: MindTheGapConfig
+) -> torch.Tensor:
     """§4.3: ``(a · T(softmax(text)) + b · softmax(agent)) / (a + b)``, T a second softmax by default; the text
     probabilities alone without an agent."""
     text = text_logits.softmax(dim=1)
@@ -90,14 +112,16 @@ class GapProbe:
     training ends the probe, and the epochs are those completed before that epoch (at least 1). If no epoch of
     ``max_epochs`` does, the official code says nothing; this probe answers ``max_epochs``."""
 
-    def __init__(self, learner: "MindTheGap", data: TaskData, max_epochs: int, threshold: float):
+    def __init__(self, learner: MindTheGap, data: TaskData, max_epochs: int, threshold: float):
         if learner.num_seen < 2:
-            raise SecaError("mind-the-gap: the epoch probe measures the logits of the classes other than an image's "
-                            "own, so the first task needs at least 2 classes")
+            raise SecaError(
+                "mind-the-gap: the epoch probe measures the logits of the classes other than an image's "
+                "own, so the first task needs at least 2 classes"
+            )
         self.learner, self.data, self.max_epochs, self.threshold = learner, data, max_epochs, threshold
         self.before = learner.gap_statistic(data)
         self.after: list[float] = []
-        self.epochs: Optional[int] = None
+        self.epochs: int | None = None
 
     def after_epoch(self, epoch: int) -> bool:
         self.after.append(self.learner.gap_statistic(self.data))
@@ -107,17 +131,35 @@ class GapProbe:
         return False
 
     def report(self) -> dict:
-        return {"epochs": self.epochs or self.max_epochs, "crossed": self.epochs is not None,
-                "statistic": "mean non-target logit", "before": self.before, "after_each_epoch": self.after,
-                "threshold": self.threshold, "max_epochs": self.max_epochs}
+        return {
+            "epochs": self.epochs or self.max_epochs,
+            "crossed": self.epochs is not None,
+            "statistic": "mean non-target logit",
+            "before": self.before,
+            "after_each_epoch": self.after,
+            "threshold": self.threshold,
+            "max_epochs": self.max_epochs,
+        }
 
 
 @register
 class MindTheGap(AdaptedTexts, Learner):
-    """Mind the Gap (ICCV 2025): LoRA on the keys and values of both CLIP encoders, and a visual agent mixed 4:1 with the text."""
+    """Mind the Gap (ICCV 2025): LoRA on both CLIP encoders' keys and values, a visual agent mixed 4:1 with the text."""
 
     name = "mind-the-gap"
-    default_lr = {"lora": 1e-3}
+    default_lr = {"mind_the_gap": 1e-3}
+    renamed_lr = {"lora": "mind_the_gap"}  # its group's name before 0.2
+    # the official ImageNet-R configuration (docs/specs/mind-the-gap.md §5): 2 epochs (its epoch probe's choice) of
+    # batch 64, Adam without weight decay, a cosine per epoch to lr / 100, in fp32
+    recipe = {
+        "epochs": 2,
+        "batch_size": 64,
+        "optimizer": "adam",
+        "weight_decay": 0.0,
+        "schedule": "cosine_epoch",
+        "min_lr_ratio": 0.01,
+        "amp": "off",
+    }
 
     @dataclass(frozen=True)
     class Config:
@@ -127,8 +169,10 @@ class MindTheGap(AdaptedTexts, Learner):
     def check_config(cls, config) -> None:
         settings = getattr(config, "method", config).mind_the_gap
         if settings.agent and settings.mix_text + settings.mix_visual <= 0:
-            raise SecaError("mind-the-gap: method.mind_the_gap.mix_text and mix_visual are both 0; give the test "
-                            "scores a branch (the official weights: 1 and 4), or set agent: false")
+            raise SecaError(
+                "mind-the-gap: method.mind_the_gap.mix_text and mix_visual are both 0; give the test "
+                "scores a branch (the official weights: 1 and 4), or set agent: false"
+            )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -141,7 +185,7 @@ class MindTheGap(AdaptedTexts, Learner):
         self.text = LoraSet(backbone.text.width, backbone.text.num_blocks, settings.rank, settings.alpha, generator)
         self.register_buffer("agent", torch.empty(0, backbone.embed_dim))  # one row per seen class (§4.2)
         self.register_buffer("text_features", torch.empty(0, backbone.embed_dim), persistent=False)
-        self._tokens: Optional[torch.Tensor] = None
+        self._tokens: torch.Tensor | None = None
 
     @property
     def settings(self) -> MindTheGapConfig:
@@ -151,10 +195,10 @@ class MindTheGap(AdaptedTexts, Learner):
     def begin_task(self, task: Task, data: TaskData) -> None:
         super().begin_task(task, data)
         first = task.start if self.settings.ce_scope == "task" else 0
-        self._tokens = self._tokenize(self.class_names[first:task.stop])
+        self._tokens = self._tokenize(self.class_names[first : task.stop])
 
     def parameter_groups(self) -> list[dict]:
-        return [{"name": "lora", "params": list(self.image.parameters()) + list(self.text.parameters())}]
+        return [{"name": "mind_the_gap", "params": list(self.image.parameters()) + list(self.text.parameters())}]
 
     def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         """§3.1: the cross-entropy of 100 cos over the current task's classes; both encoders' LoRA get gradients.
@@ -185,8 +229,9 @@ class MindTheGap(AdaptedTexts, Learner):
             labels.append(batch.labels)
         return torch.cat(features).float(), torch.cat(labels)
 
-    def _train_agent(self, task: Task, means: torch.Tensor, features: torch.Tensor, labels: torch.Tensor
-                     ) -> torch.Tensor:
+    def _train_agent(
+        self, task: Task, means: torch.Tensor, features: torch.Tensor, labels: torch.Tensor
+    ) -> torch.Tensor:
         """§4.2: the new classes' rows: their mean feature (not renormalised), then ``agent_epochs`` epochs of Adam
         on the cross-entropy of plain cosines over the task's classes, the rate annealed per step to 1/100.
 
@@ -241,7 +286,9 @@ class MindTheGap(AdaptedTexts, Learner):
 
     def after_restore(self) -> None:
         if self.settings.agent and len(self.agent) != self.num_seen:
-            raise SecaError(f"mind-the-gap: this model's visual agent has {len(self.agent)} rows for {self.num_seen} "
-                            "classes (it was learned with method.mind_the_gap.agent: false); load it with agent: "
-                            "false, or learn a new one with the agent")
+            raise SecaError(
+                f"mind-the-gap: this model's visual agent has {len(self.agent)} rows for {self.num_seen} "
+                "classes (it was learned with method.mind_the_gap.agent: false); load it with agent: "
+                "false, or learn a new one with the agent"
+            )
         self._cache_texts()

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -28,31 +27,39 @@ from torch import nn
 from ..config import ABOVE_ZERO, at_least, section, setting
 from ..data.scenario import Task
 from ..errors import SecaError
+from ._precision import widen
+from ._texts import AdaptedTexts
 from .base import Batch, Learner, TaskData, register
-from .precision import widen
-from .texts import AdaptedTexts
 
 NOISE_FLOOR = 1e-2  # the official ``noise_epsilon``: the least standard deviation of the gate noise (§2)
 
 
 @dataclass(frozen=True)
-class MoeAdaptersConfig:
+class MoEAdaptersConfig:
     """MoE-Adapters' settings (docs/specs/moe-adapters.md §5; defaults: the official class-incremental code)."""
 
     template: str = setting("a bad photo of a {}.", "MoE-Adapters: the text template of every class (§3)")
     experts: int = setting(2, "MoE-Adapters: experts in every block of both encoders (§2)", at_least(1))
-    top_k: int = setting(2, "MoE-Adapters: experts each sequence's router keeps (softmax over their gate logits; at "
-                         "most `experts`) (§2)", at_least(1))
+    top_k: int = setting(
+        2,
+        "MoE-Adapters: experts each sequence's router keeps (softmax over their gate logits; at most `experts`) (§2)",
+        at_least(1),
+    )
     bottleneck: int = setting(64, "MoE-Adapters: the width of each expert's bottleneck (§2)", at_least(1))
     scale: float = setting(0.1, "MoE-Adapters: each expert's output is multiplied by this (§2)", ABOVE_ZERO)
     dropout: float = setting(0.1, "MoE-Adapters: dropout inside each expert while training (§2)", at_least(0.0))
-    gate_noise: bool = setting(True, "MoE-Adapters: add learned Gaussian noise to the gate logits while training "
-                               "(noisy top-k gating, §2)")
-    test_gate_noise: bool = setting(False, "MoE-Adapters: add it at test too, as the official code does (its "
-                                    "switch is read once, when the blocks are built): predictions become random "
-                                    "(§6 item 3)")
-    label_smoothing: float = setting(0.0, "MoE-Adapters: label smoothing of the cross-entropy (`ls`, §3)",
-                                     at_least(0.0))
+    gate_noise: bool = setting(
+        True, "MoE-Adapters: add learned Gaussian noise to the gate logits while training (noisy top-k gating, §2)"
+    )
+    test_gate_noise: bool = setting(
+        False,
+        "MoE-Adapters: add it at test too, as the official code does (its "
+        "switch is read once, when the blocks are built): predictions become random "
+        "(§6 item 3)",
+    )
+    label_smoothing: float = setting(
+        0.0, "MoE-Adapters: label smoothing of the cross-entropy (`ls`, §3)", at_least(0.0)
+    )
 
 
 class Mixture(nn.Module):
@@ -63,7 +70,7 @@ class Mixture(nn.Module):
     is the official sparse dispatch's sum (it runs an expert only on the sequences that kept it).
     """
 
-    def __init__(self, width: int, settings: MoeAdaptersConfig, generator: torch.Generator):
+    def __init__(self, width: int, settings: MoEAdaptersConfig, generator: torch.Generator):
         super().__init__()
         experts, bottleneck = settings.experts, settings.bottleneck
         bound = 1 / math.sqrt(width)  # nn.Linear's Kaiming-uniform (a = sqrt 5): U(-1/sqrt(fan_in), 1/sqrt(fan_in))
@@ -85,7 +92,7 @@ class Mixture(nn.Module):
         top, chosen = logits.topk(self.top_k, dim=1)
         return torch.zeros_like(logits).scatter(1, chosen, top.softmax(dim=1))
 
-    def forward(self, x: torch.Tensor, sequence_length: Optional[int] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, sequence_length: int | None = None) -> torch.Tensor:
         """``Σ_e g_e · expert_e(x)`` for ``x`` ``[B, L, width]``, the stream after a block's attention.
 
         When ``x`` holds only the first L positions of sequences of ``sequence_length`` (the class token of the
@@ -93,7 +100,9 @@ class Mixture(nn.Module):
         stream is that of the full computation."""
         gates = self.gates(x[:, 0])
         dtype = x.dtype
-        hidden = torch.relu(torch.einsum("blw,ewk->eblk", x, self.down.to(dtype)) + self.down_bias.to(dtype)[:, None, None])
+        hidden = torch.relu(
+            torch.einsum("blw,ewk->eblk", x, self.down.to(dtype)) + self.down_bias.to(dtype)[:, None, None]
+        )
         if self.training and self.dropout > 0:
             length = sequence_length or x.shape[1]
             mask = F.dropout(hidden.new_ones(*hidden.shape[:2], length, hidden.shape[-1]), self.dropout)
@@ -105,7 +114,7 @@ class Mixture(nn.Module):
 class Mixtures(nn.Module):
     """One :class:`Mixture` per block of an encoder (``adapter_for(block)``, as the backbone's encoders take)."""
 
-    def __init__(self, width: int, blocks: int, settings: MoeAdaptersConfig, generator: torch.Generator):
+    def __init__(self, width: int, blocks: int, settings: MoEAdaptersConfig, generator: torch.Generator):
         super().__init__()
         self.mixtures = nn.ModuleList(Mixture(width, settings, generator) for _ in range(blocks))
         self.first_block = 0
@@ -115,22 +124,36 @@ class Mixtures(nn.Module):
 
 
 @register
-class MoeAdapters(AdaptedTexts, Learner):
+class MoEAdapters(AdaptedTexts, Learner):
     """MoE-Adapters (CVPR 2024): mixtures of adapter experts with noisy top-k routers in both CLIP encoders."""
 
     name = "moe-adapters"
-    default_lr = {"moe": 1e-3}
+    default_lr = {"moe_adapters": 1e-3}
+    renamed_lr = {"moe": "moe_adapters"}  # its group's name before 0.2
+    # the official class-incremental recipe (docs/specs/moe-adapters.md §5): one epoch, AdamW without weight decay,
+    # a cosine per step after 30 warm-up steps, in fp32; batch 64 (TinyImageNet's; ImageNet-R has no official one)
+    recipe = {
+        "epochs": 1,
+        "batch_size": 64,
+        "optimizer": "adamw",
+        "weight_decay": 0.0,
+        "schedule": "cosine",
+        "warmup_steps": 30,
+        "amp": "off",
+    }
 
     @dataclass(frozen=True)
     class Config:
-        moe_adapters: MoeAdaptersConfig = section(MoeAdaptersConfig)
+        moe_adapters: MoEAdaptersConfig = section(MoEAdaptersConfig)
 
     @classmethod
     def check_config(cls, config) -> None:
         settings = getattr(config, "method", config).moe_adapters
         if settings.top_k > settings.experts:
-            raise SecaError(f"moe-adapters: method.moe_adapters.top_k {settings.top_k} is more than its "
-                            f"{settings.experts} experts; choose top_k between 1 and method.moe_adapters.experts")
+            raise SecaError(
+                f"moe-adapters: method.moe_adapters.top_k {settings.top_k} is more than its "
+                f"{settings.experts} experts; choose top_k between 1 and method.moe_adapters.experts"
+            )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -142,19 +165,19 @@ class MoeAdapters(AdaptedTexts, Learner):
         self.image = Mixtures(self.backbone.vision_width, self.backbone.num_blocks, settings, generator)
         self.text = Mixtures(text.width, text.num_blocks, settings, generator)
         self.register_buffer("text_features", torch.empty(0, self.backbone.embed_dim), persistent=False)
-        self._tokens: Optional[torch.Tensor] = None
+        self._tokens: torch.Tensor | None = None
 
     @property
-    def settings(self) -> MoeAdaptersConfig:
+    def settings(self) -> MoEAdaptersConfig:
         return self.config.moe_adapters
 
     # ---- a task ---------------------------------------------------------------------------------
     def begin_task(self, task: Task, data: TaskData) -> None:
         super().begin_task(task, data)
-        self._tokens = self._tokenize(self.class_names[task.start:task.stop])
+        self._tokens = self._tokenize(self.class_names[task.start : task.stop])
 
     def parameter_groups(self) -> list[dict]:
-        return [{"name": "moe", "params": list(self.image.parameters()) + list(self.text.parameters())}]
+        return [{"name": "moe_adapters", "params": list(self.image.parameters()) + list(self.text.parameters())}]
 
     def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         """§3: the cross-entropy over the current task's classes; both encoders' experts get gradients."""

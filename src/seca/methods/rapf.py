@@ -22,33 +22,49 @@ from torch import nn
 
 from ..config import ABOVE_ZERO, at_least, one_of, section, setting
 from ..data.scenario import Task
+from ._precision import widen
+from ._statistics import ClassGaussians, class_statistics
 from .base import Batch, Learner, TaskData, register
-from .precision import widen
-from .replay import ClassGaussians, class_statistics
 
 
 @dataclass(frozen=True)
-class RapfConfig:
+class RAPFConfig:
     """RAPF's settings (docs/specs/rapf.md §5; defaults: the official ImageNet-R 10-task configuration)."""
 
     template: str = setting("a good photo of a {}.", "RAPF: the text template of every class (§2)")
-    threshold: float = setting(0.65, "RAPF: an old and a new class whose normalised text features are nearer than "
-                               "this (Euclidean) form a hard pair of the hinge (§3.2)", ABOVE_ZERO)
-    replay_classes_per_batch: int = setting(5, "RAPF: old classes replayed per batch, taken in turn from a list "
-                                            "shuffled every epoch (§3.1; the official code: 5 on ImageNet-R)",
-                                            at_least(1))
-    replay_samples_per_class: int = setting(10, "RAPF: pseudo-features per replayed class per batch (10 beta)",
-                                            at_least(1))
-    hinge_samples_per_pair: int = setting(20, "RAPF: samples of the old class per hard pair per step (20 beta)",
-                                          at_least(1))
+    threshold: float = setting(
+        0.65,
+        "RAPF: an old and a new class whose normalised text features are nearer than "
+        "this (Euclidean) form a hard pair of the hinge (§3.2)",
+        ABOVE_ZERO,
+    )
+    replay_classes_per_batch: int = setting(
+        5,
+        "RAPF: old classes replayed per batch, taken in turn from a list "
+        "shuffled every epoch (§3.1; the official code: 5 on ImageNet-R)",
+        at_least(1),
+    )
+    replay_samples_per_class: int = setting(
+        10, "RAPF: pseudo-features per replayed class per batch (10 beta)", at_least(1)
+    )
+    hinge_samples_per_pair: int = setting(
+        20, "RAPF: samples of the old class per hard pair per step (20 beta)", at_least(1)
+    )
     hinge_margin: float = setting(0.1, "RAPF: the hinge's margin (§3.2)", at_least(0.0))
-    shrinkage: bool = setting(True, "RAPF: sample from the covariance plus its mean diagonal on the diagonal and the "
-                              "mean non-zero off-diagonal entry off it (§3.1; off for CIFAR-100)")
+    shrinkage: bool = setting(
+        True,
+        "RAPF: sample from the covariance plus its mean diagonal on the diagonal and the "
+        "mean non-zero off-diagonal entry off it (§3.1; off for CIFAR-100)",
+    )
     covariance_eps: float = setting(1e-4, "RAPF: added to each class covariance's diagonal (§4.1)", ABOVE_ZERO)
-    mix_bias: float = setting(0.7, "RAPF: the least fraction of an update entry kept by the fusion (§4.2)",
-                              at_least(0.0))
-    adapter_init: str = setting("default", "RAPF: the adapter's initial weight: `default` (PyTorch's, as the "
-                                "official code) or `identity` (§6 item 3)", one_of("default", "identity"))
+    mix_bias: float = setting(
+        0.7, "RAPF: the least fraction of an update entry kept by the fusion (§4.2)", at_least(0.0)
+    )
+    adapter_init: str = setting(
+        "default",
+        "RAPF: the adapter's initial weight: `default` (PyTorch's, as the official code) or `identity` (§6 item 3)",
+        one_of("default", "identity"),
+    )
 
 
 def shrink_covariance(covariance: torch.Tensor) -> torch.Tensor:
@@ -93,15 +109,26 @@ def hinge(features: torch.Tensor, text: torch.Tensor, pairs: torch.Tensor, margi
 
 
 @register
-class Rapf(Learner):
+class RAPF(Learner):
     """RAPF (ECCV 2024): a linear adapter on CLIP's image embedding, Gaussian replay, text-guided hinge, SVD fusion."""
 
     name = "rapf"
-    default_lr = {"linear": 1e-3}
+    default_lr = {"rapf": 1e-3}
+    renamed_lr = {"linear": "rapf"}  # its group's name before 0.2
+    # the official ImageNet-R configuration (docs/specs/rapf.md §5): 15 epochs of batch 64, no weight decay
+    recipe = {
+        "epochs": 15,
+        "batch_size": 64,
+        "optimizer": "adam",
+        "weight_decay": 0.0,
+        "schedule": "multistep",
+        "milestones": (4, 10),
+        "gamma": 0.1,
+    }
 
     @dataclass(frozen=True)
     class Config:
-        rapf: RapfConfig = section(RapfConfig)
+        rapf: RAPFConfig = section(RAPFConfig)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -112,7 +139,7 @@ class Rapf(Learner):
             if self.settings.adapter_init == "identity":
                 self.linear.weight.copy_(torch.eye(dim))
             else:  # PyTorch's default: Kaiming-uniform with a = sqrt(5), i.e. U(-1/sqrt(dim), 1/sqrt(dim))
-                bound = 1 / dim ** 0.5
+                bound = 1 / dim**0.5
                 self.linear.weight.copy_(torch.empty(dim, dim).uniform_(-bound, bound, generator=generator))
         self.gaussians = ClassGaussians(dim).to(self.device)  # of the frozen embeddings, shrunk when sampled
         self.register_buffer("text_features", torch.empty(0, dim), persistent=False)
@@ -126,7 +153,7 @@ class Rapf(Learner):
         self._size = 0
 
     @property
-    def settings(self) -> RapfConfig:
+    def settings(self) -> RAPFConfig:
         return self.config.rapf
 
     # ---- a task ---------------------------------------------------------------------------------
@@ -135,16 +162,20 @@ class Rapf(Learner):
         self._encode_texts()
         self._features, self._size = self._embed_task(data), data.size
         old = task.start
-        self._pairs = (hard_pairs(self.text_features[:old], self.text_features[old:task.stop], self.settings.threshold,
-                                  old) if old else torch.empty(0, 2, dtype=torch.long, device=self.device))
+        self._pairs = (
+            hard_pairs(self.text_features[:old], self.text_features[old : task.stop], self.settings.threshold, old)
+            if old
+            else torch.empty(0, 2, dtype=torch.long, device=self.device)
+        )
         self._start_weight = self.linear.weight.detach().clone() if old else None
         self._generator = self.task_rng(task, stream=1)
         self._seen, self._batch = 0, 0
         if old:
             self._sampler = ClassGaussians(self.backbone.embed_dim).to(self.device)  # the shrunk factors, once a task
             covariances = self.gaussians.cholesky @ self.gaussians.cholesky.transpose(1, 2)
-            self._sampler.add(self.gaussians.means, shrink_covariance(covariances) if self.settings.shrinkage
-                              else covariances)
+            self._sampler.add(
+                self.gaussians.means, shrink_covariance(covariances) if self.settings.shrinkage else covariances
+            )
 
     @torch.no_grad()
     def _embed_task(self, data: TaskData) -> torch.Tensor:
@@ -159,7 +190,7 @@ class Rapf(Learner):
         return self._features[batch.index]
 
     def parameter_groups(self) -> list[dict]:
-        return [{"name": "linear", "params": [self.linear.weight]}]
+        return [{"name": "rapf", "params": [self.linear.weight]}]
 
     def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         task = self.task
@@ -180,7 +211,7 @@ class Rapf(Learner):
         ce = F.cross_entropy(logits, labels)
         losses = {"ce": ce}
         if edge is not None:
-            losses["hinge"] = hinge(adapted[len(labels):], self.text_features, self._pairs, self.settings.hinge_margin)
+            losses["hinge"] = hinge(adapted[len(labels) :], self.text_features, self._pairs, self.settings.hinge_margin)
         losses["loss"] = sum(losses.values())
         return losses
 
@@ -194,8 +225,9 @@ class Rapf(Learner):
     def _draw(self, classes: torch.Tensor, per_class: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``per_class`` pseudo-features of each of ``classes`` (in order; repeats allowed) and their labels."""
         classes = classes.to(self._sampler.means.device)
-        noise = torch.randn(len(classes), per_class, self.backbone.embed_dim, generator=self._generator,
-                            dtype=torch.float64).to(self._sampler.means.device)
+        noise = torch.randn(
+            len(classes), per_class, self.backbone.embed_dim, generator=self._generator, dtype=torch.float64
+        ).to(self._sampler.means.device)
         draws = self._sampler.means[classes, None, :] + noise @ self._sampler.cholesky[classes].transpose(1, 2)
         return draws.reshape(-1, draws.shape[-1]).float(), classes.repeat_interleave(per_class)
 
@@ -223,7 +255,7 @@ class Rapf(Learner):
             self._encode_texts(task.stop)
 
     def _encode_texts(self, stop: int | None = None) -> None:
-        names = self.class_names[self.text_features.shape[0]:self.num_seen if stop is None else stop]
+        names = self.class_names[self.text_features.shape[0] : self.num_seen if stop is None else stop]
         if names:
             texts = [self.settings.template.format(name) for name in names]
             with torch.no_grad():

@@ -5,9 +5,10 @@ CLIP-Driven Continual Learning", AAAI 2026 (arXiv 2508.01579).
 
 SECA is H-PEFT (adapters + per-task prompts) plus two modules that use what the text encoder knows: SG-AKT
 distils from a pool of earlier adapters, weighting each by the textual relevance of the image's class
-(teachers.py, the network in sg_akt.py); SE-VPR refines frozen-CLIP class prototypes with the classes' text
-affinities and serves as a visual classifier beside the text one (visual_heads.py, the network in
-se_vpr.py). SECA++ adds Gaussian pseudo-feature replay (replay.py). The paper's ablations choose the teacher
+(seca_parts/teachers.py, the network in seca_parts/sg_akt.py); SE-VPR refines frozen-CLIP class prototypes with
+the classes' text affinities and serves as a visual classifier beside the text one (seca_parts/visual_heads.py,
+the network in seca_parts/se_vpr.py). SECA++ adds Gaussian pseudo-feature replay (the class statistics of
+_statistics.py, and ``ReplayConfig`` below). The paper's ablations choose the teacher
 (``method.sg_akt.teacher``) and the visual head (``method.classifier.visual``); docs/method.md lists them:
 
     L = L_ce-T + L_ce-V + L_reg + L_agg + beta_s * L_SG-AKT  (+ L_gs for SECA++),  beta_s = beta * (s - 1)
@@ -16,23 +17,22 @@ se_vpr.py). SECA++ adds Gaussian pseudo-feature replay (replay.py). The paper's 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
 from ..clip.backbone import FrozenStem
-from ..config import FRACTION, one_of, one_of_registered, section, setting
+from ..config import ABOVE_ZERO, FRACTION, at_least, one_of, one_of_registered, section, setting
 from ..data.scenario import Task
+from ._precision import widen
+from ._scores import stable_exp
+from ._statistics import ClassGaussians, class_means, class_statistics
 from .base import Batch, TaskData, register
-from .h_peft import HPEFT, PromptClassifierConfig
-from .inference import stable_exp, text_branch
-from .precision import widen
-from .replay import ClassGaussians, ReplayConfig, class_means, class_statistics
-from .se_vpr import SEVPRConfig
-from .sg_akt import SGAKTConfig, distillation_kl
-from .teachers import TEACHERS, Teacher
-from .visual_heads import VISUAL_HEADS, VisualHead
+from .h_peft import HPEFT, PromptClassifierConfig, text_branch
+from .seca_parts.se_vpr import SEVPRConfig
+from .seca_parts.sg_akt import distillation_kl
+from .seca_parts.teachers import TEACHERS, SGAKTConfig, Teacher
+from .seca_parts.visual_heads import VISUAL_HEADS, VisualHead
 
 
 @dataclass(frozen=True)
@@ -40,12 +40,24 @@ class SECAClassifierConfig(PromptClassifierConfig):
     """How classes are scored at inference (spec §6)."""
 
     branches: str = setting("hybrid", "`hybrid`, `text` or `visual`", one_of("hybrid", "text", "visual"))
-    visual: str = setting("se-vpr", "the visual branch ([method.md](method.md#se-vpr))",
-                          one_of_registered(lambda: list(VISUAL_HEADS)))
+    visual: str = setting(
+        "se-vpr", "the visual branch ([method.md](method.md#se-vpr))", one_of_registered(VISUAL_HEADS)
+    )
     text_weight: float = setting(0.5, "weight of the text branch in the hybrid score", FRACTION)
 
 
-def _mean_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, weights: Optional[torch.Tensor]) -> torch.Tensor:
+@dataclass(frozen=True)
+class ReplayConfig:
+    """Gaussian pseudo-feature replay of SECA++ (spec §7)."""
+
+    samples_per_class: int = setting(10, "SECA++: pseudo-features drawn per old class per step", at_least(1))
+    stats_dropout: bool = setting(
+        False, "SECA++: compute class statistics with adapter dropout active, as the reference"
+    )
+    covariance_eps: float = setting(1e-4, "SECA++: added to the covariance diagonal", ABOVE_ZERO)
+
+
+def _mean_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
     """The cross-entropy averaged over the rows, each counting ``weights[i]`` times (all once if None)."""
     if weights is None:
         return F.cross_entropy(logits, targets)
@@ -69,7 +81,7 @@ class SECA(HPEFT):
     @classmethod
     def learning_rates(cls) -> dict[str, float]:
         rates = super().learning_rates()
-        for part in [*TEACHERS.values(), *VISUAL_HEADS.values()]:
+        for _, part in [*TEACHERS.items(), *VISUAL_HEADS.items()]:
             rates.update(part.default_lr)
         return rates
 
@@ -77,17 +89,18 @@ class SECA(HPEFT):
         super().__init__(*args, **kwargs)
         c, dim = self.config, self.backbone.embed_dim
         self.teacher: Teacher = TEACHERS[c.sg_akt.teacher](self.backbone, c.sg_akt)
-        self.visual: Optional[VisualHead] = (VISUAL_HEADS[c.classifier.visual](self.backbone, c)
-                                             if c.classifier.branches != "text" else None)
+        self.visual: VisualHead | None = (
+            VISUAL_HEADS[c.classifier.visual](self.backbone, c) if c.classifier.branches != "text" else None
+        )
         needs_statistics = self.replay or (self.visual is not None and self.visual.needs_adapted_means)
         self.gaussians = ClassGaussians(dim) if needs_statistics else None
         self.register_buffer("raw_prototypes", torch.empty(0, dim))  # frozen-CLIP class means, normalised
         self.register_buffer("adapted_means", torch.empty(0, dim))  # adapted class means, normalised
 
         # Fixed within a task, computed in begin_task (spec §7b); never saved.
-        self._teacher_cache: Optional[torch.Tensor] = None
-        self._earlier_prompt_text: Optional[torch.Tensor] = None
-        self._replay_rng: Optional[torch.Generator] = None
+        self._teacher_cache: torch.Tensor | None = None
+        self._earlier_prompt_text: torch.Tensor | None = None
+        self._replay_rng: torch.Generator | None = None
 
     # ---- what is used -------------------------------------------------------------------------
     @property
@@ -121,7 +134,7 @@ class SECA(HPEFT):
         self.eval()
         if task.index > 0 and self.teacher.reads_semantics:
             # S^(i) of the current classes under every earlier (frozen) prompt: [prompts - 1, classes, E]
-            self._earlier_prompt_text = self.frozen_text(len(self.prompts) - 1, task.stop)[:, task.start:]
+            self._earlier_prompt_text = self.frozen_text(len(self.prompts) - 1, task.stop)[:, task.start :]
         cache_teachers = task.index > 0 and self.teacher.distils and self.caches_teachers
         if self.needs_frozen_features or cache_teachers or self.keeps_stems(data):
             frozen, teachers, labels = [], [], []
@@ -138,7 +151,7 @@ class SECA(HPEFT):
             self._teacher_cache = torch.cat(teachers) if cache_teachers else None
         self.train(was_training)
 
-    def teacher_inputs(self, stem: FrozenStem, frozen: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def teacher_inputs(self, stem: FrozenStem, frozen: torch.Tensor | None = None) -> torch.Tensor:
         """The teacher's inputs of each image of ``stem`` (``frozen``: their frozen-CLIP features, if computed)."""
         return self.teacher.inputs(stem, frozen)
 
@@ -155,7 +168,7 @@ class SECA(HPEFT):
         every_class = self.replay or (self.visual is not None and self.visual.needs_all_text)
         first = 0 if every_class else task.start
         text = self.class_text(self.prompts.current, first, task.stop)
-        current_text = text[task.start - first:]
+        current_text = text[task.start - first :]
 
         losses = {"ce_text": F.cross_entropy(scale * features @ current_text.T, targets)}  # L_ce-T
         prototypes = None
@@ -172,8 +185,14 @@ class SECA(HPEFT):
         total = sum(v for k, v in losses.items() if k != "kd") + kd_weight * losses.get("kd", 0.0)
         return {"loss": total, **{k: v.detach() for k, v in losses.items()}}
 
-    def _teacher_feature(self, batch: Batch, stem: FrozenStem, current_text: torch.Tensor, targets: torch.Tensor,
-                         losses: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _teacher_feature(
+        self,
+        batch: Batch,
+        stem: FrozenStem,
+        current_text: torch.Tensor,
+        targets: torch.Tensor,
+        losses: dict[str, torch.Tensor],
+    ) -> torch.Tensor:
         """The normalised projected teacher feature of each image (the teacher may add its own losses)."""
         inputs = self._teacher_cache[batch.index] if self._teacher_cache is not None else self.teacher_inputs(stem)
         semantic = self._semantic_vectors(current_text, targets) if self.teacher.reads_semantics else None
@@ -188,8 +207,14 @@ class SECA(HPEFT):
             semantic = torch.cat([self._earlier_prompt_text[:, targets].transpose(0, 1).to(semantic), semantic], 1)
         return semantic
 
-    def _replay_loss(self, features: torch.Tensor, labels: torch.Tensor, text: torch.Tensor,
-                     prototypes: Optional[torch.Tensor], share: float = 1.0) -> torch.Tensor:
+    def _replay_loss(
+        self,
+        features: torch.Tensor,
+        labels: torch.Tensor,
+        text: torch.Tensor,
+        prototypes: torch.Tensor | None,
+        share: float = 1.0,
+    ) -> torch.Tensor:
         """L_gs of SECA++: draws from old classes' Gaussians join the (detached) batch, over all seen classes.
 
         The cross-entropy is a mean over the batch's images and the draws. When the batch is a ``share`` of
@@ -231,8 +256,9 @@ class SECA(HPEFT):
             features.append(widen(self.backbone.encode_image(stem=stem, adapters=self.adapters)))
             labels.append(batch.labels)
         self.adapters.eval()
-        means, covariances = class_statistics(torch.cat(features), torch.cat(labels), task.labels,
-                                              self.config.replay.covariance_eps)
+        means, covariances = class_statistics(
+            torch.cat(features), torch.cat(labels), task.labels, self.config.replay.covariance_eps
+        )
         self.gaussians.add(means, covariances)
         self.adapted_means = torch.cat([self.adapted_means, F.normalize(means.to(self.adapted_means.dtype), dim=-1)])
 
@@ -247,8 +273,13 @@ class SECA(HPEFT):
             self.visual.rebuild(self.tasks)
 
     # Where the state of a checkpoint written before the teachers and heads were parts of their own lies now.
-    MOVED = {"pool.": "teacher.pool.", "aggregator.": "teacher.aggregator.", "refiner.": "visual.refiner.",
-             "linear_heads.": "visual.heads.", "stored_prototypes": "visual.prototypes"}
+    MOVED = {
+        "pool.": "teacher.pool.",
+        "aggregator.": "teacher.aggregator.",
+        "refiner.": "visual.refiner.",
+        "linear_heads.": "visual.heads.",
+        "stored_prototypes": "visual.prototypes",
+    }
 
     def upgrade_state(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         upgraded = {}
@@ -257,7 +288,7 @@ class SECA(HPEFT):
             if old is None:
                 upgraded[name] = value
             elif self.visual is not None or not old.startswith("stored"):  # text-only models stored none
-                upgraded[self.MOVED[old] + name[len(old):]] = value
+                upgraded[self.MOVED[old] + name[len(old) :]] = value
         return upgraded
 
     # ---- inference (spec §6) --------------------------------------------------------------------

@@ -15,10 +15,10 @@ import torch.nn.functional as F
 
 from ..config import section
 from ..data.scenario import Task
+from ._precision import widen
+from ._scores import ClassifierConfig, inference_temperature, stable_exp
+from ._statistics import class_means
 from .base import Learner, TaskData, register
-from .inference import ClassifierConfig, inference_temperature, stable_exp
-from .precision import widen
-from .replay import class_means
 
 
 @register

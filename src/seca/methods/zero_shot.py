@@ -13,8 +13,8 @@ import torch.nn.functional as F
 
 from ..config import section, setting
 from ..data.scenario import Task
+from ._scores import ClassifierConfig, inference_temperature, stable_exp
 from .base import Learner, TaskData, register
-from .inference import ClassifierConfig, inference_temperature, stable_exp
 
 
 @register
@@ -43,7 +43,7 @@ class ZeroShot(Learner):
             self._encode_new_classes(task.stop)
 
     def _encode_new_classes(self, stop: int | None = None) -> None:
-        names = self.class_names[self.text_features.shape[0]:self.num_seen if stop is None else stop]
+        names = self.class_names[self.text_features.shape[0] : self.num_seen if stop is None else stop]
         if names:
             texts = [self.config.template.format(name.replace("_", " ")) for name in names]
             new = F.normalize(self.backbone.encode_texts(texts), dim=-1)

@@ -8,10 +8,10 @@ the real benchmarks, only the preset differs -- and ends by saying what the numb
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
-from ..config import load_config
+from ..engine.configure import load_config
 from ..engine.loop import run_experiment
 from .pretrain import ensure_shapes_clip
 
@@ -25,15 +25,15 @@ def _explain(results: dict, zero_shot: dict, out: Path) -> str:
 What this means
   The model learned {classes} classes in {tasks} tasks without keeping any image of an earlier task;
   after each task it is tested on every class seen so far.
-  - zero-shot CLIP (no training): Last {zero_shot['last']:.1f}%. The small CLIP learned colours and
+  - zero-shot CLIP (no training): Last {zero_shot["last"]:.1f}%. The small CLIP learned colours and
     shapes from clean drawings; the renditions (turned hues, busy backgrounds, other scales, blur)
     are a new domain for it, as ImageNet-R is for CLIP.
-  - {results['method']}: Last {results['last']:.1f}% ({gain:+.1f} points over zero-shot); Avg {results['avg']:.1f}%
-    (the mean over the {tasks} steps); forgetting {results['forgetting']:.1f} points (how far the accuracy
+  - {results["method"]}: Last {results["last"]:.1f}% ({gain:+.1f} points over zero-shot); Avg {results["avg"]:.1f}%
+    (the mean over the {tasks} steps); forgetting {results["forgetting"]:.1f} points (how far the accuracy
     on earlier tasks fell from its best).
-  Plots: {out / 'accuracy_matrix.png'}, {out / 'accuracy_curve.png'}
-  Table: {out / 'summary.md'}
-  Model: {out / 'model.safetensors'} (try: seca predict {out / 'model.safetensors'} IMAGE)
+  Plots: {out / "accuracy_matrix.png"}, {out / "accuracy_curve.png"}
+  Table: {out / "summary.md"}
+  Model: {out / "model.safetensors"} (try: seca predict {out / "model.safetensors"} IMAGE)
   Other methods: seca demo --method h-peft (or seca++); docs/offline.md has them all, with the
   ablations of the paper measured on this benchmark.
 
@@ -46,13 +46,19 @@ The real benchmarks (CLIP ViT-B/16, a GPU):
 """
 
 
-def run_demo(method: str = "seca", out: Optional[Path] = None, overrides: Optional[list[str]] = None,
-             echo: Callable[[str], None] = print) -> dict:
+def run_demo(
+    method: str = "seca",
+    out: Path | None = None,
+    overrides: list[str] | None = None,
+    echo: Callable[[str], None] = print,
+) -> dict:
     """Run zero-shot and ``method`` on the offline benchmark into ``out`` (default ``runs/demo``)."""
     out = Path(out) if out is not None else Path("runs") / "demo"
     config = load_config(PRESET, [f"method.name={method}", *(overrides or [])])
-    echo(f"seca demo: {method} on the offline shapes benchmark ({config.data.shapes.colors * config.data.shapes.shapes} "
-         f"classes, {config.scenario.increment} per task), results in {out}/")
+    echo(
+        f"seca demo: {method} on the offline shapes benchmark ({config.data.shapes.colors * config.data.shapes.shapes} "
+        f"classes, {config.scenario.increment} per task), results in {out}/"
+    )
     ensure_shapes_clip()
     echo("\n== zero-shot CLIP")
     zero_config = dataclasses.replace(config, method=dataclasses.replace(config.method, name="zero-shot"))

@@ -10,9 +10,9 @@ import math
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -52,20 +52,18 @@ CAPTION_TEMPLATES: tuple[str, ...] = (
 )
 
 
-def class_captions(color: str, shape: str) -> list[str]:
-    """Every caption of the class ``color shape``, one per template."""
-    return [t.format(color=color, shape=shape) for t in CAPTION_TEMPLATES]
-
-
 def sample_captions(world: ShapesWorld, labels: Sequence[int], rng: np.random.Generator) -> list[str]:
     """One caption per label, its template drawn from ``rng``."""
     picks = rng.integers(len(CAPTION_TEMPLATES), size=len(labels))
-    return [CAPTION_TEMPLATES[p].format(color=c, shape=s)
-            for p, (c, s) in zip(picks, (world.color_and_shape(int(y)) for y in labels))]
+    return [
+        CAPTION_TEMPLATES[p].format(color=c, shape=s)
+        for p, (c, s) in zip(picks, (world.color_and_shape(int(y)) for y in labels))
+    ]
 
 
-def multi_positive_contrastive_loss(logits: torch.Tensor, image_labels: torch.Tensor,
-                                    text_labels: torch.Tensor) -> torch.Tensor:
+def multi_positive_contrastive_loss(
+    logits: torch.Tensor, image_labels: torch.Tensor, text_labels: torch.Tensor
+) -> torch.Tensor:
     """Symmetric InfoNCE over ``logits`` [images, captions] in which every same-class pair is a positive.
 
     Each direction is a cross-entropy against the uniform distribution over the row's positives:
@@ -100,7 +98,7 @@ class PretrainRecipe:
     learn_logit_scale: bool = False  # True: learned from logit_scale_init, clamped at 100, as CLIP trains it
     pool_per_class: int = 128  # clean "pretrain" images per class, rendered once and reused across epochs
     captions_per_class: int = 1  # every step contrasts the batch with this many captions of every class;
-                                 # 0: one caption per image instead (the usual CLIP batch)
+    # 0: one caption per image instead (the usual CLIP batch)
     # Augmentation of the clean images: geometry and blur only. Nothing imitates the renditions' turned hues
     # and busy backgrounds, which stay an unseen domain for continual learning to adapt to.
     flip: bool = True  # mirror images (every class stays itself: a mirrored arrow is still an arrow)
@@ -115,12 +113,22 @@ DEFAULT_BATCH_SIZE = 128
 DEFAULT_RECIPE = PretrainRecipe()
 
 
-def recipe_tag(steps: int = DEFAULT_STEPS, batch_size: int = DEFAULT_BATCH_SIZE, seed: int = 0,
-               recipe: PretrainRecipe = DEFAULT_RECIPE) -> str:
+def recipe_tag(
+    steps: int = DEFAULT_STEPS,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    seed: int = 0,
+    recipe: PretrainRecipe = DEFAULT_RECIPE,
+) -> str:
     """A name for the recipe and architecture: any change to either names (and so builds) a new file."""
-    spec = {"version": RECIPE_VERSION, "steps": steps, "batch_size": batch_size, "seed": seed,
-            "recipe": dataclasses.asdict(recipe), "architecture": ARCHITECTURES[ARCHITECTURE],
-            "captions": CAPTION_TEMPLATES}
+    spec = {
+        "version": RECIPE_VERSION,
+        "steps": steps,
+        "batch_size": batch_size,
+        "seed": seed,
+        "recipe": dataclasses.asdict(recipe),
+        "architecture": ARCHITECTURES[ARCHITECTURE],
+        "captions": CAPTION_TEMPLATES,
+    }
     digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:8]
     return f"r{RECIPE_VERSION}-{digest}"
 
@@ -130,7 +138,7 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("SECA_CACHE") or Path.home() / ".cache" / "seca").expanduser()
 
 
-def shapes_clip_path(cache_dir: Optional[str | Path] = None) -> Path:
+def shapes_clip_path(cache_dir: str | Path | None = None) -> Path:
     """Where the default recipe's weights live in the cache (the name changes with the recipe)."""
     folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     return folder / f"{ARCHITECTURE}-{recipe_tag()}.safetensors"
@@ -140,12 +148,15 @@ def sidecar_path(weights_path: str | Path) -> Path:
     return Path(weights_path).with_suffix(".json")
 
 
-def ensure_shapes_clip(cache_dir: Optional[str | Path] = None, progress: bool = True) -> Path:
+def ensure_shapes_clip(cache_dir: str | Path | None = None, progress: bool = True) -> Path:
     """The cached weights of the pretrained shapes CLIP, built first if they are not there yet."""
     path = shapes_clip_path(cache_dir)
     if not path.is_file():
-        print(f"building the pretrained shapes CLIP into {path} (once; about {BUILD_MINUTES} minutes on 2 CPU cores)",
-              file=sys.stderr, flush=True)
+        print(
+            f"building the pretrained shapes CLIP into {path} (once; about {BUILD_MINUTES} minutes on 2 CPU cores)",
+            file=sys.stderr,
+            flush=True,
+        )
         pretrain_shapes_clip(path, progress=progress)
     return path
 
@@ -155,8 +166,13 @@ def ensure_shapes_clip(cache_dir: Optional[str | Path] = None, progress: bool = 
 
 
 def _render_pool(world: ShapesWorld, per_class: int) -> tuple[torch.Tensor, torch.Tensor]:
-    images = np.stack([np.asarray(world.image(label, index, "clean", "pretrain"))
-                       for label in range(world.num_classes) for index in range(per_class)])
+    images = np.stack(
+        [
+            np.asarray(world.image(label, index, "clean", "pretrain"))
+            for label in range(world.num_classes)
+            for index in range(per_class)
+        ]
+    )
     labels = torch.arange(world.num_classes).repeat_interleave(per_class)
     return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), labels
 
@@ -181,7 +197,9 @@ def _augment(images: torch.Tensor, recipe: PretrainRecipe, generator: torch.Gene
         kept = torch.rand(n, generator=generator) >= recipe.transform_fraction
         angle, zoom = angle.masked_fill(kept, 0.0), zoom.masked_fill(kept, 1.0)
         cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
-        theta = torch.stack([torch.stack([cos, -sin, torch.zeros(n)], 1), torch.stack([sin, cos, torch.zeros(n)], 1)], 1)
+        theta = torch.stack(
+            [torch.stack([cos, -sin, torch.zeros(n)], 1), torch.stack([sin, cos, torch.zeros(n)], 1)], 1
+        )
         grid = F.affine_grid(theta, list(images.shape), align_corners=False)
         # The shapes seldom reach the border, so repeating it extends the plain background.
         images = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
@@ -220,9 +238,15 @@ def _parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def pretrain_shapes_clip(out_path: str | Path, steps: int = DEFAULT_STEPS, batch_size: int = DEFAULT_BATCH_SIZE,
-                         seed: int = 0, progress: bool = True, recipe: PretrainRecipe = DEFAULT_RECIPE,
-                         eval_per_class: int = 20) -> dict:
+def pretrain_shapes_clip(
+    out_path: str | Path,
+    steps: int = DEFAULT_STEPS,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    seed: int = 0,
+    progress: bool = True,
+    recipe: PretrainRecipe = DEFAULT_RECIPE,
+    eval_per_class: int = 20,
+) -> dict:
     """Train ``seca-shapes`` from scratch on clean images, write its weights and a JSON sidecar; return the sidecar.
 
     Same arguments on the same machine give the same weights, byte for byte. ``eval_per_class`` images
@@ -256,8 +280,9 @@ def pretrain_shapes_clip(out_path: str | Path, steps: int = DEFAULT_STEPS, batch
         mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
         std = torch.tensor(open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
         text = TextTower(model)
-        optimizer = torch.optim.AdamW(_parameter_groups(model, recipe.weight_decay), lr=recipe.lr,
-                                      betas=(0.9, 0.98), eps=1e-6, fused=True)  # fused: ~5x faster step on CPU
+        optimizer = torch.optim.AdamW(
+            _parameter_groups(model, recipe.weight_decay), lr=recipe.lr, betas=(0.9, 0.98), eps=1e-6, fused=True
+        )  # fused: ~5x faster step on CPU
         order = torch.randperm(len(pool), generator=generator)
         cursor = 0
         model.train()
@@ -265,7 +290,7 @@ def pretrain_shapes_clip(out_path: str | Path, steps: int = DEFAULT_STEPS, batch
         for step in range(steps):
             if cursor + batch_size > len(order):  # a new epoch over the pool
                 order, cursor = torch.randperm(len(pool), generator=generator), 0
-            picked = order[cursor:cursor + batch_size]
+            picked = order[cursor : cursor + batch_size]
             cursor += batch_size
             images = _augment(pool[picked].float() / 255, recipe, generator)
             images = (images - mean) / std
@@ -290,35 +315,53 @@ def pretrain_shapes_clip(out_path: str | Path, steps: int = DEFAULT_STEPS, batch
             with torch.no_grad():
                 model.logit_scale.clamp_(0, math.log(100))
             if progress and ((step + 1) % report_every == 0 or step + 1 == steps):
-                print(f"  step {step + 1}/{steps}  loss {loss.item():.3f}  "
-                      f"{time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+                print(
+                    f"  step {step + 1}/{steps}  loss {loss.item():.3f}  {time.perf_counter() - started:.0f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
         train_seconds = time.perf_counter() - started
 
         model.eval()
         state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-        backbone = ClipBackbone(model, open_clip.image_transform(image_size, is_train=False), tokenizer,
-                                ARCHITECTURE, str(out_path))
-        accuracy = {domain: zero_shot_accuracy(backbone, world, domain, "test", eval_per_class)
-                    for domain in ("clean", "renditions")}
+        backbone = ClipBackbone(
+            model, open_clip.image_transform(image_size, is_train=False), tokenizer, ARCHITECTURE, str(out_path)
+        )
+        accuracy = {
+            domain: zero_shot_accuracy(backbone, world, domain, "test", eval_per_class)
+            for domain in ("clean", "renditions")
+        }
         similarity = text_similarity_summary(backbone, world)
     finally:
         torch.set_num_threads(threads)
 
     summary = {
-        "architecture": ARCHITECTURE, "recipe_version": RECIPE_VERSION, "tag": recipe_tag(steps, batch_size, seed, recipe),
-        "steps": steps, "batch_size": batch_size, "seed": seed, "recipe": dataclasses.asdict(recipe),
-        "zero_shot_template": ZERO_SHOT_TEMPLATE, "eval_per_class": eval_per_class,
+        "architecture": ARCHITECTURE,
+        "recipe_version": RECIPE_VERSION,
+        "tag": recipe_tag(steps, batch_size, seed, recipe),
+        "steps": steps,
+        "batch_size": batch_size,
+        "seed": seed,
+        "recipe": dataclasses.asdict(recipe),
+        "zero_shot_template": ZERO_SHOT_TEMPLATE,
+        "eval_per_class": eval_per_class,
         "zero_shot_top1": {d: round(a, 4) for d, a in accuracy.items()},
         "text_similarity": similarity,
-        "train_seconds": round(train_seconds, 1), "seconds": round(time.perf_counter() - started, 1),
-        "torch": torch.__version__, "open_clip": open_clip.__version__,
+        "train_seconds": round(train_seconds, 1),
+        "seconds": round(time.perf_counter() - started, 1),
+        "torch": torch.__version__,
+        "open_clip": open_clip.__version__,
     }
     # The sidecar first: whoever sees the weights file (the cache's sign of completion) also finds it.
     atomic_write_json(sidecar_path(out_path), summary)
     atomic_write(out_path, lambda tmp: save_file(state, str(tmp), metadata={"tag": summary["tag"]}))
     if progress:
-        print(f"  zero-shot top-1: clean {accuracy['clean']:.1%}, renditions {accuracy['renditions']:.1%} "
-              f"({summary['seconds']:.0f} s)", file=sys.stderr, flush=True)
+        print(
+            f"  zero-shot top-1: clean {accuracy['clean']:.1%}, renditions {accuracy['renditions']:.1%} "
+            f"({summary['seconds']:.0f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
     return summary
 
 
@@ -327,14 +370,15 @@ def pretrain_shapes_clip(out_path: str | Path, steps: int = DEFAULT_STEPS, batch
 
 
 @torch.no_grad()
-def zero_shot_accuracy(backbone: ClipBackbone, world: ShapesWorld, domain: str, split: str, per_class: int,
-                       batch_size: int = 200) -> float:
+def zero_shot_accuracy(
+    backbone: ClipBackbone, world: ShapesWorld, domain: str, split: str, per_class: int, batch_size: int = 200
+) -> float:
     """Zero-shot top-1 over all classes of ``world`` with ``"a good photo of a {}."``, on ``per_class`` images each."""
     classes = F.normalize(backbone.encode_texts([ZERO_SHOT_TEMPLATE.format(n) for n in world.class_names]), dim=-1)
     items = [(label, index) for label in range(world.num_classes) for index in range(per_class)]
     correct = 0
     for start in range(0, len(items), batch_size):
-        chunk = items[start:start + batch_size]
+        chunk = items[start : start + batch_size]
         images = torch.stack([backbone.preprocess(world.image(label, index, domain, split)) for label, index in chunk])
         features = F.normalize(backbone.encode_image(images.to(backbone.device)), dim=-1)
         predicted = (features @ classes.T).argmax(1).cpu()

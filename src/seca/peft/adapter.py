@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Callable, Iterable, Optional, Sequence, Union
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
@@ -24,7 +24,7 @@ class Adapter(nn.Module):
         nn.init.kaiming_uniform_(self.down.weight, a=math.sqrt(5))
         nn.init.zeros_(self.up.weight)
 
-    def forward(self, x: torch.Tensor, sequence_length: Optional[int] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, sequence_length: int | None = None) -> torch.Tensor:
         """``x`` [B, L, width]. When ``x`` holds only the first L positions of sequences of
         ``sequence_length`` (the class token of the last block), the dropout mask is still drawn for the
         whole sequence, so the random stream, and every later draw, is that of the full computation."""
@@ -38,7 +38,7 @@ class Adapter(nn.Module):
         return self.up(hidden) * self.scale
 
 
-def resolve_blocks(blocks: Union[str, Sequence[int]], num_blocks: int) -> tuple[int, ...]:
+def resolve_blocks(blocks: str | Sequence[int], num_blocks: int) -> tuple[int, ...]:
     """``"all"`` or a list of block indices (negative ones count from the end) -> sorted valid indices."""
     if isinstance(blocks, str):
         if blocks != "all":
@@ -56,24 +56,23 @@ def resolve_blocks(blocks: Union[str, Sequence[int]], num_blocks: int) -> tuple[
 class AdapterSet(nn.Module):
     """The adapters of one image encoder, keyed by block index; ``adapter_for(i)`` is None where none sits."""
 
-    def __init__(self, width: int, blocks: Iterable[int], bottleneck: int = 16, scale: float = 0.1,
-                 dropout: float = 0.1):
+    def __init__(
+        self, width: int, blocks: Iterable[int], bottleneck: int = 16, scale: float = 0.1, dropout: float = 0.1
+    ):
         super().__init__()
         self.blocks = tuple(blocks)
-        self.adapters = nn.ModuleDict(
-            {str(b): Adapter(width, bottleneck, scale, dropout) for b in self.blocks}
-        )
+        self.adapters = nn.ModuleDict({str(b): Adapter(width, bottleneck, scale, dropout) for b in self.blocks})
 
     @property
     def first_block(self) -> int:
         """The first block an adapter sits in: everything before it is frozen."""
         return self.blocks[0]
 
-    def adapter_for(self, block: int) -> Optional[Adapter]:
+    def adapter_for(self, block: int) -> Adapter | None:
         key = str(block)
         return self.adapters[key] if key in self.adapters else None
 
-    def frozen_copy(self) -> "AdapterSet":
+    def frozen_copy(self) -> AdapterSet:
         """A snapshot that no optimiser will touch: same weights, no gradients, eval mode."""
         snapshot = copy.deepcopy(self)
         snapshot.requires_grad_(False)
@@ -96,18 +95,20 @@ class StackedAdapters:
         self.blocks = sets[0].blocks
         self.first_block = self.blocks[0]
         self._weights = {
-            b: (torch.stack([s.adapter_for(b).down.weight.T for s in sets]),  # [members, width, bottleneck]
+            b: (
+                torch.stack([s.adapter_for(b).down.weight.T for s in sets]),  # [members, width, bottleneck]
                 torch.stack([s.adapter_for(b).up.weight.T for s in sets]),  # [members, bottleneck, width]
-                sets[0].adapter_for(b).scale)
+                sets[0].adapter_for(b).scale,
+            )
             for b in self.blocks
         }
 
-    def adapter_for(self, block: int) -> Optional[Callable[..., torch.Tensor]]:
+    def adapter_for(self, block: int) -> Callable[..., torch.Tensor] | None:
         if block not in self._weights:
             return None
         down, up, scale = self._weights[block]
 
-        def stacked(x: torch.Tensor, sequence_length: Optional[int] = None) -> torch.Tensor:
+        def stacked(x: torch.Tensor, sequence_length: int | None = None) -> torch.Tensor:
             rows = x.reshape(self.members, -1, x.shape[-1])  # [members, B * L, width]
             return (torch.relu(rows @ down.to(x.dtype)) @ up.to(x.dtype) * scale).view_as(x)
 

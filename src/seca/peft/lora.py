@@ -10,7 +10,6 @@ offers them to the encoders through ``attention_for(block)`` (the hook both enco
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -21,8 +20,14 @@ from ..errors import SecaError
 
 def is_packed_attention(attn: nn.Module) -> bool:
     """Whether ``attn`` is a batch-first ``nn.MultiheadAttention`` with one packed, biased q/k/v projection."""
-    return (isinstance(attn, nn.MultiheadAttention) and attn._qkv_same_embed_dim and attn.batch_first
-            and attn.bias_k is None and not attn.add_zero_attn and attn.in_proj_bias is not None)
+    return (
+        isinstance(attn, nn.MultiheadAttention)
+        and attn._qkv_same_embed_dim
+        and attn.batch_first
+        and attn.bias_k is None
+        and not attn.add_zero_attn
+        and attn.in_proj_bias is not None
+    )
 
 
 class KVLora(nn.Module):
@@ -37,8 +42,9 @@ class KVLora(nn.Module):
         self.v_up = nn.Parameter(torch.zeros(width, rank))  # B_v
         self.scale = alpha / rank
 
-    def forward(self, attn: nn.MultiheadAttention, q_x: torch.Tensor, kv_x: torch.Tensor,
-                attn_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self, attn: nn.MultiheadAttention, q_x: torch.Tensor, kv_x: torch.Tensor, attn_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``attn``'s output for queries from ``q_x`` ``[B, Lq, W]`` over keys and values from ``kv_x``
         ``[B, L, W]`` (both after ``ln_1``), with this update added to the keys and values. ``attn_mask`` is
         additive (``-inf`` where a query may not look), as open_clip's causal text mask."""
@@ -46,8 +52,8 @@ class KVLora(nn.Module):
         weight, bias = attn.in_proj_weight, attn.in_proj_bias
         dtype = q_x.dtype
         q = F.linear(q_x, weight[:width], bias[:width])
-        k = F.linear(kv_x, weight[width:2 * width], bias[width:2 * width])
-        v = F.linear(kv_x, weight[2 * width:], bias[2 * width:])
+        k = F.linear(kv_x, weight[width : 2 * width], bias[width : 2 * width])
+        v = F.linear(kv_x, weight[2 * width :], bias[2 * width :])
         k = k + F.linear(F.linear(kv_x, self.k_down.to(dtype)), self.k_up.to(dtype)) * self.scale
         v = v + F.linear(F.linear(kv_x, self.v_down.to(dtype)), self.v_up.to(dtype)) * self.scale
         q, k, v = (z.unflatten(-1, (heads, width // heads)).transpose(1, 2) for z in (q, k, v))
@@ -79,6 +85,8 @@ def check_attention(blocks, where: str, method: str) -> None:
     """Refuse, in one line, blocks whose attention is not one packed ``nn.MultiheadAttention`` (LoRA needs its
     q/k/v weights)."""
     if not blocks or not all(is_packed_attention(getattr(b, "attn", None)) for b in blocks):
-        raise SecaError(f"{method}: the {where} encoder's attention is not a packed batch-first "
-                        "nn.MultiheadAttention, so LoRA cannot update its keys and values (use an OpenAI-style "
-                        "CLIP such as ViT-B-16)")
+        raise SecaError(
+            f"{method}: the {where} encoder's attention is not a packed batch-first "
+            "nn.MultiheadAttention, so LoRA cannot update its keys and values (use an OpenAI-style "
+            "CLIP such as ViT-B-16)"
+        )

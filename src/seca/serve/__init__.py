@@ -15,7 +15,6 @@ import ipaddress
 import os
 import socket
 from pathlib import Path
-from typing import Optional
 
 from ..errors import SecaError
 
@@ -39,8 +38,9 @@ def _require_extra() -> None:
         import python_multipart  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as e:
-        raise SecaError(f"seca serve needs FastAPI, uvicorn and python-multipart ({e.name} is missing): "
-                        "pip install 'seca[serve]'") from None
+        raise SecaError(
+            f"seca serve needs FastAPI, uvicorn and python-multipart ({e.name} is missing): pip install 'seca[serve]'"
+        ) from None
 
 
 def is_loopback(host: str) -> bool:
@@ -52,11 +52,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_host(host: str, token: Optional[str], insecure: bool) -> None:
+def check_host(host: str, token: str | None, insecure: bool) -> None:
     """Refuse to listen beyond this machine without a token, unless told to (``--insecure``)."""
     if not is_loopback(host) and token is None and not insecure:
-        raise SecaError(f"--host {host} would let anyone who can reach this machine change the model: give --token "
-                        f"(or ${TOKEN_VARIABLE}), or pass --insecure to serve without one")
+        raise SecaError(
+            f"--host {host} would let anyone who can reach this machine change the model: give --token "
+            f"(or ${TOKEN_VARIABLE}), or pass --insecure to serve without one"
+        )
 
 
 def check_port(host: str, port: int) -> None:
@@ -68,12 +70,21 @@ def check_port(host: str, port: int) -> None:
             probe.bind((host, port))
         except OSError as e:
             if e.errno == errno.EADDRINUSE:
-                raise SecaError(f"port {port} on {host} is in use (another seca serve?): choose another --port") from None
+                raise SecaError(
+                    f"port {port} on {host} is in use (another seca serve?): choose another --port"
+                ) from None
             raise SecaError(f"cannot listen on {host}:{port}: {e.strerror or e}; check --host and --port") from None
 
 
-def run_server(model: str | Path, host: str = "127.0.0.1", port: int = 8000, token: Optional[str] = None,
-               insecure: bool = False, limits=None, device: str = "auto") -> None:
+def run_server(
+    model: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    token: str | None = None,
+    insecure: bool = False,
+    limits=None,
+    device: str = "auto",
+) -> None:
     """Serve ``model`` until interrupted. ``token`` (default: ``$SECA_SERVE_TOKEN``) guards every request that
     changes the model; without one, a ``host`` other than loopback is refused unless ``insecure``."""
     _require_extra()
@@ -92,8 +103,11 @@ def run_server(model: str | Path, host: str = "127.0.0.1", port: int = 8000, tok
     server = ModelServer(path, device=device)
     app = create_app(server, token=token, limits=limits or Limits())
     where = f"[{host}]" if ":" in host else host
-    print(f"serving {path} ({len(server.model.classes)} classes, {len(server.model.learner.tasks)} tasks) on "
-          f"http://{where}:{port}/ {'(a token guards learning)' if token else ''}".rstrip(), flush=True)
+    print(
+        f"serving {path} ({len(server.model.classes)} classes, {len(server.model.learner.tasks)} tasks) on "
+        f"http://{where}:{port}/ {'(a token guards learning)' if token else ''}".rstrip(),
+        flush=True,
+    )
     try:
         uvicorn.run(app, host=host, port=port, log_level="info")
     finally:

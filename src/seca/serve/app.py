@@ -17,7 +17,7 @@ import hmac
 import logging
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, File, Form, Header, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -26,9 +26,9 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .. import __version__
 from ..config import EVAL_ORDERS, HYBRID_MAX
 from ..errors import SecaError
+from ..version import __version__
 from .jobs import Conflict, Job, ModelServer, NotFound
 from .uploads import Limits, Upload, UploadError, Workspace, class_folder_names
 
@@ -67,38 +67,54 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
     def _message(self) -> str:
-        return (f"the request is larger than {self.limit / 2**20:.0f} MiB; send fewer or smaller images at a time "
-                "(the limit is --max-request-mb)")
+        return (
+            f"the request is larger than {self.limit / 2**20:.0f} MiB; send fewer or smaller images at a time "
+            "(the limit is --max-request-mb)"
+        )
 
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def create_app(server: ModelServer, token: Optional[str] = None, limits: Limits = Limits()) -> FastAPI:
+# The refusals that are the project's own errors, and the status each answers with (the most specific first).
+REFUSALS: tuple[tuple[type[Exception], int], ...] = (
+    (Conflict, 409),
+    (NotFound, 404),
+    (TooLarge, 413),
+    (SecaError, 400),
+)
+
+
+def create_app(server: ModelServer, token: str | None = None, limits: Limits = Limits()) -> FastAPI:
     """The ASGI app serving ``server``'s model. With ``token``, every request that changes the model needs
     ``Authorization: Bearer <token>``."""
-    app = FastAPI(title="seca serve", version=__version__,
-                  description="A continual-learning CLIP classifier that keeps learning while it serves: predict, "
-                              "learn new classes as jobs, evaluate. docs/serve.md has the details.")
+    app = FastAPI(
+        title="seca serve",
+        version=__version__,
+        description="A continual-learning CLIP classifier that keeps learning while it serves: predict, "
+        "learn new classes as jobs, evaluate. docs/serve.md has the details.",
+    )
     app.state.server, app.state.limits = server, limits
+    _answer_errors(app)
+    _model_routes(app, server, token)
+    _image_routes(app, server, limits)
+    _learn_routes(app, server, limits, _authorisation(token))
 
-    # ---- errors: one sentence, as JSON --------------------------------------------------------------
-    @app.exception_handler(Conflict)
-    async def conflict(request: Request, e: Conflict):
-        return _error(409, str(e))
+    @app.get("/", include_in_schema=False)
+    def page():
+        return FileResponse(STATIC / "index.html")
 
-    @app.exception_handler(NotFound)
-    async def not_found(request: Request, e: NotFound):
-        return _error(404, str(e))
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(BodyLimit, limit=limits.request_bytes)
+    return app
 
-    @app.exception_handler(TooLarge)
-    async def too_large(request: Request, e: TooLarge):
-        return _error(413, str(e))
 
-    @app.exception_handler(SecaError)
-    async def refused(request: Request, e: SecaError):
-        return _error(400, str(e))
+def _answer_errors(app: FastAPI) -> None:
+    """Every error as one sentence of JSON: the project's refusals (:data:`REFUSALS`), HTTP errors, invalid fields,
+    and anything unexpected as a 500 whose details go to the log only."""
+    for error, status in REFUSALS:
+        app.add_exception_handler(error, _refusal(status))
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, e: HTTPException):
@@ -115,54 +131,92 @@ def create_app(server: ModelServer, token: Optional[str] = None, limits: Limits 
         log.exception("request %s %s failed", request.method, request.url.path)
         return _error(500, f"internal error ({type(e).__name__}); the server's log has the details")
 
-    # ---- who may change the model ------------------------------------------------------------------
-    def authorised(authorization: Annotated[Optional[str], Header()] = None) -> None:
+
+def _refusal(status: int):
+    async def answer(request: Request, e: Exception) -> JSONResponse:
+        return _error(status, str(e))
+
+    return answer
+
+
+def _authorisation(token: str | None):
+    """The dependency of the requests that change the model: with ``token``, they need ``Authorization: Bearer``."""
+
+    def authorised(authorization: Annotated[str | None, Header()] = None) -> None:
         if token is None:
             return
         given = (authorization or "").removeprefix("Bearer ").strip()
         if not authorization or not authorization.startswith("Bearer ") or not hmac.compare_digest(given, token):
-            raise HTTPException(401, "this request changes the model: send the server's token as "
-                                     "'Authorization: Bearer TOKEN'")
+            raise HTTPException(
+                401, "this request changes the model: send the server's token as 'Authorization: Bearer TOKEN'"
+            )
 
-    # ---- the model as served -----------------------------------------------------------------------
+    return authorised
+
+
+def _model_routes(app: FastAPI, server: ModelServer, token: str | None) -> None:
+    """The model as served: /health, /classes, /history."""
+
     @app.get("/health", summary="Whether the server is up, and what it serves")
     def health():
         model, running = server.model, server.running()
-        return {"status": "ok", "version": __version__, "method": model.method,
-                "backbone": model.config.backbone.model, "classes": len(model.classes),
-                "tasks": len(model.learner.tasks), "epochs": model.config.train.epochs, "queued": len(server.queued()),
-                "running": running.id if running else None, "token_required": token is not None}
+        return {
+            "status": "ok",
+            "version": __version__,
+            "method": model.method,
+            "backbone": model.config.backbone.model,
+            "classes": len(model.classes),
+            "tasks": len(model.learner.tasks),
+            "epochs": model.config.train.epochs,
+            "queued": len(server.queued()),
+            "running": running.id if running else None,
+            "token_required": token is not None,
+        }
 
     @app.get("/classes", summary="The classes the model knows, by task")
     def classes():
         model = server.model
-        return {"classes": model.classes, "tasks": [list(model.classes[t.start:t.stop]) for t in model.learner.tasks]}
+        return {"classes": model.classes, "tasks": [list(model.classes[t.start : t.stop]) for t in model.learner.tasks]}
 
     @app.get("/history", summary="The model's learn history, one entry per task (as seca report reads it)")
     def history():
         return {"history": server.model.history}
 
-    # ---- predict and evaluate ------------------------------------------------------------------------
+
+def _image_routes(app: FastAPI, server: ModelServer, limits: Limits) -> None:
+    """Images in, answers out: /predict and /evaluate."""
+
     @app.post("/predict", summary="The most likely classes of each uploaded image")
-    def predict(images: Annotated[list[UploadFile], File(description="image files")],
-                top_k: Annotated[int, Form(ge=1, description="classes to list per image")] = 1):
+    def predict(
+        images: Annotated[list[UploadFile], File(description="image files")],
+        top_k: Annotated[int, Form(ge=1, description="classes to list per image")] = 1,
+    ):
         model = server.model  # this request's model, whatever a learn job swaps in meanwhile
         with Workspace(limits) as space:
             files = _saved(space, "predict", _uploads(images), model)
             predictions = model.predict([str(p) for p in files], top_k=top_k)
-        return {"predictions": [{"file": upload.filename, "label": p.label, "score": p.score,
-                                 "top_k": [{"label": n, "score": s} for n, s in p.top_k]}
-                                for upload, p in zip(images, predictions)]}
+        return {
+            "predictions": [
+                {
+                    "file": upload.filename,
+                    "label": p.label,
+                    "score": p.score,
+                    "top_k": [{"label": n, "score": s} for n, s in p.top_k],
+                }
+                for upload, p in zip(images, predictions)
+            ]
+        }
 
     @app.post("/evaluate", summary="Accuracy on labelled images, per class and per task, with the confusion")
-    def evaluate(images: Annotated[Optional[list[UploadFile]], File(description="image files")] = None,
-                 labels: Annotated[Optional[list[str]], Form(description="the class of each image, in order")] = None,
-                 archive: Annotated[Optional[UploadFile], File(alias="zip", description="a zip of <class>/<image> "
-                                                                                       "entries")] = None,
-                 batch_size: Annotated[int, Form(ge=1)] = 64,
-                 order: Annotated[Optional[str], Form(description=" or ".join(EVAL_ORDERS))] = None,
-                 hybrid_max: Annotated[Optional[str], Form(description=" or ".join(HYBRID_MAX))] = None,
-                 top: Annotated[int, Form(ge=1, description="most confused pairs to list")] = 10):
+    def evaluate(
+        images: Annotated[list[UploadFile] | None, File(description="image files")] = None,
+        labels: Annotated[list[str] | None, Form(description="the class of each image, in order")] = None,
+        archive: Annotated[UploadFile | None, File(alias="zip", description="a zip of <class>/<image> entries")] = None,
+        batch_size: Annotated[int, Form(ge=1)] = 64,
+        order: Annotated[str | None, Form(description=" or ".join(EVAL_ORDERS))] = None,
+        hybrid_max: Annotated[str | None, Form(description=" or ".join(HYBRID_MAX))] = None,
+        top: Annotated[int, Form(ge=1, description="most confused pairs to list")] = 10,
+    ):
         from ..eval.confusion import most_confused
 
         model = server.model
@@ -174,18 +228,25 @@ def create_app(server: ModelServer, token: Optional[str] = None, limits: Limits 
         report["data"] = "upload"
         return report
 
-    # ---- learn -------------------------------------------------------------------------------------
-    @app.post("/learn", status_code=202, dependencies=[Depends(authorised)],
-              summary="Learn a new task from uploaded images; answers a job id at once")
-    def learn(images: Annotated[Optional[list[UploadFile]], File(description="training images")] = None,
-              labels: Annotated[Optional[list[str]], Form(description="the class of each image, in order")] = None,
-              archive: Annotated[Optional[UploadFile], File(alias="zip", description="a zip of <class>/<image> "
-                                                                                    "entries")] = None,
-              eval_images: Annotated[Optional[list[UploadFile]], File(description="optional test images")] = None,
-              eval_labels: Annotated[Optional[list[str]], Form(description="the class of each test image")] = None,
-              eval_zip: Annotated[Optional[UploadFile], File(description="a zip of <class>/<image> test "
-                                                                        "images")] = None,
-              epochs: Annotated[Optional[int], Form(ge=1, description="default: the model's train.epochs")] = None):
+
+def _learn_routes(app: FastAPI, server: ModelServer, limits: Limits, authorised) -> None:
+    """New tasks as jobs: /learn, /jobs, /jobs/{id}."""
+
+    @app.post(
+        "/learn",
+        status_code=202,
+        dependencies=[Depends(authorised)],
+        summary="Learn a new task from uploaded images; answers a job id at once",
+    )
+    def learn(
+        images: Annotated[list[UploadFile] | None, File(description="training images")] = None,
+        labels: Annotated[list[str] | None, Form(description="the class of each image, in order")] = None,
+        archive: Annotated[UploadFile | None, File(alias="zip", description="a zip of <class>/<image> entries")] = None,
+        eval_images: Annotated[list[UploadFile] | None, File(description="optional test images")] = None,
+        eval_labels: Annotated[list[str] | None, Form(description="the class of each test image")] = None,
+        eval_zip: Annotated[UploadFile | None, File(description="a zip of <class>/<image> test images")] = None,
+        epochs: Annotated[int | None, Form(ge=1, description="default: the model's train.epochs")] = None,
+    ):
         model = server.model
         space = Workspace(limits)
         try:
@@ -193,13 +254,21 @@ def create_app(server: ModelServer, token: Optional[str] = None, limits: Limits 
             names = class_folder_names(train)
             evaluation = None
             if eval_images or eval_zip is not None:
-                evaluation = _labelled(space, "eval", "eval_images", eval_images, eval_labels, "eval_zip", eval_zip,
-                                       model)
+                evaluation = _labelled(
+                    space, "eval", "eval_images", eval_images, eval_labels, "eval_zip", eval_zip, model
+                )
                 if not set(class_folder_names(evaluation)) & set(model.classes + names):
                     raise UploadError("the test images hold none of the classes the model will know after this task")
             config = model.config.train
-            job = Job([n for n in names], sum(1 for _ in train.glob("*/*")), epochs or config.epochs,
-                      config.batch_size, space, train, evaluation)
+            job = Job(
+                [n for n in names],
+                sum(1 for _ in train.glob("*/*")),
+                epochs or config.epochs,
+                config.batch_size,
+                space,
+                train,
+                evaluation,
+            )
             server.submit(job)
         except BaseException:
             space.close()
@@ -214,22 +283,16 @@ def create_app(server: ModelServer, token: Optional[str] = None, limits: Limits 
     def job(job_id: str):
         return server.job(job_id).view()
 
-    @app.delete("/jobs/{job_id}", dependencies=[Depends(authorised)],
-                summary="Cancel a job: it changes nothing (queued: it never runs; running: it stops)")
+    @app.delete(
+        "/jobs/{job_id}",
+        dependencies=[Depends(authorised)],
+        summary="Cancel a job: it changes nothing (queued: it never runs; running: it stops)",
+    )
     def cancel(job_id: str):
         return server.cancel(job_id).view()
 
-    # ---- the page ----------------------------------------------------------------------------------
-    @app.get("/", include_in_schema=False)
-    def page():
-        return FileResponse(STATIC / "index.html")
 
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.add_middleware(BodyLimit, limit=limits.request_bytes)
-    return app
-
-
-def _uploads(files: Optional[list[UploadFile]]) -> list[Upload]:
+def _uploads(files: list[UploadFile] | None) -> list[Upload]:
     return [Upload(f.filename or f"image-{k}", f.file) for k, f in enumerate(files or [])]
 
 
@@ -243,14 +306,24 @@ def _saved(space: Workspace, folder: str, uploads: list[Upload], model) -> list[
     return files
 
 
-def _labelled(space: Workspace, folder: str, field: str, files: Optional[list[UploadFile]],
-              labels: Optional[list[str]], zip_field: str, archive: Optional[UploadFile], model) -> Path:
+def _labelled(
+    space: Workspace,
+    folder: str,
+    field: str,
+    files: list[UploadFile] | None,
+    labels: list[str] | None,
+    zip_field: str,
+    archive: UploadFile | None,
+    model,
+) -> Path:
     """``space/folder/<class>/<image>`` from images with labels and/or a zip, checked: classes, images."""
     uploads = _uploads(files)
     labels_field = field.replace("images", "labels")
     if not uploads and archive is None:
-        raise UploadError(f"the request holds no images; send '{field}' files with a '{labels_field}' each, or a "
-                          f"'{zip_field}' of <class>/<image> entries")
+        raise UploadError(
+            f"the request holds no images; send '{field}' files with a '{labels_field}' each, or a "
+            f"'{zip_field}' of <class>/<image> entries"
+        )
     if uploads:
         if not labels:
             raise UploadError(f"'{field}' needs a '{labels_field}' field per image, naming its class")

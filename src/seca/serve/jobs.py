@@ -19,7 +19,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from ..api import SecaModel, load
 from ..errors import SecaError
@@ -29,8 +29,7 @@ from .uploads import UploadError, Workspace
 
 log = logging.getLogger("seca.serve")
 
-STATES = ("queued", "training", "evaluating", "saving", "done", "failed", "cancelled")
-FINISHED = ("done", "failed", "cancelled")
+FINISHED = ("done", "failed", "cancelled")  # a job's last states; before them: queued, training, evaluating, saving
 KEEP_FINISHED = 100  # finished jobs remembered for GET /jobs/{id}
 
 
@@ -56,18 +55,18 @@ class Job:
     batch_size: int
     workspace: Workspace
     train: Path
-    evaluation: Optional[Path] = None
+    evaluation: Path | None = None
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     state: str = "queued"
     epoch: int = 0
     step: int = 0
     losses: dict[str, float] = field(default_factory=dict)
-    images_per_s: Optional[float] = None
-    error: Optional[str] = None
-    entry: Optional[dict] = None  # the model's history entry of the task, when done
+    images_per_s: float | None = None
+    error: str | None = None
+    entry: dict | None = None  # the model's history entry of the task, when done
     created: float = field(default_factory=time.time)
-    started: Optional[float] = None
-    finished: Optional[float] = None
+    started: float | None = None
+    finished: float | None = None
     cancel: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
@@ -76,10 +75,23 @@ class Job:
 
     def view(self) -> dict[str, Any]:
         """What GET /jobs/{id} answers."""
-        return {"id": self.id, "state": self.state, "classes": self.classes, "images": self.images,
-                "epoch": self.epoch, "epochs": self.epochs, "step": self.step, "steps": self.steps,
-                "losses": self.losses, "images_per_s": self.images_per_s, "error": self.error, "entry": self.entry,
-                "created": self.created, "started": self.started, "finished": self.finished}
+        return {
+            "id": self.id,
+            "state": self.state,
+            "classes": self.classes,
+            "images": self.images,
+            "epoch": self.epoch,
+            "epochs": self.epochs,
+            "step": self.step,
+            "steps": self.steps,
+            "losses": self.losses,
+            "images_per_s": self.images_per_s,
+            "error": self.error,
+            "entry": self.entry,
+            "created": self.created,
+            "started": self.started,
+            "finished": self.finished,
+        }
 
 
 class ModelServer:
@@ -91,7 +103,7 @@ class ModelServer:
         self.model: SecaModel = load(self.path, device=device)
         self.model.learner.eval()
         self.jobs: dict[str, Job] = {}
-        self._queue: "queue.Queue[Optional[Job]]" = queue.Queue()
+        self._queue: queue.Queue[Job | None] = queue.Queue()
         self._guard = threading.Lock()  # the jobs and the queue's classes
         self._stopping = threading.Event()
         self._worker = threading.Thread(target=self._work, name="seca-learn", daemon=True)
@@ -132,7 +144,7 @@ class ModelServer:
     def queued(self) -> list[Job]:
         return [j for j in self.jobs.values() if j.state == "queued"]
 
-    def running(self) -> Optional[Job]:
+    def running(self) -> Job | None:
         return next((j for j in self.jobs.values() if j.state in ("training", "evaluating", "saving")), None)
 
     def _forget_old(self) -> None:
@@ -140,7 +152,7 @@ class ModelServer:
         for old in finished[: max(0, len(finished) - KEEP_FINISHED)]:
             del self.jobs[old.id]
 
-    def _finish(self, job: Job, state: str, error: Optional[str] = None) -> None:
+    def _finish(self, job: Job, state: str, error: str | None = None) -> None:
         job.state, job.error, job.finished = state, error, time.time()
         job.workspace.close()  # the uploads go with the job
 
@@ -171,7 +183,7 @@ class ModelServer:
             self._finish(job, "cancelled")
         except SecaError as e:
             self._finish(job, "failed", str(e))
-        except Exception as e:  # noqa: BLE001 - a bug: the job fails, the server and the model stay as they were
+        except Exception as e:
             log.exception("learn job %s failed", job.id)
             self._finish(job, "failed", f"internal error ({type(e).__name__}); the server's log has the details")
 
@@ -195,8 +207,14 @@ class ModelServer:
             self.model = base
         grown = base.copy()
         job.state = "training"
-        grown.learn(job.train, epochs=job.epochs, batch_size=job.batch_size, progress=False,
-                    eval_data=job.evaluation, on_event=lambda event, fields: self._progress(job, event, fields))
+        grown.learn(
+            job.train,
+            epochs=job.epochs,
+            batch_size=job.batch_size,
+            progress=False,
+            eval_data=job.evaluation,
+            on_event=lambda event, fields: self._progress(job, event, fields),
+        )
         entry = grown.history[-1]  # the uploads' temporary folder is gone with the job: say where they came from
         entry["data"] = f"seca serve upload (job {job.id})"
         if entry.get("eval"):

@@ -4,7 +4,7 @@ Everything a request uploads is written under one temporary folder (removed when
 job it starts, ends) and nowhere else. A zip is read entry by entry: a name that climbs out of its folder
 (``../``, an absolute path, a drive), a link, more entries or more uncompressed bytes than the limits allow
 (a zip bomb) are refused before anything is written past the limit. Every image is then opened in full
-(``seca.data.datasets.open_image``): a file that is not an image, is truncated, or has more pixels than
+(``seca.data.images.open_image``): a file that is not an image, is truncated, or has more pixels than
 ``data.max_pixels`` is refused, named. Each refusal is an :class:`UploadError`, one sentence.
 """
 
@@ -14,11 +14,12 @@ import shutil
 import stat
 import tempfile
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Optional, Sequence
+from typing import BinaryIO
 
-from ..data.datasets import IMAGE_SUFFIXES, check_distinct_names, find_bad_images
+from ..data.images import IMAGE_SUFFIXES, check_distinct_names, find_bad_images
 from ..errors import SecaError
 
 CHUNK = 1 << 20
@@ -75,7 +76,7 @@ class Workspace:
     def close(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def __enter__(self) -> "Workspace":
+    def __enter__(self) -> Workspace:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -84,11 +85,13 @@ class Workspace:
     def _next(self) -> int:
         self.count += 1
         if self.count > self.limits.files:
-            raise UploadError(f"the request holds more than {self.limits.files} files; send fewer at a time (the "
-                              "limit is --max-files)")
+            raise UploadError(
+                f"the request holds more than {self.limits.files} files; send fewer at a time (the "
+                "limit is --max-files)"
+            )
         return self.count
 
-    def add(self, folder: str, uploads: Sequence[Upload], labels: Optional[Sequence[str]], field: str) -> Path:
+    def add(self, folder: str, uploads: Sequence[Upload], labels: Sequence[str] | None, field: str) -> Path:
         """Write ``uploads`` under ``root/folder/<label>/`` (``labels``: one class name per upload), or under
         ``root/folder/`` when ``labels`` is None (images without classes, to predict)."""
         target = self.root / folder
@@ -114,18 +117,27 @@ class Workspace:
             listed = [e for e in archive.infolist() if not _hidden(e.filename)]
             entries = [e for e in listed if not e.is_dir()]
             full = {_entry_parts(e, upload.filename)[0] for e in entries}
-            empty = [e.filename.strip("/") for e in listed if e.is_dir() and e.filename.strip("/") not in full
-                     and "/" not in e.filename.strip("/")]
+            empty = [
+                e.filename.strip("/")
+                for e in listed
+                if e.is_dir() and e.filename.strip("/") not in full and "/" not in e.filename.strip("/")
+            ]
             if empty:
-                raise UploadError(f"the class folder '{empty[0]}' of the zip '{upload.filename}' holds no images; "
-                                  "leave it out or add its images")
+                raise UploadError(
+                    f"the class folder '{empty[0]}' of the zip '{upload.filename}' holds no images; "
+                    "leave it out or add its images"
+                )
             if len(entries) + self.count > self.limits.files:
-                raise UploadError(f"the zip '{upload.filename}' has {len(entries)} entries, more than the "
-                                  f"{self.limits.files} a request may hold (--max-files)")
+                raise UploadError(
+                    f"the zip '{upload.filename}' has {len(entries)} entries, more than the "
+                    f"{self.limits.files} a request may hold (--max-files)"
+                )
             declared = sum(e.file_size for e in entries)
             if declared > self.limits.zip_bytes:
-                raise UploadError(f"the zip '{upload.filename}' would unpack to {declared / 2**20:.0f} MiB, more "
-                                  f"than the {self.limits.zip_bytes / 2**20:.0f} MiB allowed (--max-zip-mb)")
+                raise UploadError(
+                    f"the zip '{upload.filename}' would unpack to {declared / 2**20:.0f} MiB, more "
+                    f"than the {self.limits.zip_bytes / 2**20:.0f} MiB allowed (--max-zip-mb)"
+                )
             written = 0
             for entry in entries:
                 parts = _entry_parts(entry, upload.filename)
@@ -137,8 +149,10 @@ class Workspace:
                     while chunk := source.read(CHUNK):  # counted as it unpacks: a header may lie about sizes
                         written += len(chunk)
                         if written > self.limits.zip_bytes:
-                            raise UploadError(f"the zip '{upload.filename}' unpacks to more than "
-                                              f"{self.limits.zip_bytes / 2**20:.0f} MiB (--max-zip-mb)")
+                            raise UploadError(
+                                f"the zip '{upload.filename}' unpacks to more than "
+                                f"{self.limits.zip_bytes / 2**20:.0f} MiB (--max-zip-mb)"
+                            )
                         out.write(chunk)
         if not entries:
             raise UploadError(f"the zip '{upload.filename}' holds no files; give <class>/<image> entries")
@@ -153,8 +167,10 @@ class Workspace:
             for path, why in bad[:3]:
                 reasons.append(why.replace(str(path), self.names.get(path, path.name)))
             many = len(bad) > 1
-            raise UploadError(f"{len(bad)} uploaded file{'s' if many else ''} cannot be used as image{'s' if many else ''}"
-                              f" ({'; '.join(reasons)}{'; ...' if len(bad) > 3 else ''}); send whole image files only")
+            raise UploadError(
+                f"{len(bad)} uploaded file{'s' if many else ''} cannot be used as image{'s' if many else ''}"
+                f" ({'; '.join(reasons)}{'; ...' if len(bad) > 3 else ''}); send whole image files only"
+            )
 
 
 def _hidden(name: str) -> bool:
@@ -170,11 +186,15 @@ def _entry_parts(entry: zipfile.ZipInfo, archive: str) -> tuple[str, str]:
         raise UploadError(f"the zip '{archive}' holds a link ('{name}'); give plain image files")
     path = PurePosixPath(name)
     if path.is_absolute() or ".." in path.parts or (path.parts and ":" in path.parts[0]):
-        raise UploadError(f"the zip '{archive}' has an entry that climbs out of its folder ('{name}'); entries "
-                          "must be <class>/<image>")
+        raise UploadError(
+            f"the zip '{archive}' has an entry that climbs out of its folder ('{name}'); entries "
+            "must be <class>/<image>"
+        )
     if len(path.parts) != 2:
-        raise UploadError(f"the zip '{archive}' has an entry '{name}' that is not <class>/<image>; put each "
-                          "class's images in a folder named after the class, at the top of the zip")
+        raise UploadError(
+            f"the zip '{archive}' has an entry '{name}' that is not <class>/<image>; put each "
+            "class's images in a folder named after the class, at the top of the zip"
+        )
     return path.parts[0], path.parts[1]
 
 

@@ -9,25 +9,71 @@ feature. A new teacher is one class here, registered with :func:`teacher`.
 
 from __future__ import annotations
 
-from typing import Callable, ClassVar, Optional
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..clip.backbone import ClipBackbone, FrozenStem
-from ..data.scenario import Task
-from ..peft.adapter import AdapterSet
-from .precision import widen
-from .sg_akt import AdapterPool, RelevanceAggregator, SGAKTConfig
+from ...clip.backbone import ClipBackbone, FrozenStem
+from ...config import ABOVE_ZERO, FRACTION, at_least, one_of, one_of_registered, setting
+from ...data.scenario import Task
+from ...peft.adapter import AdapterSet
+from ...registry import Registry
+from .._precision import widen
+from .sg_akt import AdapterPool, RelevanceAggregator
 
-TEACHERS: dict[str, type["Teacher"]] = {}
+TEACHERS: Registry[type[Teacher]] = Registry("teacher")
+teacher = TEACHERS.register  # class decorator: a teacher selectable as method.sg_akt.teacher: <its name>
 
 
-def teacher(cls: type["Teacher"]) -> type["Teacher"]:
-    """Class decorator: make a teacher available as ``method.sg_akt.teacher: <cls.name>``."""
-    TEACHERS[cls.name] = cls
-    return cls
+@dataclass(frozen=True)
+class SGAKTConfig:
+    """Semantic-guided adaptive knowledge transfer (spec §3)."""
+
+    teacher: str = setting(
+        "sg-akt",
+        "where the distillation target comes from ([method.md](method.md#sg-akt))",
+        one_of_registered(TEACHERS),
+    )
+    pool_size: int = setting(5, "adapter snapshots kept in the pool", at_least(1))
+    eviction: str = setting(
+        "lowest",
+        "which member leaves a full pool: `lowest` utility (reference), `highest` (paper's text), `oldest`",
+        one_of("lowest", "highest", "oldest"),
+    )
+    relevance: str = setting(
+        "reference",
+        "`reference` (softmax per prompt, then mean) or `paper` (mean of scores, then softmax)",
+        one_of("reference", "paper"),
+    )
+    utility_momentum: float = setting(0.5, "EMA momentum of the members' utilities", FRACTION)
+    teacher_dropout: bool = setting(
+        False, "run snapshots with adapter dropout, as the reference (disables teacher caching)"
+    )
+    beta: float = setting(1.0, "β in β_s = β(s−1), the weight of the distillation loss", at_least(0))
+    temperature: float = setting(20.0, "temperature of the distillation KL", ABOVE_ZERO)
+    cache_teachers: bool = setting(
+        True,
+        "compute teacher features once per task instead of at every step (the same results up to floating-point order)",
+    )
+    detach_query: bool = setting(
+        False,
+        "diagnostic: the current prompt's semantic vector enters the relevance query "
+        "detached, so L_agg (and the relevance weights) no longer train the prompt",
+    )
+    agg_loss: bool = setting(
+        True,
+        "diagnostic: `false` leaves L_agg out; nothing else trains the relevance network, "
+        "which keeps its initial weights",
+    )
+    reset_aggregator: bool = setting(
+        False,
+        "diagnostic: a fresh relevance network (initialised as at the start, "
+        "from the seed and the task) at the start of every task",
+    )
 
 
 class Teacher(nn.Module):
@@ -61,13 +107,20 @@ class Teacher(nn.Module):
     def begin_task(self, task: Task, generator: Callable[[int], torch.Generator]) -> None:
         """At a task's start; ``generator(stream)`` gives the task's seeded generators."""
 
-    def inputs(self, stem: FrozenStem, frozen: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def inputs(self, stem: FrozenStem, frozen: torch.Tensor | None = None) -> torch.Tensor:
         """What the teacher needs of each image, from its frozen stem (``frozen``: its frozen-CLIP feature, if
         computed already). No gradient."""
         raise NotImplementedError
 
-    def feature(self, inputs: torch.Tensor, semantic: Optional[torch.Tensor], text: torch.Tensor,
-                targets: torch.Tensor, scale: float, losses: dict[str, torch.Tensor]) -> torch.Tensor:
+    def feature(
+        self,
+        inputs: torch.Tensor,
+        semantic: torch.Tensor | None,
+        text: torch.Tensor,
+        targets: torch.Tensor,
+        scale: float,
+        losses: dict[str, torch.Tensor],
+    ) -> torch.Tensor:
         """The normalised projected teacher feature of each image ``[B, E]``; a teacher that trains adds its own
         loss terms to ``losses``. ``text``: the current prompt's text features of the current classes."""
         raise NotImplementedError
@@ -104,7 +157,7 @@ class ClipTeacher(Teacher):
     name = "clip"
     needs_frozen_features = True
 
-    def inputs(self, stem: FrozenStem, frozen: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def inputs(self, stem: FrozenStem, frozen: torch.Tensor | None = None) -> torch.Tensor:
         with torch.no_grad():
             frozen = self.backbone.encode_image(stem=stem) if frozen is None else frozen
             return F.normalize(widen(frozen), dim=-1)
@@ -127,15 +180,20 @@ class PoolTeacher(Teacher):
     def begin_task(self, task, generator) -> None:
         self.pool.reset_utility()
 
-    def inputs(self, stem: FrozenStem, frozen: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def inputs(self, stem: FrozenStem, frozen: torch.Tensor | None = None) -> torch.Tensor:
         """Every snapshot's class token ``[B, P, W]``, normalised. The snapshots run together, stacked in one batch
         (a bounded number of rows at a time), unless their dropout is on (``teacher_dropout``): then one after
         another, as the reference draws it."""
         with torch.no_grad():
             members = list(self.pool.members)
             if any(member.training for member in members):
-                tokens = torch.stack([self.backbone.encode_image(stem=stem, adapters=member, output="class_token")
-                                      for member in members], dim=1)
+                tokens = torch.stack(
+                    [
+                        self.backbone.encode_image(stem=stem, adapters=member, output="class_token")
+                        for member in members
+                    ],
+                    dim=1,
+                )
             else:
                 tokens = self.backbone.stacked_class_tokens(stem, members)
             return F.normalize(widen(tokens), dim=-1)

@@ -1,4 +1,5 @@
-"""Inference-time scoring shared by the methods (spec §6)."""
+"""Scores at inference shared by the learners (spec §6): the fixed temperature, and exponentiated logits made
+stable by subtracting a maximum per image (or per batch, as the reference)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,11 @@ def inference_temperature():
 class ClassifierConfig:
     """How classes are scored at inference (spec §6)."""
 
-    hybrid_max: str = setting("image", "subtract each image's maximum (`image`) or one per batch (`batch`, the "
-                              "reference)", one_of(*HYBRID_MAX))
+    hybrid_max: str = setting(
+        "image",
+        "subtract each image's maximum (`image`) or one per batch (`batch`, the reference)",
+        one_of(*HYBRID_MAX),
+    )
 
 
 def stable_exp(logits: torch.Tensor, max_over: MaxOver = "image") -> torch.Tensor:
@@ -34,14 +38,3 @@ def stable_exp(logits: torch.Tensor, max_over: MaxOver = "image") -> torch.Tenso
     if max_over == "batch":
         return (logits - logits.max()).exp()
     return (logits - logits.flatten(1).amax(dim=1).view(-1, *[1] * (logits.dim() - 1))).exp()
-
-
-def text_branch(features: torch.Tensor, text: torch.Tensor, temperature: float,
-                max_over: MaxOver = "image") -> torch.Tensor:
-    """p_T of spec §6: ``features`` [B, E] and ``text`` [prompts, C, E], both normalised.
-
-    Logits ``temperature * cos`` for every (prompt, class); subtract the maximum over all of them,
-    exponentiate, and average over prompts -> ``[B, C]``.
-    """
-    logits = temperature * torch.einsum("be,pce->bpc", features, text)
-    return stable_exp(logits, max_over).mean(dim=1)

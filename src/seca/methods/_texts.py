@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .precision import widen
+from ._precision import widen
 
 
 class AdaptedTexts:

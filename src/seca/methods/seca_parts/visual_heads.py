@@ -9,23 +9,20 @@ centroids of adapted features, and a linear head per task. A new head is one cla
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar, Optional
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..clip.backbone import ClipBackbone
-from ..data.scenario import Task
+from ...clip.backbone import ClipBackbone
+from ...data.scenario import Task
+from ...registry import Registry
 from .se_vpr import PrototypeRefiner, prototype_drift
 
-VISUAL_HEADS: dict[str, type["VisualHead"]] = {}
-
-
-def visual_head(cls: type["VisualHead"]) -> type["VisualHead"]:
-    """Class decorator: make a head available as ``method.classifier.visual: <cls.name>``."""
-    VISUAL_HEADS[cls.name] = cls
-    return cls
+VISUAL_HEADS: Registry[type[VisualHead]] = Registry("visual head")
+visual_head = VISUAL_HEADS.register  # class decorator: a head selectable as method.classifier.visual: <its name>
 
 
 class VisualHead(nn.Module):
@@ -52,16 +49,30 @@ class VisualHead(nn.Module):
     def begin_task(self, task: Task, generator: Callable[[int], torch.Generator]) -> None:
         """At a task's start; ``generator(stream)`` gives the task's seeded generators."""
 
-    def losses(self, features: torch.Tensor, targets: torch.Tensor, text: torch.Tensor, raw: torch.Tensor,
-               task: Task, scale: float, losses: dict[str, torch.Tensor]) -> Optional[torch.Tensor]:
+    def losses(
+        self,
+        features: torch.Tensor,
+        targets: torch.Tensor,
+        text: torch.Tensor,
+        raw: torch.Tensor,
+        task: Task,
+        scale: float,
+        losses: dict[str, torch.Tensor],
+    ) -> torch.Tensor | None:
         """Add this head's loss terms for a batch of normalised ``features`` (``targets`` within the task) to
         ``losses``; returns the prototypes of every seen class with their gradient, if it learns them.
         ``text``: the current prompt's text features (every seen class if ``needs_all_text``); ``raw``: the
         frozen-CLIP class means of every seen class."""
         return None
 
-    def end_task(self, task: Task, raw: torch.Tensor, adapted_means: torch.Tensor,
-                 finished_text: Callable[[], torch.Tensor], every_class: bool) -> None:
+    def end_task(
+        self,
+        task: Task,
+        raw: torch.Tensor,
+        adapted_means: torch.Tensor,
+        finished_text: Callable[[], torch.Tensor],
+        every_class: bool,
+    ) -> None:
         """Store the prototypes after ``task``. ``finished_text()``: the finished prompt's text features of every
         seen class; ``every_class``: recompute old classes' prototypes too (SECA++)."""
         raise NotImplementedError
@@ -92,14 +103,14 @@ class SEVPRHead(VisualHead):
 
     def losses(self, features, targets, text, raw, task, scale, losses):
         prototypes = self.refiner(raw[: task.stop], text)  # ĉ, with gradient into the prompt through Z
-        losses["ce_visual"] = F.cross_entropy(scale * features @ prototypes[task.start:].T.to(features), targets)
+        losses["ce_visual"] = F.cross_entropy(scale * features @ prototypes[task.start :].T.to(features), targets)
         if self.config.se_vpr.regularize and task.index > 0:  # L_reg: old classes' prototypes stay where they were
             losses["reg"] = prototype_drift(self.prototypes[: task.start], prototypes[: task.start])
         return prototypes
 
     def end_task(self, task, raw, adapted_means, finished_text, every_class) -> None:
         refined = self.refiner(raw[: task.stop], finished_text())
-        self._append(refined if every_class else refined[task.start:], every_class)
+        self._append(refined if every_class else refined[task.start :], every_class)
 
     def parameter_groups(self) -> list[dict]:
         return [{"name": "se_vpr", "params": list(self.refiner.parameters())}]
@@ -141,7 +152,7 @@ class LinearHead(VisualHead):
     def begin_task(self, task, generator) -> None:
         for head in self.heads:
             head.requires_grad_(False)
-        bound = 1.0 / self.dim ** 0.5  # nn.Linear's default initialisation
+        bound = 1.0 / self.dim**0.5  # nn.Linear's default initialisation
         weight = torch.empty(task.num_classes, self.dim).uniform_(-bound, bound, generator=generator(1))
         self.heads.append(nn.Parameter(weight.to(self.prototypes.device)))
 
@@ -157,6 +168,9 @@ class LinearHead(VisualHead):
         return [{"name": "se_vpr", "params": [self.heads[-1]]}]
 
     def rebuild(self, tasks: list[Task]) -> None:
-        for task in tasks[len(self.heads):]:
-            self.heads.append(nn.Parameter(torch.empty(task.num_classes, self.dim, device=self.prototypes.device),
-                                           requires_grad=False))
+        for task in tasks[len(self.heads) :]:
+            self.heads.append(
+                nn.Parameter(
+                    torch.empty(task.num_classes, self.dim, device=self.prototypes.device), requires_grad=False
+                )
+            )

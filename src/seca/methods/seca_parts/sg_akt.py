@@ -9,53 +9,19 @@ The aggregated teacher is distilled into the current model with a temperature-20
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ABOVE_ZERO, FRACTION, at_least, one_of, one_of_registered, setting
-from ..distributed import all_sum
-from ..errors import SecaError
-from ..peft.adapter import AdapterSet
-from .precision import widen
+from ...distributed import all_sum
+from ...errors import SecaError
+from ...peft.adapter import AdapterSet
+from .._precision import widen
 
 Eviction = Literal["lowest", "highest", "oldest"]
 Relevance = Literal["reference", "paper"]
-
-
-def teacher_names() -> list[str]:
-    from .teachers import TEACHERS
-
-    return list(TEACHERS)
-
-
-@dataclass(frozen=True)
-class SGAKTConfig:
-    """Semantic-guided adaptive knowledge transfer (spec §3)."""
-
-    teacher: str = setting("sg-akt", "where the distillation target comes from ([method.md](method.md#sg-akt))",
-                           one_of_registered(teacher_names))
-    pool_size: int = setting(5, "adapter snapshots kept in the pool", at_least(1))
-    eviction: str = setting("lowest", "which member leaves a full pool: `lowest` utility (reference), `highest` "
-                            "(paper's text), `oldest`", one_of("lowest", "highest", "oldest"))
-    relevance: str = setting("reference", "`reference` (softmax per prompt, then mean) or `paper` (mean of scores, "
-                             "then softmax)", one_of("reference", "paper"))
-    utility_momentum: float = setting(0.5, "EMA momentum of the members' utilities", FRACTION)
-    teacher_dropout: bool = setting(False, "run snapshots with adapter dropout, as the reference (disables teacher "
-                                    "caching)")
-    beta: float = setting(1.0, "β in β_s = β(s−1), the weight of the distillation loss", at_least(0))
-    temperature: float = setting(20.0, "temperature of the distillation KL", ABOVE_ZERO)
-    cache_teachers: bool = setting(True, "compute teacher features once per task instead of at every step (the same "
-                                   "results up to floating-point order)")
-    detach_query: bool = setting(False, "diagnostic: the current prompt's semantic vector enters the relevance query "
-                                 "detached, so L_agg (and the relevance weights) no longer train the prompt")
-    agg_loss: bool = setting(True, "diagnostic: `false` leaves L_agg out; nothing else trains the relevance network, "
-                             "which keeps its initial weights")
-    reset_aggregator: bool = setting(False, "diagnostic: a fresh relevance network (initialised as at the start, "
-                                     "from the seed and the task) at the start of every task")
 
 
 class AdapterPool(nn.Module):
@@ -85,7 +51,7 @@ class AdapterPool(nn.Module):
     def full(self) -> bool:
         return len(self.members) == self.size
 
-    def train(self, mode: bool = True) -> "AdapterPool":
+    def train(self, mode: bool = True) -> AdapterPool:
         super().train(mode)
         for member in self.members:
             member.train(mode and self.dropout)
@@ -111,7 +77,7 @@ class AdapterPool(nn.Module):
         u = self.utility[: len(self.members)]
         return int(u.argmin() if self.eviction == "lowest" else u.argmax())
 
-    def add(self, snapshot: AdapterSet, source_task: int) -> Optional[int]:
+    def add(self, snapshot: AdapterSet, source_task: int) -> int | None:
         """Append a frozen snapshot; returns the index of the member evicted to make room, if any."""
         evicted = None
         if self.full:
@@ -173,8 +139,9 @@ class RelevanceAggregator(nn.Module):
             return self.ln_out(aggregated), member_weights
 
 
-def distillation_kl(student: torch.Tensor, teacher: torch.Tensor, text: torch.Tensor,
-                    temperature: float = 20.0) -> torch.Tensor:
+def distillation_kl(
+    student: torch.Tensor, teacher: torch.Tensor, text: torch.Tensor, temperature: float = 20.0
+) -> torch.Tensor:
     """KL(p_teacher || p_student), p = softmax(temperature * cos(., text)) over the given classes.
 
     ``student``, ``teacher`` [B, E] and ``text`` [C, E] normalised; teacher and text carry no gradient.

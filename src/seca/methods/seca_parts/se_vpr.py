@@ -9,22 +9,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ABOVE_ZERO, setting
-from .precision import widen
+from ...config import ABOVE_ZERO, setting
+from .._precision import widen
 
 
 @dataclass(frozen=True)
 class SEVPRConfig:
     """Semantic-enhanced visual prototype refinement (spec §4)."""
 
-    gamma: Optional[float] = setting(None, "affinity temperature γ; `null` is 2√d (d the feature dimension)",
-                                     ABOVE_ZERO)
+    gamma: float | None = setting(None, "affinity temperature γ; `null` is 2√d (d the feature dimension)", ABOVE_ZERO)
     regularize: bool = setting(True, "add L_reg, the drift of old classes' refined prototypes")
 
 
@@ -37,7 +35,7 @@ def squared_distances(x: torch.Tensor) -> torch.Tensor:
 class PrototypeRefiner(nn.Module):
     """Refines class prototypes ``[C, E]`` with the affinity of the classes' text features ``[C, E]``."""
 
-    def __init__(self, dim: int, gamma: Optional[float] = None):
+    def __init__(self, dim: int, gamma: float | None = None):
         super().__init__()
         self.ln_text = nn.LayerNorm(dim)
         self.project = nn.Linear(dim, dim, bias=False)  # H

@@ -1,30 +1,21 @@
-"""Gaussian pseudo-feature replay of SECA++ (spec §7): per-class mean and covariance, and sampling from them."""
+"""Class statistics over a task's features, written as sums and counts so that they are exact over the shards of a
+distributed run (docs/distributed.md): class means, means and covariances, and Gaussians to draw pseudo-features
+from (SECA++'s replay, spec §7; RAPF's)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from ..config import ABOVE_ZERO, at_least, setting
 from ..distributed import all_sum
 from ..errors import SecaError
 
 
-@dataclass(frozen=True)
-class ReplayConfig:
-    """Gaussian pseudo-feature replay of SECA++ (spec §7)."""
-
-    samples_per_class: int = setting(10, "SECA++: pseudo-features drawn per old class per step", at_least(1))
-    stats_dropout: bool = setting(False, "SECA++: compute class statistics with adapter dropout active, as the "
-                                  "reference")
-    covariance_eps: float = setting(1e-4, "SECA++: added to the covariance diagonal", ABOVE_ZERO)
-
-
-def class_sums(features: torch.Tensor, labels: torch.Tensor, classes: Sequence[int]
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+def class_sums(
+    features: torch.Tensor, labels: torch.Tensor, classes: Sequence[int]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(sums [K, E], counts [K]) of the features of each class in ``classes`` (labels are global), summed
     over every process of a distributed run."""
     first = classes[0]
@@ -43,8 +34,9 @@ def class_means(features: torch.Tensor, labels: torch.Tensor, classes: Sequence[
     return sums / counts.to(sums.dtype).unsqueeze(1)
 
 
-def class_statistics(features: torch.Tensor, labels: torch.Tensor, classes: Sequence[int], eps: float = 1e-4
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+def class_statistics(
+    features: torch.Tensor, labels: torch.Tensor, classes: Sequence[int], eps: float = 1e-4
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(means [K, E], covariances [K, E, E]) of the features of each class in ``classes``, in float64, over
     the whole task (every process's shard: the means are reduced first, then the scatter about them).
 
@@ -66,8 +58,9 @@ def class_statistics(features: torch.Tensor, labels: torch.Tensor, classes: Sequ
 def _check_counts(counts: torch.Tensor, classes: Sequence[int]) -> None:
     empty = [c for c, n in zip(classes, counts.tolist()) if n == 0]
     if empty:
-        raise SecaError(f"the task has no training image of class label(s) {empty}; every class of a task "
-                        "needs at least one")
+        raise SecaError(
+            f"the task has no training image of class label(s) {empty}; every class of a task needs at least one"
+        )
 
 
 class ClassGaussians(nn.Module):
@@ -87,8 +80,9 @@ class ClassGaussians(nn.Module):
         self.means = torch.cat([self.means, means.double().to(self.means.device)])
         self.cholesky = torch.cat([self.cholesky, factors.to(self.cholesky.device)])
 
-    def sample(self, per_class: int, generator: torch.Generator, num_classes: int | None = None
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(
+        self, per_class: int, generator: torch.Generator, num_classes: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``per_class`` draws from each of the first ``num_classes`` Gaussians: (features [K*n, E], labels)."""
         k = len(self) if num_classes is None else num_classes
         noise = torch.randn(k, per_class, self.means.shape[1], generator=generator, dtype=torch.float64)

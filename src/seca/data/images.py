@@ -1,0 +1,231 @@
+"""Image files on disk: reading one safely (any mode, no decompression bomb), finding the bad ones before any work,
+and class folders (``<class>/<images>``) as a map-style data set of ``(image, class id)``.
+
+Every data set made of files (seca.data.sets) and every command that reads a user's images goes through
+:func:`open_image`, so a file that cannot be used is one line naming it, wherever it is read.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..config import DataConfig
+from ..errors import SecaError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
+
+
+MAX_PIXELS = DataConfig.max_pixels  # a larger image is refused before it is decoded
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Any PIL mode as 8-bit RGB: 16- and 32-bit grey scaled to 0..255, transparency laid on white."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        pixels = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or pixels.max(initial=0) > 255 else 255.0
+        image = Image.fromarray(np.clip(pixels * (255.0 / top), 0, 255).astype(np.uint8))
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def open_image(path: Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """The image at ``path`` as RGB, whatever its mode (grey, palette, RGBA, CMYK, 16-bit). An unreadable or
+    truncated file, or one of more than ``max_pixels`` pixels (checked from the header, before decoding:
+    no decompression bomb reaches the decoder), is a SecaError naming the file."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                if image.width * image.height > max_pixels:
+                    raise SecaError(
+                        f"image '{path}' has {image.width}x{image.height} pixels, more than the "
+                        f"limit of {max_pixels} (data.max_pixels); shrink it or raise the limit"
+                    )
+                image.load()
+                return _to_rgb(image)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise SecaError(
+            f"image '{path}' is too large to decode safely (more than {max_pixels} pixels, "
+            "data.max_pixels); shrink it or raise the limit"
+        ) from None
+    except OSError as e:  # not an image, truncated, unreadable
+        reason = str(e).split(" (")[0] if str(e) else type(e).__name__
+        raise SecaError(f"cannot read image '{path}': {reason}") from None
+
+
+def find_bad_images(files: Sequence[Path], max_pixels: int = MAX_PIXELS, threads: int = 8) -> list[tuple[Path, str]]:
+    """``(file, why)`` of every file that :func:`open_image` refuses, reading each one in full (in ``threads``
+    threads: PIL decodes without holding the GIL), in the order of ``files``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def why(path: Path) -> str | None:
+        try:
+            open_image(path, max_pixels)
+        except SecaError as e:
+            return str(e)
+        return None
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        reasons = list(pool.map(why, files))
+    return [(Path(p), r) for p, r in zip(files, reasons) if r is not None]
+
+
+def unusable_images(
+    files: Sequence[Path], max_pixels: int, skip: bool, fix: str, echo: Callable[[str], None]
+) -> set[Path]:
+    """The files of ``files`` that cannot be used, found by reading each one. Unless ``skip``, any of them is an
+    error saying how many, the first three, and ``fix``; with ``skip`` each is named through ``echo``."""
+    bad = dict(find_bad_images(files, max_pixels))
+    if bad and not skip:
+        first = "; ".join(list(bad.values())[:3])
+        raise SecaError(
+            f"{len(bad)} image file{'s' if len(bad) > 1 else ''} cannot be used ({first}"
+            f"{'; ...' if len(bad) > 3 else ''}); fix or remove them, or {fix}"
+        )
+    for reason in bad.values():
+        echo(f"skipped: {reason}")
+    return set(bad)
+
+
+def without_bad_images(data: ImageFiles, skip: bool, echo: Callable[[str], None]) -> ImageFiles:
+    """``data`` after reading every image (:func:`unusable_images`), without the bad ones when ``skip``. Run
+    before any training, so a bad file costs minutes, not a run."""
+    bad = unusable_images(data.files, data.max_pixels, skip, "set data.skip_bad_images=true (--skip-bad-images)", echo)
+    if not bad:
+        return data
+    keep = [i for i, p in enumerate(data.files) if Path(p) not in bad]
+    return ImageFiles(
+        [data.files[i] for i in keep], data.targets[keep], data.class_names, data.transform, data.max_pixels
+    )
+
+
+class ImageFiles:
+    """Image files with class ids; loads each with :func:`open_image` and applies ``transform``."""
+
+    def __init__(
+        self,
+        files: Sequence[Path],
+        targets: Sequence[int],
+        class_names: Sequence[str],
+        transform: Callable | None = None,
+        max_pixels: int = MAX_PIXELS,
+    ):
+        self.files = list(files)
+        self.targets = np.asarray(targets, dtype=np.int64)
+        self.class_names = list(class_names)
+        self.transform = transform
+        self.max_pixels = max_pixels
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int):
+        image = open_image(self.files[i], self.max_pixels)
+        return (self.transform(image) if self.transform is not None else image), int(self.targets[i])
+
+
+def list_images(folder: Path, recursive: bool = False) -> list[Path]:
+    """The image files in ``folder`` (and, if ``recursive``, in its sub-folders), sorted."""
+    entries = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in entries if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def report_other_files(folders: Sequence[Path], where: Path) -> int:
+    """Say (as a warning) how many files in ``folders`` are left out because their suffix is not an image's;
+    hidden files (``.DS_Store``) are not counted. Returns that number."""
+    others = [
+        p
+        for folder in folders
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() not in IMAGE_SUFFIXES
+    ]
+    if others:
+        log.warning(
+            "%d file%s in %s left out: not images by their suffix (e.g. '%s'; images are %s)",
+            len(others),
+            "s" if len(others) > 1 else "",
+            where,
+            others[0].name,
+            " ".join(sorted(IMAGE_SUFFIXES)),
+        )
+    return len(others)
+
+
+def check_distinct_names(folders: Sequence[str], where: Path) -> None:
+    """Refuse class folders that name one class twice: ``Cat`` and ``cat``, ``sea_lion`` and ``sea lion``."""
+    seen: dict[str, str] = {}
+    for folder in folders:
+        key = " ".join(folder.replace("_", " ").split()).casefold()
+        if key in seen:
+            raise SecaError(
+                f"class folders '{seen[key]}' and '{folder}' in {where} name the same class (they differ "
+                "only by case, spaces or underscores); merge them or rename one"
+            )
+        seen[key] = folder
+
+
+def class_dirs(root: Path) -> tuple[list[Path], list[str]]:
+    """The class folders of ``root`` and their classes: every sub-folder, sorted by name, is a class named by the
+    folder's name with underscores read as spaces; two folders naming one class are refused."""
+    dirs = sorted(p for p in root.iterdir() if p.is_dir())
+    check_distinct_names([d.name for d in dirs], root)
+    return dirs, [d.name.replace("_", " ") for d in dirs]
+
+
+def class_folders(folder: str | Path, split: str, report: bool = True) -> tuple[list[str], list[list[Path]]]:
+    """(class names, image files per class) of ``folder/<class>/`` (or ``folder/<split>/<class>/``)."""
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise SecaError(f"'{folder}' is not a folder; give a folder with one sub-folder of images per class")
+    if (root / split).is_dir():
+        root = root / split
+    dirs, names = class_dirs(root)
+    if not dirs:
+        raise SecaError(f"'{root}' has no class sub-folders (expected {root}/<class name>/<images>)")
+    if report:  # files that are not images: said once, when the folder is used
+        report_other_files(dirs, root)
+    files = [list_images(d) for d in dirs]
+    empty = [d.name for d, f in zip(dirs, files) if not f]
+    if empty:
+        raise SecaError(f"class folder '{root / empty[0]}' holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return names, files
+
+
+def folder_split(
+    split_dir: Path,
+    class_dirs: Sequence[str],
+    class_names: Sequence[str],
+    transform: Callable | None = None,
+    max_pixels: int = MAX_PIXELS,
+    fix: str = "",
+) -> ImageFiles:
+    """``split_dir/<class_dirs[k]>/*`` with label k; ``fix`` says how to make missing class folders."""
+    missing = [d for d in class_dirs if not (split_dir / d).is_dir()]
+    if missing:
+        raise SecaError(
+            f"{split_dir} lacks {len(missing)} of its {len(class_dirs)} class folders (e.g. "
+            f"'{missing[0]}'){'; ' + fix if fix else ''}"
+        )
+    report_other_files([split_dir / d for d in class_dirs], split_dir)
+    files, targets = [], []
+    for label, d in enumerate(class_dirs):
+        images = list_images(split_dir / d)
+        if not images:
+            raise SecaError(f"class folder {split_dir / d} holds no images")
+        files += images
+        targets += [label] * len(images)
+    return ImageFiles(files, targets, class_names, transform, max_pixels)
