@@ -56,7 +56,7 @@ def prepare(args: argparse.Namespace) -> int:
         Path(args.out),
         seed=args.seed or 0,
         split_file=Path(args.split_file) if args.split_file else None,
-        mode=args.link,
+        link=args.link,
     )
     totals = manifest["totals"]
     print(

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -115,21 +116,26 @@ def _place(source: Path, target: Path, mode: str) -> None:
         shutil.copy2(source, target)
 
 
-def prepare_wordnet_split(
-    dataset: str,
-    wnids: list[str],
-    names: list[str],
-    raw: Path,
-    out: Path,
-    seed: int = 0,
-    split_file: Path | None = None,
-    mode: str = "copy",
-    progress: bool = True,
-) -> dict:
-    """Write the split of ``dataset`` (classes ``wnids`` named ``names``) found in ``raw`` to ``out``; returns the
+@dataclass(frozen=True)
+class PrepareRequest:
+    """One ``seca prepare``: the extracted archive ``raw``, the folder ``out`` to lay the data set out in, the
+    split's ``seed`` or a ``split_file`` to follow instead, how the files are placed (``link``: copy, symlink or
+    hardlink) and whether to show progress."""
+
+    raw: Path
+    out: Path
+    seed: int = 0
+    split_file: Path | None = None
+    link: str = "copy"
+    progress: bool = True
+
+
+def prepare_wordnet_split(dataset: str, wnids: list[str], names: list[str], request: PrepareRequest) -> dict:
+    """Write the split of ``dataset`` (classes ``wnids`` named ``names``) that ``request`` asks for; returns the
     manifest."""
-    if mode not in LINK_MODES:
-        raise SecaError(f"--link must be one of {', '.join(LINK_MODES)}, got '{mode}'")
+    raw, out, seed, split_file, progress = request.raw, request.out, request.seed, request.split_file, request.progress
+    if request.link not in LINK_MODES:
+        raise SecaError(f"--link must be one of {', '.join(LINK_MODES)}, got '{request.link}'")
     class_root = find_class_root(Path(raw), wnids)
     out = Path(out)
     if (out / "manifest.json").exists() or (out / "train").exists() or (out / "test").exists():
@@ -149,7 +155,7 @@ def prepare_wordnet_split(
     for split, rel in tqdm(jobs, desc=f"prepare {dataset}", unit="img", disable=None if progress else True):
         source = class_root / rel
         checksums[f"{split}/{rel}"] = _sha256(source)
-        _place(source, partial / split / rel, mode)
+        _place(source, partial / split / rel, request.link)
     counts = {w: {"name": n, "train": 0, "test": 0} for w, n in zip(wnids, names)}
     for split in ("train", "test"):
         for rel in splits[split]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from ...config import DataConfig
 from ...registry import import_modules
+from ..prepare import PrepareRequest
 from .base import DATASETS, BenchmarkData, DataSet, packaged_table, register
 
 __all__ = [
@@ -37,8 +38,8 @@ def load_dataset(data: DataConfig, transform: Callable | None = None) -> Benchma
 
 
 def prepare_dataset(name: str, raw: Path, out: Path, **options: Any) -> dict:
-    """``seca prepare NAME RAW OUT``: the data set's prepare step (``options``: seed, split_file, mode, progress)."""
-    return DATASETS[name]().prepare(Path(raw), Path(out), **options)
+    """``seca prepare NAME RAW OUT``: the data set's prepare step (``options``: those of :class:`PrepareRequest`)."""
+    return DATASETS[name]().prepare(PrepareRequest(Path(raw), Path(out), **options))
 
 
 def preparable() -> list[str]:

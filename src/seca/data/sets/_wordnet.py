@@ -3,11 +3,11 @@ from the ``train/`` and ``test/`` folders that ``seca prepare`` writes (seca.dat
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import ClassVar
 
 from ...config import DataConfig
 from ..images import folder_split
+from ..prepare import PrepareRequest, prepare_wordnet_split
 from .base import BenchmarkData, DataSet, packaged_table
 
 
@@ -31,16 +31,6 @@ class WordNetFolders(DataSet):
             names,
         )
 
-    def prepare(
-        self,
-        raw: Path,
-        out: Path,
-        seed: int = 0,
-        split_file: Path | None = None,
-        mode: str = "copy",
-        progress: bool = True,
-    ) -> dict:
-        from ..prepare import prepare_wordnet_split
-
+    def prepare(self, request: PrepareRequest) -> dict:
         wnids, names = self.classes()
-        return prepare_wordnet_split(self.name, wnids, names, raw, out, seed, split_file, mode, progress)
+        return prepare_wordnet_split(self.name, wnids, names, request)

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from ...config import DataConfig, NoSettings
 from ...errors import SecaError
 from ...registry import Registry
+from ..prepare import PrepareRequest
 
 
 @dataclass
@@ -65,17 +66,9 @@ class DataSet:
         ``num_classes`` classes; None if it has none."""
         return None
 
-    def prepare(
-        self,
-        raw: Path,
-        out: Path,
-        seed: int = 0,
-        split_file: Path | None = None,
-        mode: str = "copy",
-        progress: bool = True,
-    ) -> dict:
-        """``seca prepare NAME RAW OUT``: lay the data set out from ``raw`` (an extracted archive) into ``out`` as
-        ``load`` reads it; returns the manifest written beside it."""
+    def prepare(self, request: PrepareRequest) -> dict:
+        """``seca prepare NAME RAW OUT``: lay the data set out from ``request.raw`` (an extracted archive) into
+        ``request.out`` as ``load`` reads it; returns the manifest written beside it."""
         raise SecaError(f"the data set '{self.name}' has no prepare step; {self.obtain}")
 
     @classmethod
