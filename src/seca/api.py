@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,15 @@ from .config import (
     load_raw,
     parse_override,
 )
-from .data.images import ImageFiles, class_folders, open_image, unusable_images
+from .data.images import (
+    ImageFiles,
+    ImagesByClass,
+    class_key,
+    labelled_images,
+    open_image,
+    source_of,
+    unusable_images,
+)
 from .data.scenario import Task
 from .engine.configure import for_method, resolve
 from .engine.data import TaskImages
@@ -50,7 +58,7 @@ from .errors import SecaError
 from .eval.history import EVAL_FIELDS, eval_record, history_entry
 from .io import locks
 from .io.checkpoint import load_checkpoint, model_metadata, save_checkpoint
-from .io.files import file_digest
+from .io.files import check_replaceable, file_digest, real_path
 from .methods import Learner, build_learner
 
 ImageLike = str | Path | Image.Image | torch.Tensor
@@ -61,8 +69,8 @@ class LearnRequest:
     """One ``learn``: the folder of the new task's classes, the test folder to evaluate on after it, the epochs and
     batch size if not the model's, whether to show progress and to skip bad images, and who hears the steps."""
 
-    data: str | Path
-    eval_data: str | Path | None = None
+    data: str | Path | ImagesByClass
+    eval_data: str | Path | ImagesByClass | None = None
     epochs: int | None = None
     batch_size: int | None = None
     progress: bool = True
@@ -207,7 +215,7 @@ class SecaModel:
 
     def evaluate(
         self,
-        data: str | Path,
+        data: str | Path | ImagesByClass,
         batch_size: int = 64,
         progress: bool = False,
         confusion: bool = False,
@@ -216,7 +224,8 @@ class SecaModel:
         order: str | None = None,
         hybrid_max: str | None = None,
     ) -> dict:
-        """Accuracy on ``data/<class>/`` images (or ``data/test/<class>/``), whose folder names are known classes.
+        """Accuracy on ``data/<class>/`` images (or ``data/test/<class>/``), whose folder names are known classes, or
+        on images given by class (``{"sea lion": [path, ...], ...}``: the names are data, never read as paths).
 
         Returns ``{"data", "accuracy", "images", "classes", "per_class": {name: {"accuracy", "images"}}, "per_task":
         [accuracy or None per task], "task_images": [...], "left_out": [...]}``. ``known_only=True`` evaluates the
@@ -238,23 +247,25 @@ class SecaModel:
             if value is not None and value not in choices:
                 raise SecaError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
         self._require_classes()
-        names, files = class_folders(data, "test")
-        unknown = [n for n in names if n not in self.classes]
+        names, files = labelled_images(data, "test")
+        label_of = {class_key(c): k for k, c in enumerate(self.classes)}
+        unknown = [n for n in names if class_key(n) not in label_of]
         if unknown and not known_only:
             raise SecaError(
-                f"the model does not know class '{unknown[0]}' (folder of {data}); "
+                f"the model does not know class '{unknown[0]}' (of {source_of(data)}); "
                 f"it knows {len(self.classes)} classes, see model.classes"
             )
         if len(unknown) == len(names):
+            of = f"class folders of '{data}'" if not isinstance(data, Mapping) else "classes given"
             raise SecaError(
-                f"none of the {len(names)} class folders of '{data}' is a class the model knows "
+                f"none of the {len(names)} {of} is a class the model knows "
                 f"(it knows {', '.join(self.classes[:3])}{', ...' if len(self.classes) > 3 else ''})"
             )
         files = readable_images(
             [f for n, f in zip(names, files) if n not in unknown], self.config.data.max_pixels, skip_bad_images
         )
-        names = [n for n in names if n not in unknown]
-        labels = [self.classes.index(n) for n in names]
+        labels = [label_of[class_key(n)] for n in names if n not in unknown]
+        names = [self.classes[label] for label in labels]  # the model's own spelling
         # One data set of every image in the folder's order; a set per task of its classes' images in that order.
         image_labels = np.concatenate([np.full(len(f), label, dtype=np.int64) for f, label in zip(files, labels)])
         everything = self._task_images([p for f in files for p in f], image_labels)
@@ -282,7 +293,7 @@ class SecaModel:
         task_correct, task_total = [0] * len(tasks), [0] * len(tasks)
         for k, s, hits in zip(seen, sets, right.split([len(s) for s in sets])):
             task_correct[k], task_total[k] = int(hits.sum()), len(s)
-        report = {**eval_record(str(data), task_correct, task_total, len(names), unknown), "per_class": per_class}
+        report = {**eval_record(source_of(data), task_correct, task_total, len(names), unknown), "per_class": per_class}
         if confusion:  # rows in label (task) order, as the columns, so the diagonal and task blocks show
             matrix = torch.zeros(len(self.classes), len(self.classes), dtype=torch.long)
             matrix.index_put_((truth, predicted), torch.ones_like(truth), accumulate=True)
@@ -302,20 +313,22 @@ class SecaModel:
     # ---- learning ---------------------------------------------------------------------------------
     def learn(
         self,
-        data: str | Path,
+        data: str | Path | ImagesByClass,
         epochs: int | None = None,
         batch_size: int | None = None,
         progress: bool = True,
-        eval_data: str | Path | None = None,
+        eval_data: str | Path | ImagesByClass | None = None,
         skip_bad_images: bool = False,
         out: str | Path | None = None,
         wait: bool = False,
         on_event: Callable[[str, dict], None] | None = None,
     ) -> Task:
         """Learn one new task from ``data/<class>/`` (or ``data/train/<class>/``): its folder names are
-        the new classes. Classes the model already knows are refused. ``eval_data``: a folder of test images
-        (``eval_data/<class>/`` or ``eval_data/test/<class>/``) to measure the accuracy on every class known after
-        the task (folders of classes not learned yet are left out). Every training image is read before training
+        the new classes; or from images given by class (``{"sea lion": [path, ...], ...}``: the names are data, never
+        read as paths). Classes the model already knows are refused, whatever their case, spaces or underscores.
+        ``eval_data``: test images (a folder ``eval_data/<class>/`` or ``eval_data/test/<class>/``, or by class) to
+        measure the accuracy on every class known after the task (classes not learned yet are left out). Every
+        training image is read before training
         starts: a bad file stops it with the list, or with ``skip_bad_images`` is left out (and named). On any
         error or interrupt the model is left exactly as it was. Appends an entry to :attr:`history` and
         returns the new task.
@@ -332,6 +345,7 @@ class SecaModel:
         request = LearnRequest(data, eval_data, epochs, batch_size, progress, skip_bad_images, on_event)
         if out is None:
             return self._learn(request)
+        check_replaceable(out)  # a read-only file is refused before any training
         with locks.model_file(Path(out).expanduser(), wait):
             self._check_unchanged(Path(out).expanduser())
             task = self._learn(request)
@@ -340,20 +354,16 @@ class SecaModel:
 
     def _learn(self, request: LearnRequest) -> Task:
         data, eval_data = request.data, request.eval_data
-        names, files = class_folders(data, "train")
-        known = [n for n in names if n in self.classes]
-        if known:
-            raise SecaError(
-                f"class '{known[0]}' is already known to the model; learn adds new classes only "
-                "(remove or rename that folder)"
-            )
+        names, files = labelled_images(data, "train")
+        self.check_new_classes(names)
         if eval_data is not None:  # checked before any training: a wrong folder costs nothing
-            eval_names, _ = class_folders(eval_data, "test", report=False)
-            if not set(eval_names) & set(self.classes + names):
+            eval_names, _ = labelled_images(eval_data, "test", report=False)
+            if not {class_key(n) for n in eval_names} & {class_key(n) for n in self.classes + names}:
+                what = (f"the evaluation folder '{eval_data}' holds" if not isinstance(eval_data, Mapping)
+                        else f"the evaluation images ({source_of(eval_data)}) hold")  # fmt: skip
                 raise SecaError(
-                    f"the evaluation folder '{eval_data}' holds none of the classes the model will know "
-                    "after this task "
-                    f"(its folders: {', '.join(eval_names[:3])}{', ...' if len(eval_names) > 3 else ''})"
+                    f"{what} none of the classes the model will know after this task "
+                    f"(its classes: {', '.join(eval_names[:3])}{', ...' if len(eval_names) > 3 else ''})"
                 )
         for key, value in (("epochs", request.epochs), ("batch_size", request.batch_size)):
             if value is not None and (not isinstance(value, int) or value < 1):
@@ -365,6 +375,18 @@ class SecaModel:
         except BaseException:  # an error or an interrupt mid-task: the model is exactly as it was before
             self._restore(before)
             raise
+
+    def check_new_classes(self, names: Sequence[str]) -> None:
+        """Refuse, in one line, a class of ``names`` that the model knows already (whatever its case, spaces or
+        underscores): ``learn`` adds new classes only."""
+        known = {class_key(c): c for c in self.classes}
+        for name in names:
+            if class_key(name) in known:
+                same = "" if known[class_key(name)] == name else f" (as '{known[class_key(name)]}')"
+                raise SecaError(
+                    f"class '{name}' is already known to the model{same}; learn adds new classes only "
+                    "(remove or rename that folder)"
+                )
 
     def _snapshot(self) -> tuple[dict[str, torch.Tensor], dict, dict]:
         tensors = {name: t.detach().clone() for name, t in self.learner.state_dict().items()}
@@ -418,7 +440,7 @@ class SecaModel:
                 skip_bad_images=request.skip_bad_images,
             )
             evaluation = {key: report[key] for key in EVAL_FIELDS}
-        self.history.append(history_entry(task.index, names, len(labels), seconds, str(request.data), evaluation))
+        self.history.append(history_entry(task.index, names, len(labels), seconds, source_of(request.data), evaluation))
         return task
 
     def copy(self) -> SecaModel:
@@ -443,12 +465,12 @@ class SecaModel:
         with locks.model_file(path, wait):
             self._check_unchanged(path)
             save_checkpoint(path, self.learner.state_dict(), meta)
-            self.source = (path.absolute(), file_digest(path))
+            self.source = (real_path(path), file_digest(path))
         return path
 
     def _check_unchanged(self, path: Path) -> None:
         """Refuse to replace ``path`` if it is the file this model came from and another process changed it."""
-        if self.source is None or self.source[0] != path.absolute():
+        if self.source is None or self.source[0] != real_path(path):
             return
         if path.exists() and file_digest(path) != self.source[1]:
             raise SecaError(
@@ -532,4 +554,4 @@ def load(path: str | Path, device: str = "auto", pretrained: str | None = None) 
     learner = build_learner(backbone, meta["class_names"], config.method, config.seed)
     learner.restore(tensors, meta["learner"])
     learner.eval()
-    return SecaModel(learner, config, meta, device, source=(path.absolute(), digest))
+    return SecaModel(learner, config, meta, device, source=(real_path(path), digest))

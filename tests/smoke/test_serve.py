@@ -6,12 +6,16 @@ import dataclasses
 import hashlib
 import io
 import shutil
+import struct
 import tempfile
 import threading
 import time
 import zipfile
+import zlib
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -27,6 +31,7 @@ from seca.serve.jobs import ModelServer
 from seca.serve.uploads import Limits
 
 from ..conftest import write_shapes_folder
+from .test_fuzz import BASES, mutated
 
 FIRST = ["orange star", "red circle"]
 
@@ -314,10 +319,10 @@ def test_bad_requests_get_one_sentence_and_change_nothing(model, tmp_path, uploa
                 "bad class",
                 "post",
                 "/learn",
-                {"files": [image], "data": {"labels": ["../up"]}},
+                {"files": [image], "data": {"labels": ["tab\tbed"]}},
                 {},
                 400,
-                "not a usable class name",
+                "holds a control or unassigned character",
             ),
             (
                 "known class",
@@ -504,3 +509,182 @@ def test_a_job_waits_for_a_cli_learn_on_the_same_file(served, tmp_path):
     assert job["state"] == "done", job
     assert seca.load(path).classes == FIRST + ["pink heart", "blue square"]
     assert client.get("/classes").json()["classes"] == FIRST + ["pink heart", "blue square"]
+
+
+# ---- what an outside battery found (issue 30), each reproduced ----------------------------------------------
+
+
+def _png(color=(200, 40, 30)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), color).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _broken_images() -> dict[str, bytes]:
+    """Files whose decoders raise something other than OSError: SyntaxError, ValueError, ..."""
+    png = _png()
+    at = png.find(b"IDAT") - 4  # a PNG whose IDAT chunk is empty
+    empty_idat = png[:at] + struct.pack(">I", 0) + b"IDAT" + struct.pack(">I", zlib.crc32(b"IDAT")) + png[-12:]
+    tiff = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(tiff, "TIFF")
+    broken_tiff = tiff.getvalue()[:8] + b"\xff" * 12 + tiff.getvalue()[20:]
+    return {"idat.png": empty_idat, "header.ppm": b"P6\n4 x\n255\n" + bytes(48), "broken.tif": broken_tiff}
+
+
+def test_an_image_any_decoder_refuses_is_a_400_naming_it(served):
+    _, _, client = served
+    for name, data in _broken_images().items():
+        answer = client.post("/predict", files=[("images", (name, data, "image/png"))])
+        assert answer.status_code == 400, (name, answer.text)
+        error = answer.json()["error"]
+        assert f"cannot read image '{name}'" in error and "\n" not in error and "seca-serve" not in error
+
+
+def test_a_zip_the_reader_refuses_is_a_400_naming_the_entry(served):
+    from .test_fuzz import _patched
+
+    _, _, client = served
+    plain = zip_of({"cat/a.png": _png()})
+    cases = {
+        "bad crc": (_patched(plain, "crc", 12345), "cannot be read ('cat/a.png'"),
+        "encrypted": (_patched(plain, "flags", 0x1), "has an encrypted entry ('cat/a.png')"),
+        "deflate64": (_patched(plain, "method", 9), "compressed by a method this server cannot read (number 9)"),
+        "backslash climb": (zip_of({"..\\evil\\a.png": _png()}), "climbs out of its folder ('../evil/a.png')"),
+    }
+    for case, (data, words) in cases.items():
+        answer = client.post("/learn", files=[("zip", ("x.zip", data, "application/zip"))])
+        assert answer.status_code == 400 and words in answer.json()["error"], (case, answer.text)
+
+
+def test_labels_are_data_checked_at_upload_with_the_documented_codes(served, tmp_path):
+    path, server, client = served
+    image = ("images", ("a.png", _png(), "image/png"))
+    for label, status, words in [
+        ("x" * 300, 400, "is 300 bytes long in UTF-8, more than 255"),
+        ("日" * 100, 400, "is 300 bytes long in UTF-8, more than 255"),
+        ("Red_Circle", 409, "already knows the class 'Red Circle' (as 'red circle')"),
+    ]:
+        answer = client.post("/learn", files=[image], data={"labels": [label]})
+        assert answer.status_code == status and words in answer.json()["error"], (label, answer.text)
+    assert server.jobs == {}
+    # a label equal to a split folder's name is a class like any other
+    train, bus = _png((10, 200, 10)), _png((10, 10, 200))
+    files = [("images", (f"{k}.png", data, "image/png")) for k, data in enumerate([train, train, bus, bus])]
+    answer = client.post("/learn", files=files, data={"labels": ["train", "train", "bus", "bus"]})
+    assert answer.status_code == 202, answer.text
+    assert wait_for(client, answer.json()["job"])["state"] == "done"
+    assert seca.load(path).classes == FIRST + ["bus", "train"]
+
+
+def test_a_failed_jobs_error_shows_no_path_of_the_server(served, monkeypatch):
+    _, server, client = served
+
+    def broken(model, request, names, files):
+        raise SecaError(f"cannot use '{files[0][0]}' or '{server.path}'")
+
+    monkeypatch.setattr(seca.api.SecaModel, "_learn_task", broken)
+    answer = client.post("/learn", files=[("images", ("a.png", _png(), "image/png"))], data={"labels": ["new"]})
+    job = wait_for(client, answer.json()["job"])
+    assert job["state"] == "failed" and "the upload" in job["error"], job
+    assert tempfile.gettempdir() not in job["error"] and "seca-serve" not in job["error"]
+
+
+def test_the_limits_are_the_documented_ones(model, uploads_dir):
+    server, client = serving(model, limits=Limits(request_bytes=1 << 20))
+    try:  # 1,001 images: more than the form parser's own default of 1,000 files, within --max-files 10000
+        files = [("images", (f"{k}.png", _png((k % 256, 0, 0)), "image/png")) for k in range(1001)]
+        answer = client.post("/predict", files=files)
+        assert answer.status_code == 200 and len(answer.json()["predictions"]) == 1001
+
+        def chunks():  # 3 MiB without a Content-Length: a chunked body
+            yield b'--b\r\nContent-Disposition: form-data; name="images"; filename="a.png"\r\n\r\n'
+            for _ in range(48):
+                yield bytes(1 << 16)
+
+        answer = client.post("/predict", content=chunks(), headers={"Content-Type": "multipart/form-data; boundary=b"})
+        assert (
+            answer.status_code == 413
+            and "larger than 1 MiB" in answer.json()["error"]
+            and "--max-request-mb" in (answer.json()["error"])
+        )
+        assert list(uploads_dir.iterdir()) == []
+    finally:
+        server.stop()
+
+
+def test_a_token_is_compared_as_bytes_and_one_that_cannot_be_sent_is_refused_at_start(model, uploads_dir, capsys):
+    with pytest.raises(SecaError, match="the token must be printable ASCII"):
+        create_app(ModelServer(model, device="cpu"), token="clé-secrète")
+    assert main(["serve", str(model), "--token", "clé-secrète"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    server, client = serving(model, token="s3cret")
+    try:
+        for header in ("Bearer café".encode(), b"Bearer s3cr\xe9t", b"Bearer \xff\xfe", "Bearer s3cret é".encode()):
+            answer = client.post("/learn", headers={"Authorization": header})
+            assert answer.status_code == 401, (header, answer.text)
+        assert client.post("/learn", headers={"Authorization": "Bearer s3cret"}).status_code == 400  # no images
+    finally:
+        server.stop()
+
+
+def test_the_access_log_never_records_a_query_strings_values():
+    import logging
+
+    from seca.serve import QueryRedaction
+
+    record = logging.LogRecord("uvicorn.access", logging.INFO, "", 0, '%s - "%s %s HTTP/%s" %d', None, None)
+    record.args = ("127.0.0.1:5000", "POST", "/learn?token=s3cret&x=1", "1.1", 401)
+    assert QueryRedaction().filter(record)
+    assert record.getMessage() == '127.0.0.1:5000 - "POST /learn?token=[redacted]&x=[redacted] HTTP/1.1" 401'
+
+
+def test_a_port_out_of_range_is_refused_in_one_line(model, capsys):
+    assert main(["serve", str(model), "--port", "70000"]) == 2
+    assert "must be a port number from 1 to 65535, got 70000" in capsys.readouterr().err
+
+
+def test_a_read_only_model_refuses_a_learn_job_at_once(served):
+    path, server, client = served
+    path.chmod(0o444)
+    answer = client.post("/learn", files=[("images", ("a.png", _png(), "image/png"))], data={"labels": ["new"]})
+    assert answer.status_code == 409 and "is read-only (mode 0444)" in answer.json()["error"], answer.text
+    assert server.jobs == {}
+
+
+# ---- fuzzed requests ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def idle(model, uploads_dir):
+    """A server whose worker has stopped: a learn request that passes is queued and never trains."""
+    server, client = serving(model, token="s3cret", limits=Limits(request_bytes=1 << 20, files=20))
+    server.stop()
+    return server, client, uploads_dir
+
+
+@given(data=st.sampled_from(sorted(BASES)).flatmap(lambda fmt: mutated(BASES[fmt])), name=st.text(max_size=20))
+def test_fuzz_predict_answers_or_refuses_any_image_in_one_sentence(idle, data, name):
+    _, client, uploads = idle
+    answer = client.post("/predict", files=[("images", (name or "x", data, "image/png"))])
+    assert answer.status_code in (200, 400), answer.text
+    if answer.status_code == 400:
+        error = answer.json()["error"]
+        assert "\n" not in error and "seca-serve" not in error
+    assert list(uploads.iterdir()) == []
+
+
+@given(
+    labels=st.lists(st.text(max_size=300), min_size=1, max_size=3),
+    token=st.one_of(st.binary(max_size=12), st.just(b"s3cret")),
+)
+def test_fuzz_learn_answers_any_label_and_token_without_a_500(idle, labels, token):
+    server, client, uploads = idle
+    files = [("images", (f"{k}.png", _png(), "image/png")) for k in range(len(labels))]
+    answer = client.post("/learn", files=files, data={"labels": labels}, headers={"Authorization": b"Bearer " + token})
+    assert answer.status_code in (202, 400, 401, 409, 422), answer.text
+    if answer.status_code == 202:
+        server.cancel(answer.json()["job"])
+    else:
+        assert "\n" not in answer.json()["error"]
+    assert all(job.state == "cancelled" for job in server.jobs.values())
+    assert list(uploads.iterdir()) == []

@@ -26,6 +26,14 @@ def count(text: str) -> int:
     return _integer(text, 1)
 
 
+def port(text: str) -> int:
+    """An argument type: a port number, 1 to 65535."""
+    value = _integer(text, 1)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 1 to 65535, got {value}")
+    return value
+
+
 def natural(text: str) -> int:
     """An argument type: a whole number >= 0 (seeds)."""
     return _integer(text, 0)

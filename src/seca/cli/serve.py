@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import count, device_flag
+from .common import count, device_flag, port
 
 
 def add_serve(sub) -> None:
@@ -17,7 +17,7 @@ def add_serve(sub) -> None:
     )
     p.add_argument("model", metavar="MODEL", help="the model file to serve and to grow (seca new, run or learn)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=count, default=8000, help="port (default 8000)")
+    p.add_argument("--port", type=port, default=8000, help="port, 1 to 65535 (default 8000)")
     p.add_argument(
         "--token",
         help="every request that changes the model must send 'Authorization: Bearer TOKEN' "

@@ -19,8 +19,10 @@ from . import sections
 from .build import build, check, check_section, check_seeds, coerce, differences, dump_yaml, to_dict, value_at
 from .declare import (
     ABOVE_ZERO,
+    DROPOUT,
     FRACTION,
     OWN,
+    TEMPLATE,
     NoSettings,
     Rule,
     Schema,
@@ -65,6 +67,8 @@ from .sections import (
 
 __all__ = [
     "ABOVE_ZERO",
+    "DROPOUT",
+    "TEMPLATE",
     "FRACTION",
     "OWN",
     "Rule",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -104,14 +105,17 @@ class _Builder:
                 return value
             raise SecaError(f"config key '{path}' must be an integer, got {value!r}")
         if tp is float:
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return float(value)
-            if isinstance(value, str):  # YAML 1.1 reads "5e-4" (no dot) as a string
+            number = None
+            if isinstance(value, (int, float, str)) and not isinstance(value, bool):  # YAML 1.1 reads "5e-4" as text
                 try:
-                    return float(value)
-                except ValueError:
+                    number = float(value)
+                except (ValueError, OverflowError):  # not a number, or an integer beyond any float
                     pass
-            raise SecaError(f"config key '{path}' must be a number, got {value!r}")
+            if number is None:
+                raise SecaError(f"config key '{path}' must be a number, got {value!r}")
+            if not math.isfinite(number):
+                raise SecaError(f"config key '{path}' must be a finite number, got {value!r}")
+            return number
         if tp is str:
             if isinstance(value, str):
                 return value

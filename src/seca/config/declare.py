@@ -10,6 +10,7 @@ validation, checkpoints and docs/config.md's tables all come from these declarat
 from __future__ import annotations
 
 import dataclasses
+import string
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -36,6 +37,21 @@ def at_least(low: float) -> Rule:
 
 ABOVE_ZERO = Rule(lambda v: v > 0, "above 0")
 FRACTION = Rule(lambda v: 0 <= v <= 1, "between 0 and 1")
+DROPOUT = Rule(lambda v: 0 <= v < 1, "at least 0 and below 1")  # a probability of dropping: 1 would drop all
+
+
+def _one_slot(text: str) -> bool:
+    try:
+        fields = [
+            (name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(text) if name is not None
+        ]
+    except ValueError:  # a lone { or }
+        return False
+    return fields == [("", "", None)]
+
+
+# A text template of a class: ``template.format(class name)`` must fill exactly one slot.
+TEMPLATE = Rule(_one_slot, "a text with one {} where the class name goes, e.g. 'a photo of a {}.' (braces as {{ }})")
 
 
 def between(low: float, high: float) -> Rule:

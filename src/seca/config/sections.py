@@ -170,7 +170,9 @@ class TrainConfig:
     progress: bool = setting(True, "show progress bars (they are hidden anyway when the output is not a terminal)")
     checkpoints: str = setting(
         "last",
-        "task checkpoints for `--resume`: keep the latest (`last`), every one (`all`), or write none (`none`)",
+        "task checkpoints for `--resume`: keep the latest two (`last`: a resume takes the newer that reads whole, "
+        "[results.md](results.md#checkpoints)), every one (`all`), or write none (`none`); a finished run keeps none "
+        "but with `all`",
         one_of("last", "all", "none"),
     )
     tensorboard: bool = setting(False, "also log to `<out>/tensorboard` (needs `pip install 'seca[tensorboard]'`)")

@@ -8,7 +8,8 @@ Every data set made of files (seca.data.sets) and every command that reads a use
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -41,13 +42,16 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 
 def open_image(path: Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """The image at ``path`` as RGB, whatever its mode (grey, palette, RGBA, CMYK, 16-bit). An unreadable or
-    truncated file, or one of more than ``max_pixels`` pixels (checked from the header, before decoding:
-    no decompression bomb reaches the decoder), is a SecaError naming the file."""
+    """The image at ``path`` as RGB, whatever its mode (grey, palette, RGBA, CMYK, 16-bit): every image file seca
+    reads goes through here. An unreadable or truncated file, one its decoder refuses in any way (PIL raises
+    ``OSError``, ``SyntaxError``, ``ValueError``, ``struct.error``, ...), or one of more than ``max_pixels`` pixels
+    (checked from the header, before decoding: no decompression bomb reaches the decoder), is a SecaError naming
+    the file, in one line."""
     import warnings
 
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a decoder's grumbles (corrupt EXIF): the file decodes, or it is refused
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
                 if image.width * image.height > max_pixels:
@@ -62,9 +66,20 @@ def open_image(path: Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
             f"image '{path}' is too large to decode safely (more than {max_pixels} pixels, "
             "data.max_pixels); shrink it or raise the limit"
         ) from None
-    except OSError as e:  # not an image, truncated, unreadable
-        reason = str(e).split(" (")[0] if str(e) else type(e).__name__
-        raise SecaError(f"cannot read image '{path}': {reason}") from None
+    except SecaError:
+        raise
+    except Exception as e:  # whatever the decoder raises: OSError, SyntaxError, ValueError, struct.error, ...
+        raise SecaError(f"cannot read image '{path}': {decoder_reason(e)}") from None
+
+
+def decoder_reason(error: Exception) -> str:
+    """What a decoder's exception says, in one short line: ``broken PNG file``, ``truncated``."""
+    text = " ".join(str(error).split())
+    if isinstance(error, OSError):
+        text = text.split(" (")[0] or type(error).__name__  # PIL adds its internal error codes in brackets
+    else:  # a decoder that stumbled on bytes it did not expect
+        text = f"broken image data ({type(error).__name__}{': ' + text if text else ''})"
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def find_bad_images(files: Sequence[Path], max_pixels: int = MAX_PIXELS, threads: int = 8) -> list[tuple[Path, str]]:
@@ -165,25 +180,96 @@ def report_other_files(folders: Sequence[Path], where: Path) -> int:
     return len(others)
 
 
-def check_distinct_names(folders: Sequence[str], where: Path) -> None:
-    """Refuse class folders that name one class twice: ``Cat`` and ``cat``, ``sea_lion`` and ``sea lion``."""
+# ---- class names ------------------------------------------------------------------------------------------
+
+LABEL_BYTES = 255  # the longest class name in UTF-8 bytes: any class can also be a folder of `seca learn --data`
+
+
+def class_name(text: str) -> str:
+    """A folder's name or a label as a class name: underscores read as spaces (``sea_lion`` is "sea lion")."""
+    return text.replace("_", " ")
+
+
+def class_key(name: str) -> str:
+    """What makes two spellings one class: case, spaces and underscores aside (``Sea_Lion`` is "sea lion")."""
+    return " ".join(name.replace("_", " ").split()).casefold()
+
+
+def shown(text: str, limit: int = 80) -> str:
+    """``text`` as a message may quote it: one line, control characters escaped, at most ``limit`` characters."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def label_name(text: object) -> str:
+    """A class name given as data (an upload's label, a key of :data:`ImagesByClass`), checked once: printable text
+    (no control character), its underscores read as spaces as a folder's name is, its spaces collapsed and its ends
+    stripped, not empty, at most :data:`LABEL_BYTES` UTF-8 bytes. Anything else is a SecaError saying what is wrong."""
+    if not isinstance(text, str):
+        raise SecaError(f"a class name must be text, got {shown(repr(text))}")
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") for c in text):
+        raise SecaError(
+            f"the class name '{shown(text, 40)}' holds a control or unassigned character; give printable text"
+        )
+    name = " ".join(class_name(text).split())
+    if not name:
+        raise SecaError("a class name is empty; give each image's class")
+    size = len(name.encode("utf-8"))
+    if size > LABEL_BYTES:
+        raise SecaError(
+            f"the class name '{shown(name, 40)}' is {size} bytes long in UTF-8, more than {LABEL_BYTES}; shorten it"
+        )
+    return name
+
+
+def check_distinct_names(names: Sequence[str], what: str) -> None:
+    """Refuse names (of class folders, or labels) that name one class twice: ``Cat`` and ``cat``, ``sea_lion`` and
+    ``sea lion``; ``what`` says what they are (``class folders in DIR``, ``labels``)."""
     seen: dict[str, str] = {}
-    for folder in folders:
-        key = " ".join(folder.replace("_", " ").split()).casefold()
+    for name in names:
+        key = class_key(name)
         if key in seen:
             raise SecaError(
-                f"class folders '{seen[key]}' and '{folder}' in {where} name the same class (they differ "
-                "only by case, spaces or underscores); merge them or rename one"
+                f"{what} '{seen[key]}' and '{name}' name the same class (they differ only by case, spaces or "
+                "underscores); use one spelling"
             )
-        seen[key] = folder
+        seen[key] = name
 
 
 def class_dirs(root: Path) -> tuple[list[Path], list[str]]:
     """The class folders of ``root`` and their classes: every sub-folder, sorted by name, is a class named by the
     folder's name with underscores read as spaces; two folders naming one class are refused."""
     dirs = sorted(p for p in root.iterdir() if p.is_dir())
-    check_distinct_names([d.name for d in dirs], root)
-    return dirs, [d.name.replace("_", " ") for d in dirs]
+    check_distinct_names([d.name for d in dirs], f"the class folders in {root}")
+    return dirs, [class_name(d.name) for d in dirs]
+
+
+# Images given by class, as data: {class name: image files}. Whatever a name holds, it is never read as a path.
+ImagesByClass = Mapping[str, Sequence[str | Path]]
+
+
+def labelled_images(
+    data: str | Path | ImagesByClass, split: str, report: bool = True
+) -> tuple[list[str], list[list[Path]]]:
+    """(class names, image files per class) of a folder of class folders (:func:`class_folders`) or of images given
+    by class (:data:`ImagesByClass`), each name checked by :func:`label_name`; classes sorted by name."""
+    if not isinstance(data, Mapping):
+        return class_folders(data, split, report)
+    given = sorted((label_name(name), [Path(f) for f in files]) for name, files in data.items())
+    check_distinct_names([name for name, _ in given], "the labels")
+    empty = [name for name, files in given if not files]
+    if empty:
+        raise SecaError(f"the class '{empty[0]}' has no images; give at least one per class")
+    if not given:
+        raise SecaError("no images were given; give at least one class with its images")
+    return [name for name, _ in given], [files for _, files in given]
+
+
+def source_of(data: str | Path | ImagesByClass) -> str:
+    """How a model's history names the images it learned or was evaluated on: the folder, or a count."""
+    if isinstance(data, Mapping):
+        return f"{sum(len(files) for files in data.values())} images of {len(data)} classes, given by class"
+    return str(data)
 
 
 def class_folders(folder: str | Path, split: str, report: bool = True) -> tuple[list[str], list[list[Path]]]:

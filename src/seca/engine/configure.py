@@ -144,11 +144,36 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
     current = schema()
     check(config, current)
     learner = LEARNERS[config.method.name]
+    _check_other_learners_sections(config)
     learner.check_config(config)
     rates = {**learner.learning_rates(), **config.train.lr}
     if rates == config.train.lr:
         return config
     return dataclasses.replace(config, train=dataclasses.replace(config.train, lr=rates))
+
+
+def own_section(name: str) -> str:
+    """The section of a learner's own keys: its name spelt as a key (``mind-the-gap`` -> ``mind_the_gap``)."""
+    return name.replace("-", "_")
+
+
+def _check_other_learners_sections(config: ExperimentConfig) -> None:
+    """Refuse a value set in another learner's own section (``method.rapf.*`` under ``method.name: seca``): it would be
+    read by no one, and the user meant something by it."""
+    active = config.method.name
+    reads = {f.name for f in dataclasses.fields(LEARNERS[active].Config)}
+    for name, cls in LEARNERS.items():
+        section = own_section(name)
+        if name == active or section in reads or section not in {f.name for f in dataclasses.fields(cls.Config)}:
+            continue
+        given, default = to_dict(getattr(config.method, section)), to_dict(type(getattr(config.method, section))())
+        changed = differences(given, default, prefix=f"method.{section}.")
+        if changed:
+            key = changed[0].split(" ")[0]
+            raise SecaError(
+                f"config key '{key}' is a setting of {name}, and the method run is {active} (method.name): remove "
+                f"it, or set method.name={name}"
+            )
 
 
 def load_config(name_or_path: str | Path, overrides: Sequence[str] = (), method: str | None = None) -> ExperimentConfig:
@@ -166,9 +191,11 @@ def for_method(data: Mapping[str, Any], method: str) -> dict[str, Any]:
     the learner it names. Apply ``--set`` overrides after this."""
     data = deep_merge({}, data)
     written_for = _section(data, "method").get("name", sections.MethodConfig.name)
+    data["method"] = {**_section(data, "method"), "name": method}
     if method != written_for:
         data["train"] = {k: v for k, v in _section(data, "train").items() if k not in RECIPE_KEYS}
-    data["method"] = {**_section(data, "method"), "name": method}
+        if isinstance(written_for, str):
+            data["method"].pop(own_section(written_for), None)  # that learner's own keys go with it
     return data
 
 

@@ -143,7 +143,7 @@ def set_up(
         summary_writer_class()  # fails now, not after the output folder exists
 
     progress, first_task = Progress(), 0
-    saved = distributed.on_main(lambda: _read_resume(config, folder)) if resume else None
+    saved = distributed.on_main(lambda: _read_resume(config, folder, echo)) if resume else None
     if saved is not None:  # rank 0 has read the checkpoint and handed it to every process
         path, tensors, meta = saved
         learner.restore(tensors, meta["learner"])
@@ -353,16 +353,27 @@ def _silent(message: str) -> None:
     """The echo of every process but rank 0."""
 
 
-def _read_resume(config: ExperimentConfig, folder: RunFolder) -> tuple[Path, dict, dict] | None:
-    """(path, tensors on the CPU, metadata) of the checkpoint an interrupted run in ``folder`` continues from;
-    None when no task of it had finished (nothing there, or a run stopped before its first checkpoint)."""
+def _read_resume(
+    config: ExperimentConfig, folder: RunFolder, echo: Callable[[str], None]
+) -> tuple[Path, dict, dict] | None:
+    """(path, tensors on the CPU, metadata) of the checkpoint an interrupted run in ``folder`` continues from: the
+    newest that reads whole (its digest checked); one that does not is named in one line and the one before it
+    tried. None when no task of it had finished (nothing there, a run stopped before its first checkpoint, or no
+    checkpoint readable): the run starts from the beginning, and ends as an uninterrupted one would."""
     if folder.finished:
         raise SecaError(f"the run in '{folder.path}' has finished (results.json exists); there is nothing to resume")
-    path = folder.latest_checkpoint()
-    if path is None:
+    checkpoints = folder.checkpoints_newest_first()
+    for path in checkpoints:
+        try:
+            tensors, meta = load_checkpoint(path, torch.device("cpu"))
+            break
+        except SecaError as e:
+            echo(f"cannot resume from {path.name} ({e}); trying the checkpoint before it")
+    else:
+        if checkpoints:
+            echo(f"no checkpoint of '{folder.path}' can be read: the run starts again from its first task")
         _check_started_config(config, folder)
         return None
-    tensors, meta = load_checkpoint(path, torch.device("cpu"))
     differences = config_differences(config, meta["config"])
     if differences:
         raise SecaError(

@@ -55,7 +55,12 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         raise SecaError(f"'{path}' is not a seca checkpoint (not a safetensors file)") from None
     if METADATA_KEY not in header:
         raise SecaError(f"'{path}' is a safetensors file but not a seca checkpoint (no '{METADATA_KEY}' metadata)")
-    meta = json.loads(header[METADATA_KEY])
+    try:
+        meta = json.loads(header[METADATA_KEY])
+    except ValueError:
+        meta = None
+    if not isinstance(meta, dict):
+        raise SecaError(f"checkpoint '{path}' is damaged: its '{METADATA_KEY}' metadata is not a JSON object")
     version = meta.get("format_version")
     if version != FORMAT_VERSION:
         raise SecaError(f"checkpoint '{path}' has format version {version}; this seca reads version {FORMAT_VERSION}")
@@ -67,7 +72,10 @@ def load_checkpoint(
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(tensors, metadata) of a checkpoint, after checking its format version and content hash."""
     meta = read_metadata(path)
-    tensors = load_file(str(path), device="cpu")
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except Exception as e:  # a truncated or overwritten file: whatever safetensors raises
+        raise SecaError(f"checkpoint '{path}' is damaged: its tensors cannot be read ({type(e).__name__})") from None
     if content_hash(tensors) != meta.get("content_sha256"):
         raise SecaError(f"checkpoint '{path}' is damaged: its tensors do not match the checksum it was saved with")
     return {name: t.to(device) for name, t in tensors.items()}, meta

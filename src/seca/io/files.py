@@ -1,11 +1,16 @@
 """Atomic file writes: a temporary file in the target's folder, then a rename, so readers (and a run that
-is killed half-way) never see a half-written file."""
+is killed half-way) never see a half-written file.
+
+A path is resolved through its symbolic links before anything is written: the real file is replaced and a link to
+it stays a link (the lock of a model file is the real file's too: io/locks.py). A file's permissions are kept when
+it is replaced, and a read-only file (no write permission for anyone) is refused, named, with nothing written."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -20,9 +25,34 @@ def _default_mode() -> int:
     return 0o666 & ~umask
 
 
+def real_path(path: str | Path) -> Path:
+    """``path`` with ``~`` and every symbolic link resolved: the file that is really read and written."""
+    return Path(os.path.realpath(Path(path).expanduser()))
+
+
+def check_replaceable(path: str | Path) -> None:
+    """Refuse, in one line, to replace an existing file that is read-only: seca never overwrites what its owner
+    protected from writing."""
+    try:
+        mode = stat.S_IMODE(os.stat(real_path(path)).st_mode)
+    except OSError:
+        return  # not there (yet): nothing to protect
+    if not mode & 0o222:
+        raise SecaError(
+            f"'{path}' is read-only (mode {mode:04o}); nothing was written: make it writable (chmod u+w '{path}') "
+            "to let seca replace it, or write elsewhere"
+        )
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp_path)`` and move the result to ``path`` in one step."""
-    path = Path(path)
+    """Call ``write(tmp_path)`` and move the result to ``path`` in one step: to the real file behind any symbolic
+    link, with the permissions of the file it replaces (a read-only one is refused)."""
+    path = real_path(path)
+    check_replaceable(path)
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        mode = _default_mode()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -31,7 +61,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
-        os.chmod(tmp, _default_mode())  # mkstemp makes files private; give them the usual permissions
+        os.chmod(tmp, mode)  # mkstemp makes files private: the replaced file's permissions, or the usual ones
         os.replace(tmp, path)
     except OSError as e:  # disk full, permission denied, ...: no partial file, the earlier one untouched
         Path(tmp).unlink(missing_ok=True)
@@ -61,6 +91,8 @@ def writable(path: str | Path, what: str, folder: bool) -> Path:
         raise SecaError(f"{what} '{path}' is a file; give a folder")
     if path.exists() and not folder and path.is_dir():
         raise SecaError(f"{what} '{path}' is a folder; give the path of the file to write")
+    if not folder:
+        check_replaceable(path)
     ancestor = path if folder else path.parent
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent

@@ -23,7 +23,7 @@ from pathlib import Path
 import filelock
 
 from ..errors import SecaError
-from .files import atomic_write_text
+from .files import atomic_write_text, real_path
 
 
 class Busy(SecaError):
@@ -31,8 +31,9 @@ class Busy(SecaError):
 
 
 def lock_files(target: Path, folder: bool) -> tuple[Path, Path]:
-    """(lock file, holder file) of a model file (hidden files beside it) or of a run folder (inside it)."""
-    target = Path(target).expanduser().absolute()
+    """(lock file, holder file) of a model file (hidden files beside it) or of a run folder (inside it), beside the
+    real file behind any symbolic link."""
+    target = real_path(target)  # a link and its target share one lock
     if folder:
         return target / ".seca.lock", target / ".seca.lock.json"
     return target.parent / f".{target.name}.lock", target.parent / f".{target.name}.lock.json"

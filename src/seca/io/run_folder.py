@@ -83,9 +83,14 @@ class RunFolder:
     def finished(self) -> bool:
         return self.results.exists()
 
+    def checkpoints_newest_first(self) -> list[Path]:
+        """The task checkpoints of the folder, the newest (the most tasks done) first."""
+        found = [p for p in self.checkpoints.glob("task-*.safetensors") if CHECKPOINT.fullmatch(p.name)]
+        return sorted(found, key=self.tasks_done, reverse=True)
+
     def latest_checkpoint(self) -> Path | None:
-        found = sorted(p for p in self.checkpoints.glob("task-*.safetensors") if CHECKPOINT.fullmatch(p.name))
-        return found[-1] if found else None
+        found = self.checkpoints_newest_first()
+        return found[0] if found else None
 
     @property
     def interrupted(self) -> bool:
@@ -129,11 +134,11 @@ class RunFolder:
         atomic_write_text(self.config, config_yaml)
 
     def keep_checkpoints(self, newest: Path, policy: str) -> None:
-        """After ``newest`` was written: with ``train.checkpoints: last`` the older ones go."""
+        """After ``newest`` was written: with ``train.checkpoints: last`` the older ones go but the one before it,
+        which a resume falls back to should ``newest`` be damaged."""
         if policy == "last":
-            for old in self.checkpoints.glob("task-*.safetensors"):
-                if old != newest:
-                    old.unlink()
+            for old in self.checkpoints_newest_first()[2:]:
+                old.unlink()
 
     def finish(self, policy: str) -> None:
         """The run is whole: its task checkpoints go (unless ``all`` are kept), and so does the earlier run."""

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from ..clip.backbone import FrozenStem
 from ..clip.text import PromptedClassTexts
-from ..config import ABOVE_ZERO, Rule, at_least, section, setting
+from ..config import ABOVE_ZERO, DROPOUT, Rule, at_least, section, setting
 from ..data.scenario import Task
 from ..peft.adapter import resolve_blocks
 from ..peft.prompt import TaskPrompts
@@ -42,7 +42,7 @@ class AdapterConfig:
 
     bottleneck: int = setting(16, "adapter bottleneck width (spec §2)", at_least(1))
     scale: float = setting(0.1, "adapter output scale")
-    dropout: float = setting(0.1, "dropout on the bottleneck", Rule(lambda v: 0 <= v < 1, "at least 0 and below 1"))
+    dropout: float = setting(0.1, "dropout on the bottleneck", DROPOUT)
     blocks: str | tuple[int, ...] = setting(
         "all",
         "`all` or a list of the indices (from 0) of the blocks that get an adapter",

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..config import ABOVE_ZERO, at_least, one_of, section, setting
+from ..config import ABOVE_ZERO, TEMPLATE, at_least, one_of, section, setting
 from ..data.scenario import Task
 from ..distributed import gather_rows
 from ..errors import SecaError
@@ -36,7 +36,7 @@ from .base import Batch, Learner, TaskData, register
 class MindTheGapConfig:
     """Mind the Gap's settings (docs/specs/mind-the-gap.md §5-§6; defaults: the official ImageNet-R configuration)."""
 
-    template: str = setting("a good photo of a {}.", "Mind the Gap: the text template of every class (§2)")
+    template: str = setting("a good photo of a {}.", "Mind the Gap: the text template of every class (§2)", TEMPLATE)
     rank: int = setting(
         8, "Mind the Gap: the rank of the key and value updates of every attention block (§2)", at_least(1)
     )

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ABOVE_ZERO, at_least, section, setting
+from ..config import ABOVE_ZERO, DROPOUT, FRACTION, TEMPLATE, at_least, section, setting
 from ..data.scenario import Task
 from ..errors import SecaError
 from ._precision import widen
@@ -38,7 +38,7 @@ NOISE_FLOOR = 1e-2  # the official ``noise_epsilon``: the least standard deviati
 class MoEAdaptersConfig:
     """MoE-Adapters' settings (docs/specs/moe-adapters.md §5; defaults: the official class-incremental code)."""
 
-    template: str = setting("a bad photo of a {}.", "MoE-Adapters: the text template of every class (§3)")
+    template: str = setting("a bad photo of a {}.", "MoE-Adapters: the text template of every class (§3)", TEMPLATE)
     experts: int = setting(2, "MoE-Adapters: experts in every block of both encoders (§2)", at_least(1))
     top_k: int = setting(
         2,
@@ -47,7 +47,7 @@ class MoEAdaptersConfig:
     )
     bottleneck: int = setting(64, "MoE-Adapters: the width of each expert's bottleneck (§2)", at_least(1))
     scale: float = setting(0.1, "MoE-Adapters: each expert's output is multiplied by this (§2)", ABOVE_ZERO)
-    dropout: float = setting(0.1, "MoE-Adapters: dropout inside each expert while training (§2)", at_least(0.0))
+    dropout: float = setting(0.1, "MoE-Adapters: dropout inside each expert while training (§2)", DROPOUT)
     gate_noise: bool = setting(
         True, "MoE-Adapters: add learned Gaussian noise to the gate logits while training (noisy top-k gating, §2)"
     )
@@ -57,9 +57,7 @@ class MoEAdaptersConfig:
         "switch is read once, when the blocks are built): predictions become random "
         "(§6 item 3)",
     )
-    label_smoothing: float = setting(
-        0.0, "MoE-Adapters: label smoothing of the cross-entropy (`ls`, §3)", at_least(0.0)
-    )
+    label_smoothing: float = setting(0.0, "MoE-Adapters: label smoothing of the cross-entropy (`ls`, §3)", FRACTION)
 
 
 class Mixture(nn.Module):

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ABOVE_ZERO, at_least, one_of, section, setting
+from ..config import ABOVE_ZERO, TEMPLATE, at_least, one_of, section, setting
 from ..data.scenario import Task
 from ._precision import widen
 from ._statistics import ClassGaussians, class_statistics
@@ -31,7 +31,7 @@ from .base import Batch, Learner, TaskData, register
 class RAPFConfig:
     """RAPF's settings (docs/specs/rapf.md §5; defaults: the official ImageNet-R 10-task configuration)."""
 
-    template: str = setting("a good photo of a {}.", "RAPF: the text template of every class (§2)")
+    template: str = setting("a good photo of a {}.", "RAPF: the text template of every class (§2)", TEMPLATE)
     threshold: float = setting(
         0.65,
         "RAPF: an old and a new class whose normalised text features are nearer than "

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..config import section, setting
+from ..config import TEMPLATE, section, setting
 from ..data.scenario import Task
 from ._scores import ClassifierConfig, inference_temperature, stable_exp
 from .base import Learner, TaskData, register
@@ -25,7 +25,7 @@ class ZeroShot(Learner):
 
     @dataclass(frozen=True)
     class Config:
-        template: str = setting("a good photo of a {}.", "the zero-shot text template (spec §5)")
+        template: str = setting("a good photo of a {}.", "the zero-shot text template (spec §5)", TEMPLATE)
         temperature: float = inference_temperature()
         classifier: ClassifierConfig = section(ClassifierConfig)
 

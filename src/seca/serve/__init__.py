@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import logging
 import os
+import re
 import socket
 from pathlib import Path
 
 from ..errors import SecaError
 
-__all__ = ["run_server", "create_app", "ModelServer", "Limits", "check_host"]
+__all__ = ["run_server", "create_app", "ModelServer", "Limits", "check_host", "check_port", "check_token"]
 
 TOKEN_VARIABLE = "SECA_SERVE_TOKEN"
 
@@ -43,6 +45,20 @@ def _require_extra() -> None:
         ) from None
 
 
+class QueryRedaction(logging.Filter):
+    """The access log keeps a request's path and never the values of its query string (a token a client put there
+    by mistake stays out of the log): ``/learn?token=[redacted]``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redacted(a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+def _redacted(text: str) -> str:
+    return re.sub(r"([?&][^=&#\s]*=)[^&#\s]*", r"\1[redacted]", text) if "?" in text else text
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -52,8 +68,29 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def check_token(token: str) -> str:
+    """``token`` if a client can send it: it travels in the header ``Authorization: Bearer TOKEN``, so it must be
+    printable ASCII without spaces; else a SecaError saying so (at start, before anyone is refused for it)."""
+    if not token or any(not ("!" <= c <= "~") for c in token):
+        raise SecaError(
+            "the token must be printable ASCII without spaces (it is sent in the HTTP header 'Authorization: Bearer "
+            "TOKEN'): letters, digits and punctuation; choose another (e.g. python -c 'import secrets; "
+            "print(secrets.token_urlsafe())')"
+        )
+    return token
+
+
+def check_port(port: int) -> int:
+    """``port`` if it is one a server can listen on, 1 to 65535."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise SecaError(f"--port must be a port number from 1 to 65535, got {port!r}")
+    return port
+
+
 def check_host(host: str, token: str | None, insecure: bool) -> None:
     """Refuse to listen beyond this machine without a token, unless told to (``--insecure``)."""
+    if token is not None:
+        check_token(token)
     if not is_loopback(host) and token is None and not insecure:
         raise SecaError(
             f"--host {host} would let anyone who can reach this machine change the model: give --token "
@@ -61,7 +98,7 @@ def check_host(host: str, token: str | None, insecure: bool) -> None:
         )
 
 
-def check_port(host: str, port: int) -> None:
+def check_free(host: str, port: int) -> None:
     """Refuse a port another program listens on (or an address this machine does not have)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
@@ -96,10 +133,11 @@ def run_server(
 
     token = token or os.environ.get(TOKEN_VARIABLE) or None
     check_host(host, token, insecure)
+    check_port(port)
     path = Path(model).expanduser()
     if not path.is_file():
         raise SecaError(f"model '{model}' not found; make one with `seca new` or `seca run`")
-    check_port(host, port)  # before the model loads: a port in use is said in one line, at once
+    check_free(host, port)  # before the model loads: a port in use is said in one line, at once
     server = ModelServer(path, device=device)
     app = create_app(server, token=token, limits=limits or Limits())
     where = f"[{host}]" if ":" in host else host
@@ -108,6 +146,7 @@ def run_server(
         f"http://{where}:{port}/ {'(a token guards learning)' if token else ''}".rstrip(),
         flush=True,
     )
+    logging.getLogger("uvicorn.access").addFilter(QueryRedaction())
     try:
         uvicorn.run(app, host=host, port=port, log_level="info")
     finally:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
@@ -22,15 +23,18 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, File, Form, Header, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..config import EVAL_ORDERS, HYBRID_MAX
+from ..data.images import class_key
 from ..errors import SecaError
 from ..version import __version__
+from . import check_token
 from .jobs import Conflict, Job, ModelServer, NotFound
-from .uploads import Limits, Upload, UploadError, Workspace, class_folder_names
+from .uploads import LABELS_BYTES, Limits, Upload, UploadError, Workspace, scrub, too_many_files
 
 log = logging.getLogger("seca.serve")
 
@@ -43,7 +47,8 @@ class TooLarge(SecaError):
 
 class BodyLimit:
     """ASGI middleware: a request body over ``limit`` bytes is refused with 413, from its Content-Length
-    before anything is read, or as soon as its streamed bytes pass the limit."""
+    before anything is read, or as soon as its streamed bytes pass the limit (a chunked body has no length): the
+    app stops reading there, and whatever it would answer to the body cut short, the client gets the 413."""
 
     def __init__(self, app: ASGIApp, limit: int):
         self.app, self.limit = app, limit
@@ -54,17 +59,27 @@ class BodyLimit:
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.limit:
             return await _error(413, self._message())(scope, receive, send)
-        seen = 0
+        seen, exceeded = 0, False
 
         async def counted() -> dict:
-            nonlocal seen
+            nonlocal seen, exceeded
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.limit:
+                exceeded = True
                 raise TooLarge(self._message())
             return message
 
-        await self.app(scope, counted, send)
+        async def unless_exceeded(message: dict) -> None:
+            if not exceeded:  # the app's answer to a body cut short (the form parser's 400) gives way to the 413
+                await send(message)
+
+        try:
+            await self.app(scope, counted, unless_exceeded)
+        except TooLarge:
+            pass
+        if exceeded:
+            await _error(413, self._message())(scope, receive, send)
 
     def _message(self) -> str:
         return (
@@ -74,7 +89,35 @@ class BodyLimit:
 
 
 def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+    """The one shape of every refusal: ``{"error": "one sentence"}``, with no path of the server's in it."""
+    return JSONResponse({"error": " ".join(scrub(message).split())}, status_code=status)  # one line, always
+
+
+def _limited_route(limits: Limits) -> type[APIRoute]:
+    """Routes whose form parser takes as many files as ``--max-files`` allows (its own default is 1,000), and says
+    so in the project's sentence when a request holds more."""
+
+    class LimitedRequest(Request):
+        async def form(self, **_: object):
+            try:
+                return await super().form(
+                    max_files=limits.files, max_fields=2 * limits.files + 16, max_part_size=LABELS_BYTES
+                )
+            except HTTPException as e:  # the parser's own refusals: too many files or fields, a field too large
+                if "Too many" in str(e.detail):
+                    raise UploadError(too_many_files(limits)) from None
+                raise
+
+    class LimitedRoute(APIRoute):
+        def get_route_handler(self):
+            handler = super().get_route_handler()
+
+            async def limited(request: Request):
+                return await handler(LimitedRequest(request.scope, request.receive))
+
+            return limited
+
+    return LimitedRoute
 
 
 # The refusals that are the project's own errors, and the status each answers with (the most specific first).
@@ -96,6 +139,7 @@ def create_app(server: ModelServer, token: str | None = None, limits: Limits = L
         "learn new classes as jobs, evaluate. docs/serve.md has the details.",
     )
     app.state.server, app.state.limits = server, limits
+    app.router.route_class = _limited_route(limits)
     _answer_errors(app)
     _model_routes(app, server, token)
     _image_routes(app, server, limits)
@@ -118,6 +162,9 @@ def _answer_errors(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, e: HTTPException):
+        cause = e.__cause__  # FastAPI wraps what reading the body raised: our own refusal answers as itself
+        if isinstance(cause, SecaError):
+            return _error(next(status for error, status in REFUSALS if isinstance(cause, error)), str(cause))
         return _error(e.status_code, str(e.detail))
 
     @app.exception_handler(RequestValidationError)
@@ -142,11 +189,14 @@ def _refusal(status: int):
 def _authorisation(token: str | None):
     """The dependency of the requests that change the model: with ``token``, they need ``Authorization: Bearer``."""
 
+    expected = None if token is None else check_token(token).encode("ascii")
+
     def authorised(authorization: Annotated[str | None, Header()] = None) -> None:
-        if token is None:
+        if expected is None:
             return
-        given = (authorization or "").removeprefix("Bearer ").strip()
-        if not authorization or not authorization.startswith("Bearer ") or not hmac.compare_digest(given, token):
+        # the header's bytes as they came (the server reads headers as Latin-1), compared in constant time
+        given = (authorization or "").encode("latin-1", errors="replace")
+        if not given.startswith(b"Bearer ") or not hmac.compare_digest(given[len(b"Bearer ") :].strip(), expected):
             raise HTTPException(
                 401, "this request changes the model: send the server's token as 'Authorization: Bearer TOKEN'"
             )
@@ -221,8 +271,8 @@ def _image_routes(app: FastAPI, server: ModelServer, limits: Limits) -> None:
 
         model = server.model
         with Workspace(limits) as space:
-            folder = _labelled(space, "evaluate", "images", images, labels, "zip", archive, model)
-            report = model.evaluate(folder, batch_size=batch_size, confusion=True, order=order, hybrid_max=hybrid_max)
+            given = _labelled(space, "evaluate", LabelledUpload(images, labels, archive), model)
+            report = model.evaluate(given, batch_size=batch_size, confusion=True, order=order, hybrid_max=hybrid_max)
         c = report["confusion"]
         c["most_confused"] = most_confused(c["counts"], c["rows"], c["columns"], top)
         report["data"] = "upload"
@@ -250,25 +300,16 @@ def _learn_routes(app: FastAPI, server: ModelServer, limits: Limits, authorised)
         model = server.model
         space = Workspace(limits)
         try:
-            train = _labelled(space, "train", "images", images, labels, "zip", archive, model)
-            names = class_folder_names(train)
+            train = _labelled(space, "train", LabelledUpload(images, labels, archive), model)
             evaluation = None
             if eval_images or eval_zip is not None:
-                evaluation = _labelled(
-                    space, "eval", "eval_images", eval_images, eval_labels, "eval_zip", eval_zip, model
-                )
-                if not set(class_folder_names(evaluation)) & set(model.classes + names):
+                test = LabelledUpload(eval_images, eval_labels, eval_zip, ("eval_images", "eval_labels", "eval_zip"))
+                evaluation = _labelled(space, "eval", test, model)
+                if not {class_key(n) for n in evaluation} & {class_key(n) for n in model.classes + list(train)}:
                     raise UploadError("the test images hold none of the classes the model will know after this task")
             config = model.config.train
-            job = Job(
-                [n for n in names],
-                sum(1 for _ in train.glob("*/*")),
-                epochs or config.epochs,
-                config.batch_size,
-                space,
-                train,
-                evaluation,
-            )
+            images_count = sum(len(files) for files in train.values())
+            job = Job(list(train), images_count, epochs or config.epochs, config.batch_size, space, train, evaluation)
             server.submit(job)
         except BaseException:
             space.close()
@@ -306,31 +347,31 @@ def _saved(space: Workspace, folder: str, uploads: list[Upload], model) -> list[
     return files
 
 
-def _labelled(
-    space: Workspace,
-    folder: str,
-    field: str,
-    files: list[UploadFile] | None,
-    labels: list[str] | None,
-    zip_field: str,
-    archive: UploadFile | None,
-    model,
-) -> Path:
-    """``space/folder/<class>/<image>`` from images with labels and/or a zip, checked: classes, images."""
-    uploads = _uploads(files)
-    labels_field = field.replace("images", "labels")
-    if not uploads and archive is None:
+@dataclass(frozen=True)
+class LabelledUpload:
+    """Images with a label each and/or a zip of ``<class>/<image>`` entries, and the form fields they came in."""
+
+    images: list[UploadFile] | None
+    labels: list[str] | None
+    archive: UploadFile | None
+    fields: tuple[str, str, str] = ("images", "labels", "zip")
+
+
+def _labelled(space: Workspace, part: str, upload: LabelledUpload, model) -> dict[str, list[Path]]:
+    """The images of ``upload`` by class, written into ``space`` (``part``) and checked: labels, classes, images."""
+    images_field, labels_field, zip_field = upload.fields
+    uploads = _uploads(upload.images)
+    if not uploads and upload.archive is None:
         raise UploadError(
-            f"the request holds no images; send '{field}' files with a '{labels_field}' each, or a "
+            f"the request holds no images; send '{images_field}' files with a '{labels_field}' each, or a "
             f"'{zip_field}' of <class>/<image> entries"
         )
     if uploads:
-        if not labels:
-            raise UploadError(f"'{field}' needs a '{labels_field}' field per image, naming its class")
-        space.add(folder, uploads, labels, field)
-    if archive is not None:
-        space.add_zip(folder, Upload(archive.filename or zip_field, archive.file), zip_field)
-    root = space.root / folder
-    class_folder_names(root)  # two names for one class are refused
-    space.check_images(sorted(p for p in root.rglob("*") if p.is_file()), model.config.data.max_pixels)
-    return root
+        if not upload.labels:
+            raise UploadError(f"'{images_field}' needs a '{labels_field}' field per image, naming its class")
+        space.add(part, uploads, upload.labels, images_field)
+    if upload.archive is not None:
+        space.add_zip(part, Upload(upload.archive.filename or zip_field, upload.archive.file), zip_field)
+    given = space.labelled(part)
+    space.check_images([f for files in given.values() for f in files], model.config.data.max_pixels)
+    return given

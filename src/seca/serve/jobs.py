@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from ..api import SecaModel, load
+from ..data.images import ImagesByClass, class_key
 from ..errors import SecaError
 from ..io import locks
-from ..io.files import file_digest
-from .uploads import UploadError, Workspace
+from ..io.files import check_replaceable, file_digest
+from .uploads import UploadError, Workspace, scrub
 
 log = logging.getLogger("seca.serve")
 
@@ -54,8 +55,8 @@ class Job:
     epochs: int
     batch_size: int
     workspace: Workspace
-    train: Path
-    evaluation: Path | None = None
+    train: ImagesByClass  # the new classes and their uploaded images
+    evaluation: ImagesByClass | None = None  # test images by class
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     state: str = "queued"
     epoch: int = 0
@@ -112,13 +113,20 @@ class ModelServer:
     # ---- jobs ------------------------------------------------------------------------------------
     def submit(self, job: Job) -> Job:
         """Queue ``job``; refused (changing nothing) if one of its classes is known or being learned."""
+        try:
+            check_replaceable(self.path)  # a job would train and then fail to save: refused now instead
+        except SecaError as e:
+            raise Conflict(str(e)) from None
         with self._guard:
-            known = set(self.model.classes)
-            pending = {name for j in self.jobs.values() if j.state not in FINISHED for name in j.classes}
-            for name in job.classes:
-                if name in known:
-                    raise Conflict(f"the model already knows the class '{name}'; a learn job adds new classes only")
-                if name in pending:
+            known = {class_key(name): name for name in self.model.classes}
+            pending = {class_key(name) for j in self.jobs.values() if j.state not in FINISHED for name in j.classes}
+            for name in job.classes:  # the same spelling rule as learn's: case, spaces and underscores aside
+                if class_key(name) in known:
+                    same = "" if known[class_key(name)] == name else f" (as '{known[class_key(name)]}')"
+                    raise Conflict(
+                        f"the model already knows the class '{name}'{same}; a learn job adds new classes only"
+                    )
+                if class_key(name) in pending:
                     raise Conflict(f"the class '{name}' is being learned by a job already queued or running")
             self.jobs[job.id] = job
             self._forget_old()
@@ -153,7 +161,7 @@ class ModelServer:
             del self.jobs[old.id]
 
     def _finish(self, job: Job, state: str, error: str | None = None) -> None:
-        job.state, job.error, job.finished = state, error, time.time()
+        job.state, job.error, job.finished = state, None if error is None else scrub(error), time.time()
         job.workspace.close()  # the uploads go with the job
 
     # ---- the worker ------------------------------------------------------------------------------
