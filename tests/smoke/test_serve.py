@@ -636,6 +636,15 @@ def test_the_access_log_never_records_a_query_strings_values():
     record.args = ("127.0.0.1:5000", "POST", "/learn?token=s3cret&x=1", "1.1", 401)
     assert QueryRedaction().filter(record)
     assert record.getMessage() == '127.0.0.1:5000 - "POST /learn?token=[redacted]&x=[redacted] HTTP/1.1" 401'
+    # and the server's own logging passes every access line through it
+    import logging.config
+
+    from seca.serve import log_config
+
+    logging.config.dictConfig(log_config())
+    handler = logging.getLogger("uvicorn.access").handlers[0]
+    record.args = ("127.0.0.1:5000", "GET", "/jobs?token=abc", "1.1", 404)
+    assert handler.filter(record) and "abc" not in record.getMessage()
 
 
 def test_a_port_out_of_range_is_refused_in_one_line(model, capsys):

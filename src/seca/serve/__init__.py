@@ -55,6 +55,18 @@ class QueryRedaction(logging.Filter):
         return True
 
 
+def log_config() -> dict:
+    """uvicorn's logging, with the access log's lines passed through :class:`QueryRedaction`."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["redact_queries"] = {"()": QueryRedaction}
+    config["handlers"]["access"].setdefault("filters", []).append("redact_queries")
+    return config
+
+
 def _redacted(text: str) -> str:
     return re.sub(r"([?&][^=&#\s]*=)[^&#\s]*", r"\1[redacted]", text) if "?" in text else text
 
@@ -146,8 +158,7 @@ def run_server(
         f"http://{where}:{port}/ {'(a token guards learning)' if token else ''}".rstrip(),
         flush=True,
     )
-    logging.getLogger("uvicorn.access").addFilter(QueryRedaction())
     try:
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        uvicorn.run(app, host=host, port=port, log_level="info", log_config=log_config())
     finally:
         server.stop()  # a running job is cancelled: the model file stays as it was
