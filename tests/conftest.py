@@ -20,7 +20,7 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 # `python -m pytest tests -k fuzz --hypothesis-profile long` (or SECA_HYPOTHESIS_PROFILE=long).
 _QUIET = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large]
 settings.register_profile("ci", max_examples=25, deadline=None, suppress_health_check=_QUIET)
-settings.register_profile("long", max_examples=2_000, deadline=None, suppress_health_check=_QUIET)
+settings.register_profile("long", max_examples=10_000, deadline=None, suppress_health_check=_QUIET)
 settings.load_profile(os.environ.get("SECA_HYPOTHESIS_PROFILE", "ci"))
 
 

@@ -38,6 +38,8 @@ def at_least(low: float) -> Rule:
 ABOVE_ZERO = Rule(lambda v: v > 0, "above 0")
 FRACTION = Rule(lambda v: 0 <= v <= 1, "between 0 and 1")
 DROPOUT = Rule(lambda v: 0 <= v < 1, "at least 0 and below 1")  # a probability of dropping: 1 would drop all
+# A learning rate: above 0, and no more than 10 (Adam's step is about the rate; a larger one only overflows).
+LEARNING_RATE = Rule(lambda v: 0 < v <= 10, "above 0 and at most 10")
 
 
 def _one_slot(text: str) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .declare import ABOVE_ZERO, Rule, at_least, one_of, section, setting
+from .declare import ABOVE_ZERO, FRACTION, LEARNING_RATE, Rule, at_least, one_of, section, setting
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ class TrainConfig:
         "learning rate of each of the learner's parameter groups, by the group's name (`lr.adapter`, "
         "`lr.prompt`, ...); a group not given takes the learner's default. The groups and their defaults are "
         "listed [below](#learning-rates)",
-        ABOVE_ZERO,
+        LEARNING_RATE,
     )
     optimizer: str = setting(
         "adam",
@@ -146,7 +146,11 @@ class TrainConfig:
         "epochs after which the learning rates are multiplied by `gamma` (MultiStepLR, restarted every task)",
         Rule(_increasing, "a list of increasing epochs, each at least 1"),
     )
-    gamma: float = setting(0.1, "the MultiStepLR factor", ABOVE_ZERO)
+    gamma: float = setting(
+        0.1,
+        "the MultiStepLR factor (a decay: above 0 and at most 1)",
+        Rule(lambda v: 0 < v <= 1, "above 0 and at most 1"),
+    )
     warmup_steps: int = setting(
         0,
         "`schedule: cosine`: steps of linear warm-up at the start of every task "
@@ -157,7 +161,7 @@ class TrainConfig:
         0.0,
         "`schedule: cosine_epoch`: the rate the half cosine ends at, as a fraction of "
         "the group's rate (Mind the Gap: 0.01)",
-        at_least(0),
+        FRACTION,
     )
     amp: str = setting(
         "auto",

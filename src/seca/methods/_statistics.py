@@ -12,6 +12,12 @@ from torch import nn
 from ..distributed import all_sum
 from ..errors import SecaError
 
+# What a task's statistics say when the features they are taken over are no numbers (the model diverged).
+DIVERGED = (
+    "the features of the task's images are not finite (NaN or infinite): the model diverged; lower the learning "
+    "rates (train.lr.*) or a scale (method.adapter.scale)"
+)
+
 
 def class_sums(
     features: torch.Tensor, labels: torch.Tensor, classes: Sequence[int]
@@ -21,6 +27,8 @@ def class_sums(
     first = classes[0]
     if list(classes) != list(range(first, first + len(classes))):
         raise ValueError(f"classes must be consecutive labels, got {list(classes)}")
+    if not bool(torch.isfinite(features).all()):
+        raise SecaError(DIVERGED)
     rows = labels.long() - first
     sums = features.new_zeros(len(classes), features.shape[1]).index_add_(0, rows, features)
     counts = torch.bincount(rows, minlength=len(classes)).to(features.device, torch.float64)
@@ -76,7 +84,10 @@ class ClassGaussians(nn.Module):
 
     def add(self, means: torch.Tensor, covariances: torch.Tensor) -> None:
         """Append classes (their labels must continue the existing ones: 0, 1, 2, ...)."""
-        factors = torch.linalg.cholesky(covariances.double())
+        try:
+            factors = torch.linalg.cholesky(covariances.double())
+        except torch.linalg.LinAlgError:  # features so large that their squares overflowed
+            raise SecaError(DIVERGED) from None
         self.means = torch.cat([self.means, means.double().to(self.means.device)])
         self.cholesky = torch.cat([self.cholesky, factors.to(self.cholesky.device)])
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..config import ABOVE_ZERO, TEMPLATE, at_least, one_of, section, setting
+from ..config import ABOVE_ZERO, LEARNING_RATE, TEMPLATE, at_least, one_of, section, setting
 from ..data.scenario import Task
 from ..distributed import gather_rows
 from ..errors import SecaError
@@ -53,7 +53,9 @@ class MindTheGapConfig:
         "without it a test image scores its text probabilities",
     )
     agent_lr: float = setting(
-        5e-4, "Mind the Gap: the visual agent's Adam learning rate (cosine per step to 1/100 of it, §4.2)", ABOVE_ZERO
+        5e-4,
+        "Mind the Gap: the visual agent's Adam learning rate (cosine per step to 1/100 of it, §4.2)",
+        LEARNING_RATE,
     )
     agent_batch_size: int = setting(32, "Mind the Gap: the visual agent's batch size (§4.2)", at_least(1))
     agent_epochs: int = setting(
