@@ -1,6 +1,6 @@
 """The cost of each variant of an ablation set: seconds and peak memory of one run, each in a process of its own.
 
-    python benchmarks/cost.py ablations/competitors --base shapes --seed 0
+    python benchmarks/cost.py ablations/competitors --base shapes --seed 0 [--cold]
 
 ``seca ablate`` runs every variant in one process, so its peak memory is that of the largest; here each
 variant runs alone (``seca run`` on the variant's resolved config, in a fresh process) and the table gives its
@@ -54,6 +54,7 @@ def run_once(config_path: Path, out: Path, threads: int | None) -> dict:
         "eval_seconds": sum(r["eval_seconds"] for r in ends),
         "peak_rss_mib": peak / 1024,
         "last": records[-1].get("last"),
+        "acc_matrix": json.loads((out / "results.json").read_text())["acc_matrix"],
     }
 
 
@@ -65,6 +66,12 @@ def main() -> None:
     parser.add_argument("--only", help="comma-separated variants (default: all)")
     parser.add_argument("--threads", type=int, help="train.threads of every run (default: torch's choice)")
     parser.add_argument("--one", nargs=2, metavar=("CONFIG", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="empty the cache's frozen features and offline world before each variant (the weights stay), so each "
+        "runs as the first run on a machine; without it, what earlier runs kept is used (warm)",
+    )
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     args = parser.parse_args()
     if args.one:  # a child: one run, its numbers as JSON on stdout
@@ -78,6 +85,10 @@ def main() -> None:
         for name in names:
             config_path = Path(folder) / f"{name}.yaml"
             config_path.write_text(dump_yaml(seed_config(configs[name], args.seed)))
+            if args.cold:
+                from seca.io.cache import clear
+
+                clear(["features", "worlds"])
             command = [sys.executable, __file__, args.ablation, "--one", str(config_path), str(Path(folder) / name)]
             if args.threads:
                 command += ["--threads", str(args.threads)]

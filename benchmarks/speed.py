@@ -61,8 +61,11 @@ from seca.data.scenario import ClassIncrementalScenario
 from seca.data.sets import packaged_table
 from seca.data.shapes import class_names as shapes_class_names
 from seca.engine.configure import method_config
+from seca.engine.data import TaskImages
 from seca.engine.device import amp_dtype, autocast, resolve_device, set_threads
+from seca.engine.frozen import FrozenInputs
 from seca.engine.train import make_optimizer
+from seca.io.feature_store import content_digest
 from seca.methods import Batch, TaskData, build_learner
 from seca.methods._precision import widen
 from seca.methods._statistics import class_means
@@ -475,7 +478,11 @@ def check_path(args, path: str, state: dict) -> dict:
     learner.end_task(last, data)
     learner.eval()
     with torch.no_grad():
-        scores = learner.predict(random_images(args.check_batch, backbone.image_size, 500, device)).cpu()
+        images = random_images(args.check_batch, backbone.image_size, 500, device)
+        if path == "fast" and learner.frozen_kind() is not None:
+            scores = scores_from_kept_inputs(learner, images).cpu()
+        else:
+            scores = learner.predict(images).cpu()
     dtypes = {str(t.dtype).removeprefix("torch.") for t in [*grads.values(), scores, *(v for v in losses.values())]}
     return {
         "path": path,
@@ -484,6 +491,42 @@ def check_path(args, path: str, state: dict) -> dict:
         "scores": scores,
         "dtypes": sorted(dtypes),
     }
+
+
+class DigestedImages(torch.utils.data.Dataset):
+    """Test images that the feature store can find (by their bytes)."""
+
+    def __init__(self, images: torch.Tensor):
+        self.images = images.cpu()
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        return self.images[i], 0
+
+    def digest(self, i: int) -> bytes:
+        return content_digest(self.images[i].numpy().tobytes())
+
+
+def scores_from_kept_inputs(learner, images: torch.Tensor) -> torch.Tensor:
+    """Scores as a run evaluates once it has seen the images: their frozen inputs computed in batches of 3 (not
+    the scored batch), kept, written to a feature store and read back from it by a new reader (another run), then
+    scored in one batch by ``predict_frozen``."""
+    test = TaskImages(DigestedImages(images), range(len(images)), [0] * len(images))
+    with tempfile.TemporaryDirectory() as cache:
+        previous = os.environ.get("SECA_CACHE")
+        os.environ["SECA_CACHE"] = cache
+        try:
+            for _ in range(2):  # the first computes and stores, the second reads the store (where it applies)
+                kept = FrozenInputs(learner.backbone, learner.frozen_kind(), learner.frozen_input, store=True)
+                inputs = kept.of(test, 3, images.device, None)
+        finally:
+            if previous is None:
+                del os.environ["SECA_CACHE"]
+            else:
+                os.environ["SECA_CACHE"] = previous
+    return learner.predict_frozen(inputs.to(images.device))
 
 
 # ---- both paths, compared -------------------------------------------------------------------------

@@ -53,6 +53,7 @@ from .engine.configure import for_method, resolve
 from .engine.data import TaskImages
 from .engine.device import amp_dtype, autocast, resolve_device, seed_everything
 from .engine.evaluate import predicted_labels
+from .engine.frozen import FrozenInputs
 from .engine.train import TaskTraining, learn_task
 from .errors import SecaError
 from .eval.history import EVAL_FIELDS, eval_record, history_entry
@@ -280,7 +281,10 @@ class SecaModel:
                 learner_config, classifier=dataclasses.replace(learner_config.classifier, hybrid_max=hybrid_max)
             )
         try:
-            predicted = predicted_labels(self.learner, sets, batch_size, self.device, amp, 0, progress, order)
+            # one evaluation scores each image once: what helps is the feature store, for frozen CLIP features
+            stored = self.config.train.feature_store and self.learner.frozen_kind() == "embedding"
+            frozen = FrozenInputs.for_tests(self.learner, self.config.train) if stored else None
+            predicted = predicted_labels(self.learner, sets, batch_size, self.device, amp, 0, progress, order, frozen)
         finally:
             self.learner.config = learner_config
         truth = torch.as_tensor(np.concatenate([s.labels for s in sets]))

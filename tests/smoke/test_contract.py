@@ -223,3 +223,27 @@ def test_statistics_over_two_shards_equal_one_process(name, two_and_one):
         assert rank[name].keys() == one[name].keys()
         for key, value in one[name].items():
             torch.testing.assert_close(rank[name][key], value, rtol=1e-5, atol=1e-5, msg=f"{name}: {key}")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_frozen_input_is_the_same_before_and_after_learning_and_scores_as_the_images_do(name, tiny_backbone):
+    learner = _learner(name, tiny_backbone)
+    kind = learner.frozen_kind()
+    if kind is None:
+        pytest.skip(f"{name} has no frozen input: evaluation encodes its test images each time")
+    items = _items([4] * len(CLASSES), tiny_backbone.image_size)
+    images = torch.stack([image for image, _ in items[:7]])
+    learner.eval()
+    with torch.no_grad():
+        before = learner.frozen_input(images)
+        _two_tasks(learner, items)
+        learner.eval()
+        assert learner.frozen_kind() == kind
+        after = learner.frozen_input(images)
+        scores = learner.predict(images)
+        assert torch.equal(learner.predict_frozen(before), scores)  # kept from before the tasks, scored after
+
+    def tensors(frozen):
+        return (frozen,) if isinstance(frozen, torch.Tensor) else (frozen.residual, frozen.output)
+
+    assert all(torch.equal(a, b) for a, b in zip(tensors(before), tensors(after)))

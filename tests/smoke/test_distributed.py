@@ -271,7 +271,7 @@ def test_shards_are_disjoint_cover_the_task_and_mix_its_classes():
 # ---- torchrun end to end --------------------------------------------------------------------------
 
 
-def _torchrun(out: Path, *extra: str) -> subprocess.CompletedProcess:
+def _torchrun(out: Path, *extra: str, method: str = "seca++", env: dict | None = None) -> subprocess.CompletedProcess:
     command = [
         sys.executable,
         "-m",
@@ -285,13 +285,13 @@ def _torchrun(out: Path, *extra: str) -> subprocess.CompletedProcess:
         "run",
         "cpu-small",
         "--set",
-        "method.name=seca++",
+        f"method.name={method}",
         *FAST_RUN,
         "--out",
         str(out),
         *extra,
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
 
 
@@ -330,6 +330,27 @@ def test_torchrun_runs_seca_plus_plus_reproducibly_and_resumes_to_the_same_resul
             load_file(tmp_path / "a" / "model.safetensors").values(), load_file(killed / "model.safetensors").values()
         )
     )
+
+
+def test_processes_under_torchrun_share_the_feature_store_with_every_later_run(tmp_path, monkeypatch):
+    from seca.cli import main
+    from seca.io.feature_store import shards
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("SECA_CACHE", str(cache))
+    first = _torchrun(tmp_path / "two", method="simplecil", env={"SECA_CACHE": str(cache)})
+    assert first.returncode == 0, first.stderr[-3000:]
+    written = shards(cache / "features")
+    # each process stores its own shard of each task's training and test images: 2 x 5 x 2 files
+    assert len(written) == 20
+    again = _torchrun(tmp_path / "again", method="simplecil", env={"SECA_CACHE": str(cache)})
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert shards(cache / "features") == written  # everything was found: nothing new written
+    assert _results(tmp_path / "again") == _results(tmp_path / "two")
+    one = tmp_path / "one"
+    assert main(["run", "cpu-small", "--set", "method.name=simplecil", *FAST_RUN, "--out", str(one)]) == 0
+    assert shards(cache / "features") == written  # one process reads what two wrote
+    assert _results(one) == _results(tmp_path / "two")
 
 
 def test_torchrun_refuses_a_global_batch_that_does_not_split(tmp_path):

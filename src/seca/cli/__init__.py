@@ -5,6 +5,7 @@
     data.py          prepare
     offline.py       demo, pretrain-shapes
     serve.py         serve
+    cache.py         cache info, cache clear
     common.py        argument types and the flags several commands share
 
 Every command is documented in docs/cli.md; ``main(argv)`` serves the tests. Nothing heavy is imported until a
@@ -22,7 +23,7 @@ import threading
 from collections.abc import Sequence
 
 from ..errors import SecaError
-from . import data, experiments, models, offline, serve
+from . import cache, data, experiments, models, offline, serve
 
 # The order of `seca --help`.
 COMMANDS = (
@@ -39,6 +40,7 @@ COMMANDS = (
     serve.add_serve,
     offline.add_demo,
     offline.add_pretrain_shapes,
+    cache.add_cache,
     experiments.add_presets,
 )
 

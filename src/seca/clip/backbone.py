@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
+import hashlib
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -66,6 +68,14 @@ class FrozenStem:
     @property
     def nbytes(self) -> int:
         return self.residual.nbytes + self.output.nbytes
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> FrozenStem:
+        return FrozenStem(
+            self.block,
+            self.residual.to(device, non_blocking=non_blocking),
+            self.output.to(device, non_blocking=non_blocking),
+            self.tokens,
+        )
 
     @staticmethod
     def cat(stems: Sequence[FrozenStem]) -> FrozenStem:
@@ -160,6 +170,16 @@ class ClipBackbone:
     def to(self, device: torch.device | str) -> ClipBackbone:
         self.model.to(device)
         return self
+
+    @functools.cached_property
+    def weights_digest(self) -> str:
+        """SHA-256 of every weight (names, types, shapes and bytes): the backbone's identity in the feature
+        store, whatever file or tag it was loaded from. Computed once (about a second for ViT-B/16)."""
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.model.state_dict().items()):
+            digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+            digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+        return digest.hexdigest()
 
     def new_adapters(self, blocks: Sequence[int], bottleneck: int, scale: float, dropout: float) -> AdapterSet:
         return AdapterSet(self.vision_width, blocks, bottleneck, scale, dropout).to(self.device)

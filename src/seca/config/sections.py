@@ -119,6 +119,26 @@ class TrainConfig:
         "`method.classifier.hybrid_max: batch` ([method.md](method.md#checked-against-the-reference))",
         one_of(*EVAL_ORDERS),
     )
+    test_features_gb: float = setting(
+        4.0,
+        "memory for the frozen inputs of test images (a learner's `frozen_kind`: the frozen CLIP feature, or the "
+        "stem before the first adapter) kept from their first evaluation to the last, so that no test image is "
+        "encoded twice in a run; a task's test set that would pass the bound is encoded at every evaluation instead; "
+        "`0` keeps none. Identical results either way ([performance.md](performance.md#frozen-work-once))",
+        Rule(lambda v: v >= 0, "0 or more (0: keep none)"),
+    )
+    feature_store: bool = setting(
+        True,
+        "keep the frozen CLIP features of images on disk, in `$SECA_CACHE/features/`, and read them back in every "
+        "later run over the same images, backbone, transform and precision (seeds, methods, `seca ablate`, "
+        "processes under torchrun); `seca cache info` and `seca cache clear` show and empty it. Identical results "
+        "either way ([performance.md](performance.md#frozen-work-once))",
+    )
+    feature_store_gb: float = setting(
+        4.0,
+        "the feature store's size bound; past it, the features used least recently are deleted",
+        ABOVE_ZERO,
+    )
     lr: dict[str, float] = setting(
         {},
         "learning rate of each of the learner's parameter groups, by the group's name (`lr.adapter`, "
@@ -220,6 +240,9 @@ RESULT_FREE_KEYS = {
     "data.num_workers",
     "train.threads",
     "method.stem_cache_gb",
+    "train.test_features_gb",
+    "train.feature_store",
+    "train.feature_store_gb",
     "train.dist_timeout",
 }
 

@@ -11,12 +11,14 @@ import logging
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from ..config import DataConfig
 from ..errors import SecaError
+from ..io.feature_store import content_digest
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +153,27 @@ class ImageFiles:
     def __getitem__(self, i: int):
         image = open_image(self.files[i], self.max_pixels)
         return (self.transform(image) if self.transform is not None else image), int(self.targets[i])
+
+    def digest(self, i: int) -> bytes:
+        """The digest of image ``i``'s file (its bytes, not its name): the key of its frozen features in the
+        feature store. A file that cannot be read has none: its features are computed (and it is refused) as
+        any other's."""
+        try:
+            return content_digest(Path(self.files[i]).read_bytes())
+        except OSError:
+            return b""
+
+
+def item_digests(dataset: Any, indices: Sequence[int]) -> list[bytes] | None:
+    """The content digest of each item ``indices`` of ``dataset`` (the feature store's keys), or None when the data
+    set cannot give them: it has a ``digest(i)`` method (image files, the offline world), or holds its images as
+    one array ``data`` (torchvision's CIFAR-100). An empty digest (a file that cannot be read) is never stored."""
+    if hasattr(dataset, "digest"):
+        return [dataset.digest(int(i)) for i in indices]
+    array = getattr(dataset, "data", None)
+    if isinstance(array, np.ndarray) and len(array) == len(dataset):
+        return [content_digest(array[int(i)].tobytes() + str(array[int(i)].shape).encode()) for i in indices]
+    return None
 
 
 def list_images(folder: Path, recursive: bool = False) -> list[Path]:

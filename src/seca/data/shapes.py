@@ -10,18 +10,30 @@ word with "red circle" and with "blue star", and a text encoder trained on capti
   draw outlines, textured fills, sketched doubles, clutter and any rotation; the default leaves those out
   because the small CLIP cannot learn them from 40 images per class (docs/offline.md has the measurements).
 
-Every image is a pure function of (seed, domain, split, class, index): the data set needs no storage,
-any item can be drawn in any order, and the same seed gives the same bytes on every machine.
+Every image is a pure function of (seed, domain, split, class, index): any item can be drawn in any order, and the
+same seed gives the same bytes on every machine. A ``ShapesDataset`` renders all its images once per configuration
+and keeps them in the cache (``$SECA_CACHE/worlds/``) as one uint8 array with its SHA-256, so that later runs load
+them instead of drawing them again; the key of a file covers the world, the split, the domain, the count and this
+file's source code, so a change to the drawing code never reads a stale array.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+
+from ..errors import SecaError
+from ..io.cache import cache_root
+from ..io.files import atomic_write, atomic_write_json
 
 COLORS: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 35),
@@ -324,8 +336,120 @@ class ShapesWorld:
         return render(color, shape, rng, domain, self.image_size, self.renditions)
 
 
+# --------------------------------------------------------------------------------------------------
+# The rendered world in the cache: one uint8 array [N, H, W, 3] per (world, split, domain, per_class)
+
+
+@functools.cache
+def renderer_digest() -> str:
+    """The SHA-256 of this file's bytes: every cached array and every image digest depends on the drawing code."""
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+
+
+def worlds_folder() -> Path:
+    """Where the rendered worlds are kept: ``cache_root() / "worlds"``."""
+    return cache_root() / "worlds"
+
+
+def world_key(world: ShapesWorld, split: str, domain: str, per_class: int) -> dict:
+    """Everything the pixels of a data set depend on; its hash names the cached file."""
+    return {
+        "world": repr(world),  # a frozen dataclass: every field, the renditions profile included
+        "split": split,
+        "domain": domain,
+        "per_class": per_class,
+        "renderer_sha256": renderer_digest(),
+    }
+
+
+def world_file(world: ShapesWorld, split: str, domain: str, per_class: int) -> Path:
+    """The cached array of a data set (``.npy``); its sidecar (``.json``) holds the digest, the shape and the key."""
+    key = world_key(world, split, domain, per_class)
+    name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+    return worlds_folder() / f"shapes-{split}-{domain}-{name}.npy"
+
+
+def render_images(world: ShapesWorld, split: str, per_class: int, domain: str) -> np.ndarray:
+    """Every image of the data set, class by class, as one uint8 array ``[N, H, W, 3]`` (drawn, not read)."""
+    size = world.image_size
+    images = np.empty((world.num_classes * per_class, size, size, 3), np.uint8)
+    for i in range(len(images)):
+        label, index = divmod(i, per_class)
+        image = world.image(label, index, domain, split)
+        if image.mode != "RGB":  # the renderer draws RGB only; anything else would not round-trip
+            raise ValueError(f"the shapes renderer gave a {image.mode} image, expected RGB")
+        images[i] = np.asarray(image)
+    return images
+
+
+def _array_digest(images: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(images).data).hexdigest()
+
+
+def _read_cached(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The cached array at ``path`` if it is there and whole; None if it is not there; a damaged file (unreadable,
+    truncated, of another shape, or whose digest differs from its sidecar's) is reported in one line, then None."""
+    sidecar = path.with_suffix(".json")
+    if not path.is_file() or not sidecar.is_file():
+        return None
+    try:
+        meta = json.loads(sidecar.read_text())
+        images = np.load(path, allow_pickle=False)
+        if images.dtype != np.uint8 or images.shape != shape:
+            raise ValueError(f"an array of {images.dtype} {images.shape}, expected uint8 {shape}")
+        if _array_digest(images) != meta["sha256"]:
+            raise ValueError("its SHA-256 differs from the one recorded beside it")
+    except Exception as e:  # ValueError, OSError, EOFError, unpickling and JSON errors, a missing key: all damage
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"seca: the cached offline world {path} is damaged ({reason}); rendering it again", file=sys.stderr)
+        return None
+    return images
+
+
+_UNWRITABLE_REPORTED: set[Path] = set()  # one line per process and folder, however many data sets miss the cache
+
+
+def _save_npy(path: Path, images: np.ndarray) -> None:
+    with open(path, "wb") as f:  # a file object: np.save given a name not ending in .npy would add the suffix
+        np.save(f, images, allow_pickle=False)
+
+
+def _write_cached(path: Path, images: np.ndarray, key: dict) -> None:
+    """Keep ``images`` at ``path``, atomically, the array first, then the sidecar with its digest (a reader that
+    finds the sidecar finds a whole array; two processes that render the same world write the same bytes). A cache
+    that cannot be written is reported in one line; the caller goes on from memory."""
+    meta = {"sha256": _array_digest(images), "shape": list(images.shape), "dtype": "uint8", "key": key}
+    try:
+        atomic_write(path, lambda tmp: _save_npy(tmp, images))
+        atomic_write_json(path.with_suffix(".json"), meta)
+    except (SecaError, OSError) as e:
+        if path.parent not in _UNWRITABLE_REPORTED:
+            _UNWRITABLE_REPORTED.add(path.parent)
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            print(
+                f"seca: the offline world could not be kept in the cache ({reason}); "
+                "it is rendered in memory for this run",
+                file=sys.stderr,
+            )
+
+
+def load_world(world: ShapesWorld, split: str, per_class: int, domain: str) -> np.ndarray:
+    """The images of a data set as one uint8 array ``[N, H, W, 3]``: read from the cache if it holds them whole,
+    else rendered and kept there for the next run."""
+    path = world_file(world, split, domain, per_class)
+    shape = (world.num_classes * per_class, world.image_size, world.image_size, 3)
+    images = _read_cached(path, shape)
+    if images is None:
+        images = render_images(world, split, per_class, domain)
+        _write_cached(path, images, world_key(world, split, domain, per_class))
+    return images
+
+
 class ShapesDataset:
-    """``per_class`` images of every class of a world, in one domain and split; items are (image, label)."""
+    """``per_class`` images of every class of a world, in one domain and split; items are (image, label).
+
+    The images are rendered together on first use (``images()`` or the first item) and kept in memory and in the
+    cache (:func:`load_world`); an item is ``Image.fromarray`` of its row, the same pixels ``world.image`` draws."""
 
     def __init__(
         self,
@@ -335,15 +459,41 @@ class ShapesDataset:
         domain: str = "renditions",
         transform: Callable | None = None,
     ):
+        if split not in SPLITS or domain not in DOMAINS:
+            raise ValueError(f"split must be one of {SPLITS} and domain one of {DOMAINS}")
         self.world, self.split, self.domain, self.per_class = world, split, domain, per_class
         self.transform = transform
         self.targets = np.repeat(np.arange(world.num_classes), per_class)
         self.class_names = world.class_names
+        self._images: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.targets)
 
+    def images(self) -> np.ndarray:
+        """All the images as one uint8 array ``[N, H, W, 3]``, in item order (loaded or rendered on first use)."""
+        if self._images is None:
+            self._images = load_world(self.world, self.split, self.per_class, self.domain)
+        return self._images
+
+    def _item(self, i: int) -> tuple[int, int]:
+        """(label, index) of item ``i``; negative items count from the end."""
+        i = int(i)
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(f"item {i} of a data set of {len(self)} images")
+        return divmod(i, self.per_class)
+
     def __getitem__(self, i: int):
-        label, index = divmod(int(i), self.per_class)
-        image = self.world.image(label, index, self.domain, self.split)
-        return (self.transform(image) if self.transform is not None else image), label
+        label, index = self._item(i)
+        image = Image.fromarray(self.images()[label * self.per_class + index])
+        return (self.transform(image) if self.transform is not None else image), int(label)
+
+    def digest(self, i: int) -> bytes:
+        """A 16-byte digest of item ``i``'s pixels, computed without drawing them: a hash of the world, split,
+        domain, (class, index) and the renderer's code. Two data sets that hold the same image (whatever their
+        ``per_class``) give it the same digest; different images get different ones."""
+        label, index = self._item(i)
+        parts = [repr(self.world), self.split, self.domain, str(label), str(index), renderer_digest()]
+        return hashlib.blake2b("\x00".join(parts).encode(), digest_size=16).digest()

@@ -20,6 +20,7 @@ class TaskImages(Dataset):
         self.indices = np.asarray(indices, dtype=np.int64)
         self.labels = np.asarray(labels, dtype=np.int64)
         self._images: torch.Tensor | None = None
+        self._keep: tuple[int, int] | None = None  # (batch size, workers): load and keep the images at first use
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -50,8 +51,20 @@ class TaskImages(Dataset):
         """Load and preprocess every image once and keep the tensors (training uses no augmentation)."""
         if self._images is None and len(self):
             loader = DataLoader(self, batch_size=batch_size, num_workers=num_workers, collate_fn=collate)
-            self._images = torch.cat([batch.images for batch in loader])
+            with torch.random.fork_rng(devices=[]):  # a loader draws its seed: loading now must not move the stream
+                self._images = torch.cat([batch.images for batch in loader])
         return self
+
+    def keep_images(self, batch_size: int = 256, num_workers: int = 0) -> TaskImages:
+        """Keep the preprocessed images from their first use on (:meth:`materialize` then, ``data.cache_images``): a
+        set whose images are never loaded, because its frozen features were found in the feature store, costs
+        nothing."""
+        self._keep = (batch_size, num_workers)
+        return self
+
+    def loaded(self) -> TaskImages:
+        """The set, its images loaded now if it keeps them (:meth:`keep_images`)."""
+        return self.materialize(*self._keep) if self._keep is not None else self
 
 
 def in_dataset_order(sets: Sequence[TaskImages]) -> tuple[TaskImages, np.ndarray]:
@@ -60,13 +73,19 @@ def in_dataset_order(sets: Sequence[TaskImages]) -> tuple[TaskImages, np.ndarray
     base = sets[0].base
     if any(s.base is not base for s in sets):
         raise ValueError("in_dataset_order: the sets must be parts of one data set")
-    indices = np.concatenate([s.indices for s in sets])
-    order = np.argsort(indices, kind="stable")
+    sets = [s.loaded() for s in sets]
+    indices, order = np.concatenate([s.indices for s in sets]), dataset_order(sets)
     merged = TaskImages(base, indices[order], np.concatenate([s.labels for s in sets])[order])
     if sets and all(s._images is not None for s in sets):
         merged._images = torch.cat([s._images for s in sets])[torch.as_tensor(order)]
     membership = np.concatenate([np.full(len(s), k, dtype=np.int64) for k, s in enumerate(sets)])[order]
     return merged, membership
+
+
+def dataset_order(sets: Sequence[TaskImages]) -> np.ndarray:
+    """Where each item of :func:`in_dataset_order`'s merged set comes from, among the items of ``sets`` one after
+    the other."""
+    return np.argsort(np.concatenate([s.indices for s in sets]), kind="stable")
 
 
 def collate(items: list) -> Batch:
@@ -89,6 +108,7 @@ def loader(
 ) -> DataLoader:
     """A loader of :class:`Batch`; ``sampler`` decides the order (sequential by default), or ``batches``
     (lists of positions, as one process of a distributed run takes them) the batches themselves."""
+    dataset = dataset.loaded()
     workers = 0 if dataset._images is not None else num_workers
     batching = (
         {"batch_sampler": batches}

@@ -45,6 +45,7 @@ from .configure import config_differences, validate
 from .data import TaskImages
 from .device import amp_dtype, resolve_device, seed_everything, set_threads
 from .evaluate import evaluate_tasks
+from .frozen import FrozenInputs
 from .train import TaskTraining, learn_task, task_seed
 
 
@@ -78,6 +79,11 @@ class Run:
     test_labels: object | None = None
     test_sets: list[TaskImages] = field(default_factory=list)  # this process's test images of each task seen
     confusion: torch.Tensor | None = None  # after the last task
+    frozen: FrozenInputs | None = None  # the frozen inputs of the test sets, each computed once
+
+    def __post_init__(self):
+        if self.frozen is None:
+            self.frozen = FrozenInputs.for_tests(self.learner, self.config.train, self.echo)
 
     @property
     def writes(self) -> bool:
@@ -239,8 +245,8 @@ def run_task(run: Run, task: Task) -> None:
     train_idx = scenario.items_of(data.train.targets, [task])
     train_set = TaskImages(data.train, train_idx, run.train_labels[train_idx]).shard(task_seed(config.seed, task))
     if config.data.cache_images:
-        train_set.materialize(config.train.eval_batch_size, config.data.num_workers)
-        run.test_sets[-1].materialize(config.train.eval_batch_size, config.data.num_workers)
+        train_set.keep_images(config.train.eval_batch_size, config.data.num_workers)
+        run.test_sets[-1].keep_images(config.train.eval_batch_size, config.data.num_workers)
 
     start = time.perf_counter()
     how = TaskTraining(
@@ -262,6 +268,7 @@ def run_task(run: Run, task: Task) -> None:
         config.train.progress,
         run.confusion,
         config.train.eval_order,
+        run.frozen,
     )
     progress.seconds["eval"].append(time.perf_counter() - start)
     row = [100.0 * c / n if n else 0.0 for c, n in zip(correct, total)]

@@ -21,6 +21,7 @@ from ..errors import SecaError
 from ..methods.base import Learner, TaskData
 from .data import TaskImages, device_batches, loader
 from .device import amp_dtype, autocast
+from .frozen import FrozenInputs
 
 
 @dataclass(frozen=True)
@@ -224,10 +225,28 @@ def learn_task(learner: Learner, task: Task, how: TaskTraining) -> int:
     batches = device_batches(
         lambda: loader(images, train.eval_batch_size, None, num_workers, device.type == "cuda"), device
     )
-    task_data = TaskData(task, len(images), batches)
+    task_data = TaskData(task, len(images), batches, _embeddings(learner, images, train, device, num_workers))
     learner.begin_task(task, task_data)
     step = how.first_step
     if learner.trains and train.epochs > 0:
         step = fit_task(learner, dataclasses.replace(how, seed=seed))
     learner.end_task(task, task_data)
     return step
+
+
+def _embeddings(
+    learner: Learner, images: TaskImages, train: TrainConfig, device: torch.device, num_workers: int
+) -> Callable[[], tuple[torch.Tensor, torch.Tensor]] | None:
+    """The frozen CLIP features of the task's images and their labels, by position, through the feature store
+    (:attr:`TaskData.embeddings`); None when the store is off (the learner encodes them itself)."""
+    if not train.feature_store:
+        return None
+
+    def embeddings() -> tuple[torch.Tensor, torch.Tensor]:
+        frozen = FrozenInputs.embeddings(learner.backbone, train)
+        features = frozen.of(images, train.eval_batch_size, device, None, num_workers)
+        if features is None:  # no image (an empty shard)
+            features = torch.empty(0, learner.backbone.embed_dim)
+        return features.to(device), torch.as_tensor(images.labels, device=device)
+
+    return embeddings

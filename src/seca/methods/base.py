@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..clip.backbone import ClipBackbone
+from ..clip.backbone import ClipBackbone, FrozenStem
 from ..config import RECIPE_KEYS, NoSettings
 from ..data.scenario import Task
 from ..registry import Registry
@@ -56,6 +56,26 @@ class TaskData:
     task: Task
     size: int
     batches: Callable[[], Iterable[Batch]]
+    # the engine's way to the frozen CLIP features of the task's images (rows by position, on the device) and
+    # their labels, read from the feature store when it holds them; None: encoded from batches()
+    embeddings: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    @torch.no_grad()
+    def frozen_embeddings(self, backbone: ClipBackbone) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the frozen CLIP image feature of every training image, not normalised; its label), rows by position:
+        what a learner over the frozen encoder (SimpleCIL, RAPF) computes of a task's images. Encoded once per
+        image across runs where the engine keeps them (the feature store), else encoded now, batch by batch."""
+        if self.embeddings is not None:
+            return self.embeddings()
+        features, labels = None, torch.empty(self.size, dtype=torch.long)
+        for batch in self.batches():
+            encoded = backbone.encode_image(batch.images)
+            if features is None:
+                features = encoded.new_empty((self.size, *encoded.shape[1:]))
+            features[batch.index], labels[batch.index] = encoded, batch.labels.cpu()
+        if features is None:
+            features = torch.empty(0, backbone.embed_dim, device=backbone.device)
+        return features, labels.to(features.device)
 
 
 class Learner(nn.Module):
@@ -136,8 +156,38 @@ class Learner(nn.Module):
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """Non-negative scores ``[batch, num_seen]`` over all classes seen so far, proportional to the
-        class probabilities (normalised, they are what ``seca predict`` reports); the arg-max is the prediction."""
-        raise NotImplementedError
+        class probabilities (normalised, they are what ``seca predict`` reports); the arg-max is the prediction.
+
+        A learner with a :meth:`frozen_kind` need not override it: it is :meth:`predict_frozen` of
+        :meth:`frozen_input`."""
+        if self.frozen_kind() is None:
+            raise NotImplementedError(f"{type(self).__name__} implements neither predict nor frozen_kind")
+        return self.predict_frozen(self.frozen_input(images))
+
+    # ---- frozen inputs (optional): what evaluation computes once per test image ----------------------------
+    def frozen_kind(self) -> str | None:
+        """What :meth:`predict` computes of an image with the frozen backbone alone, before anything learned;
+        None (the default) when it has no such part.
+
+        ``"embedding"``: the frozen CLIP image feature (``backbone.encode_image(images)``, not normalised), the
+        same for every learner over the same backbone, so it is also kept across runs in the feature store
+        (docs/performance.md); ``"stem@<block>"``: the image's :class:`~seca.clip.backbone.FrozenStem` up to
+        ``block``, kept for one run. A learner that names one implements :meth:`predict_frozen` (and, for a kind
+        other than ``"embedding"``, :meth:`frozen_input`); evaluation then computes each test image's frozen input
+        once, at the first evaluation that sees it, and scores it with :meth:`predict_frozen` at every later one:
+        the same numbers as :meth:`predict` on the images, without encoding them again. The kind is a pure function
+        of the image: it must not change with the tasks learned."""
+        return None
+
+    def frozen_input(self, images: torch.Tensor) -> torch.Tensor | FrozenStem:
+        """The frozen part of predicting ``images`` (see :meth:`frozen_kind`), batch-first."""
+        if self.frozen_kind() == "embedding":
+            return self.backbone.encode_image(images)
+        raise NotImplementedError(f"{type(self).__name__} names a frozen kind but implements no frozen_input")
+
+    def predict_frozen(self, frozen: torch.Tensor | FrozenStem) -> torch.Tensor:
+        """:meth:`predict`'s scores from the images' :meth:`frozen_input`."""
+        raise NotImplementedError(f"{type(self).__name__} has no frozen input")
 
     def extend_classes(self, names: Sequence[str]) -> None:
         """Make room for new classes after those known (``learn`` on a saved model)."""

@@ -263,6 +263,12 @@ class HPEFT(Learner):
         c = self.config
         return text_branch(features, self.inference_text_features(), c.temperature, c.classifier.hybrid_max)
 
+    def frozen_kind(self) -> str:
+        return f"stem@{self.adapters.first_block}"  # everything before the first adapter (spec §7b)
+
+    def frozen_input(self, images: torch.Tensor) -> FrozenStem:
+        return self.backbone.stem(images, self.adapters.first_block)
+
     @torch.no_grad()
-    def predict(self, images: torch.Tensor) -> torch.Tensor:
-        return self.scores_from_features(self.image_features(images))
+    def predict_frozen(self, frozen: FrozenStem) -> torch.Tensor:
+        return self.scores_from_features(self.image_features(stem=frozen))

@@ -180,10 +180,7 @@ class RAPF(Learner):
     @torch.no_grad()
     def _embed_task(self, data: TaskData) -> torch.Tensor:
         """e(x) of every training image of the task, once (§9): training never runs the image encoder."""
-        features = torch.empty(data.size, self.backbone.embed_dim, device=self.device)
-        for batch in data.batches():
-            features[batch.index] = widen(self.backbone.encode_image(batch.images))
-        return features
+        return widen(data.frozen_embeddings(self.backbone)[0])
 
     def _image_features(self, batch: Batch) -> torch.Tensor:
         """e(x) of the batch's images, from those of the task."""
@@ -244,9 +241,12 @@ class RAPF(Learner):
         self._sampler = None
 
     # ---- inference and restoring ---------------------------------------------------------------------
+    def frozen_kind(self) -> str:
+        return "embedding"  # e(x): the linear adapter works on the frozen encoder's feature (§2)
+
     @torch.no_grad()
-    def predict(self, images: torch.Tensor) -> torch.Tensor:
-        adapted = F.normalize(self.linear(widen(self.backbone.encode_image(images))), dim=-1)
+    def predict_frozen(self, frozen: torch.Tensor) -> torch.Tensor:
+        adapted = F.normalize(self.linear(widen(frozen)), dim=-1)
         logits = self.backbone.logit_scale * adapted @ self.text_features[: self.num_seen].T
         return (logits - logits.amax(dim=1, keepdim=True)).exp()  # per image: softmax up to its sum
 

@@ -38,15 +38,15 @@ class SimpleCIL(Learner):
 
     @torch.no_grad()
     def end_task(self, task: Task, data: TaskData) -> None:
-        features, labels = [], []
-        for batch in data.batches():
-            features.append(widen(self.backbone.encode_image(batch.images)))
-            labels.append(batch.labels)
-        means = class_means(torch.cat(features), torch.cat(labels), task.labels)  # sums and counts over processes
+        features, labels = data.frozen_embeddings(self.backbone)
+        means = class_means(widen(features), labels, task.labels)  # sums and counts over processes
         self.prototypes = torch.cat([self.prototypes, F.normalize(means, dim=-1).to(self.prototypes)])
 
+    def frozen_kind(self) -> str:
+        return "embedding"
+
     @torch.no_grad()
-    def predict(self, images: torch.Tensor) -> torch.Tensor:
-        features = F.normalize(self.backbone.encode_image(images), dim=-1)
+    def predict_frozen(self, frozen: torch.Tensor) -> torch.Tensor:
+        features = F.normalize(frozen, dim=-1)
         logits = self.config.temperature * features @ self.prototypes[: self.num_seen].T.to(features)
         return stable_exp(logits, self.config.classifier.hybrid_max)

@@ -49,8 +49,11 @@ class ZeroShot(Learner):
             new = F.normalize(self.backbone.encode_texts(texts), dim=-1)
             self.text_features = torch.cat([self.text_features, new.to(self.text_features.dtype)])
 
+    def frozen_kind(self) -> str:
+        return "embedding"
+
     @torch.no_grad()
-    def predict(self, images: torch.Tensor) -> torch.Tensor:
-        features = F.normalize(self.backbone.encode_image(images), dim=-1)
+    def predict_frozen(self, frozen: torch.Tensor) -> torch.Tensor:
+        features = F.normalize(frozen, dim=-1)
         logits = self.config.temperature * features @ self.text_features[: self.num_seen].T
         return stable_exp(logits, self.config.classifier.hybrid_max)

@@ -22,6 +22,7 @@ from ..clip.archs import ARCHITECTURES
 from ..clip.backbone import ClipBackbone, TextTower
 from ..data.shapes import ShapesWorld
 from ..errors import SecaError
+from ..io.cache import cache_root
 from ..io.files import atomic_write, atomic_write_json
 
 ARCHITECTURE = "seca-shapes"
@@ -134,8 +135,8 @@ def recipe_tag(
 
 
 def default_cache_dir() -> Path:
-    """``$SECA_CACHE`` if set, else ``~/.cache/seca``."""
-    return Path(os.environ.get("SECA_CACHE") or Path.home() / ".cache" / "seca").expanduser()
+    """``$SECA_CACHE`` if set, else ``~/.cache/seca`` (:func:`seca.io.cache.cache_root`)."""
+    return cache_root()
 
 
 def shapes_clip_path(cache_dir: str | Path | None = None) -> Path:
