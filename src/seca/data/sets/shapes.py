@@ -49,6 +49,8 @@ class Shapes(DataSet):
             test = ShapesDataset(world, "test", cfg.test_per_class, cfg.domain)
         except ValueError as e:
             raise SecaError(f"data.shapes: {e}") from None
+        for images in (train, test):  # loaded from the cache (or drawn once into it) now: the set-up pays for it
+            images.images()
         return BenchmarkData(train, test, world.class_names)
 
     def reference_orders(self, num_classes: int):
