@@ -1,12 +1,17 @@
 """The feature store: features found by their image's digest, shards written whole and checked against their name,
 a damaged shard reported in one line and computed again, the least recently used shards evicted past the bound."""
 
+import hashlib
 import json
 import os
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 from seca.io.feature_store import FeatureStore, content_digest, evict, key_name, shards
 
@@ -135,3 +140,18 @@ def test_seca_cache_info_and_clear(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "seca-shapes-r1-abc.safetensors").exists()
     assert main(["cache", "clear", "weigths"]) == 2
     assert "no part 'weigths'" in capsys.readouterr().err
+
+
+@given(payload=st.binary(max_size=400))
+def test_fuzz_any_file_in_the_store_is_a_shard_or_one_line(payload):
+    """Whatever bytes lie in the store under a shard's name, even named by their own digest (so the digest check
+    passes), reading the store answers or says one line: never a traceback."""
+    with tempfile.TemporaryDirectory() as root:
+        folder = Path(root) / key_name(KEY)
+        folder.mkdir()
+        for name in ("0" * 32, hashlib.sha256(payload).hexdigest()[:32]):
+            (folder / f"{name}.safetensors").write_bytes(payload)
+        lines = []
+        found, missing = _store(Path(root), lines).get(_digests(2))
+        assert found is None and missing == [0, 1]
+        assert 1 <= len(lines) <= 2 and all("is damaged" in line and "\n" not in line for line in lines)

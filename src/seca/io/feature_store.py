@@ -104,20 +104,29 @@ class FeatureStore:
                 payload = (self.folder / name).read_bytes()
             except OSError:  # evicted meanwhile by another process: its features are computed again
                 continue
-            if not name.startswith(hashlib.sha256(payload).hexdigest()[:32]):
-                self.echo(
-                    f"the feature store's shard {self.folder / name} is damaged (its bytes do not match its "
-                    "digest); its features are computed again"
-                )
-                _remove(self.folder / name)
-                continue
-            self._index(name, payload)
+            reason = "its bytes do not match its digest"
+            if name.startswith(hashlib.sha256(payload).hexdigest()[:32]):
+                reason = self._index(name, payload)
+                if reason is None:
+                    continue
+            self.echo(
+                f"the feature store's shard {self.folder / name} is damaged ({reason}); its features are computed again"
+            )
+            _remove(self.folder / name)
 
-    def _index(self, name: str, payload: bytes) -> None:
-        tensors = load_tensors(payload)
-        self._shards[name] = tensors["features"]
-        for row, digest in enumerate(tensors["digests"].numpy()):
+    def _index(self, name: str, payload: bytes) -> str | None:
+        """Index a shard's rows; None, or what is wrong with it when it is not a shard of this store."""
+        try:
+            tensors = load_tensors(payload)
+            digests, features = tensors["digests"], tensors["features"]
+        except Exception as e:  # safetensors raises errors of its own for any malformed header or body
+            return f"not a shard: {type(e).__name__}"
+        if digests.dtype != torch.uint8 or digests.shape[1:] != (DIGEST_BYTES,) or len(features) != len(digests):
+            return "not a shard: its tables do not match"
+        self._shards[name] = features
+        for row, digest in enumerate(digests.numpy()):
             self._rows.setdefault(digest.tobytes(), (name, row))
+        return None
 
 
 def key_name(key: dict) -> str:
