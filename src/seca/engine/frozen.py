@@ -117,7 +117,7 @@ class FrozenInputs:
             new = [p for p, position in enumerate(missing) if digests[position]]
             store.put([digests[missing[p]] for p in new], computed[new])
         inputs = _merge(found, computed, missing, len(images))
-        size = _nbytes(inputs)
+        size = inputs.nbytes
         if self.used + size > self.budget:
             self._too_big.add(id(images))
             return None
@@ -143,9 +143,9 @@ class FrozenInputs:
         with torch.random.fork_rng(devices=[]):  # a loader draws its seed: computed or found, the stream is the same
             for batch in loader(part, batch_size, None, num_workers, device.type == "cuda"):
                 with autocast(device, amp):
-                    frozen = _to(self.encode(batch.images.to(device, non_blocking=True)), "cpu")
-                if not out and self.used + _nbytes(frozen) / len(batch.labels) * len(images) > self.budget:
-                    self._per_image = _nbytes(frozen) / len(batch.labels)  # the next sets are measured by it
+                    frozen = self.encode(batch.images.to(device, non_blocking=True)).to("cpu")
+                if not out and self.used + frozen.nbytes / len(batch.labels) * len(images) > self.budget:
+                    self._per_image = frozen.nbytes / len(batch.labels)  # the next sets are measured by it
                     self._too_big.add(id(images))
                     return None
                 out.append(frozen)
@@ -189,11 +189,3 @@ def _merge(found: torch.Tensor | None, computed: Frozen | None, missing: list[in
     merged[holes] = computed
     merged[mask] = found.to(computed.dtype)
     return merged
-
-
-def _to(frozen: Frozen, device: torch.device | str, non_blocking: bool = False) -> Frozen:
-    return frozen.to(device, non_blocking=non_blocking)
-
-
-def _nbytes(frozen: Frozen) -> int:
-    return frozen.nbytes
