@@ -4,13 +4,15 @@ import seca
 model = seca.load("runs/imagenet-r/seca/seed0/model.safetensors")
 model.classes                              # class names, in label order
 model.predict(["cat.jpg", pil_image])      # [Prediction(label=..., score=..., top_k=[...]), ...]
+model.embed(["cat.jpg"], frozen=True)      # [images, d] image features: the frozen CLIP's, or (default) the learner's
 model.evaluate("data/test_folder")         # {"accuracy": ..., "per_class": {...}}
 model.learn("data/new_classes")            # one new task: its folder names are the new classes
 model.save("model-v2.safetensors")
 
 model = seca.new("seca-shapes")            # a model that knows no class yet, on the offline CLIP
 model.learn("digits/task-1", eval_data="digits/test")   # its first task, evaluated on what it knows
-model.history                              # one entry per task: classes, images, seconds, accuracy
+model.learn("digits/task-2", eval_data="digits/test")   # kept test images + new ones: a matrix row per task
+model.history                              # one entry per task: classes, images, seconds, accuracy, yardsticks
 """
 
 from __future__ import annotations
@@ -57,18 +59,21 @@ from .engine.frozen import FrozenInputs
 from .engine.train import TaskTraining, learn_task
 from .errors import SecaError
 from .eval.history import EVAL_FIELDS, eval_record, history_entry
+from .eval.metrics import percent
 from .io import locks
 from .io.checkpoint import load_checkpoint, model_metadata, save_checkpoint
 from .io.files import check_replaceable, file_digest, real_path
-from .methods import Learner, build_learner
+from .io.kept_tests import KeptTests, folder_of
+from .methods import LOSS_WORDS, Learner, build_learner
 
 ImageLike = str | Path | Image.Image | torch.Tensor
 
 
 @dataclass(frozen=True)
 class LearnRequest:
-    """One ``learn``: the folder of the new task's classes, the test folder to evaluate on after it, the epochs and
-    batch size if not the model's, whether to show progress and to skip bad images, and who hears the steps."""
+    """One ``learn``: the folder of the new task's classes, the test folder to evaluate on after it (and whether to
+    keep its images with the model), the epochs and batch size if not the model's, whether to show progress and to
+    skip bad images, and who hears the steps."""
 
     data: str | Path | ImagesByClass
     eval_data: str | Path | ImagesByClass | None = None
@@ -77,16 +82,28 @@ class LearnRequest:
     progress: bool = True
     skip_bad_images: bool = False
     on_event: Callable[[str, dict], None] | None = None
+    keep_eval: bool = True
+
+
+# A prediction whose two most likely classes are within this much probability of each other is undecided.
+UNDECIDED_MARGIN = 0.02
 
 
 @dataclass
 class Prediction:
-    """The most likely class of one image, its probability, and the ``top_k`` classes with theirs."""
+    """The most likely class of one image, its probability, and the ``top_k`` classes with theirs. ``margin``: its
+    probability minus the second most likely class's (1.0 with one class); ``undecided`` when that is under
+    :data:`UNDECIDED_MARGIN` (2 points): the model cannot tell those classes apart on this image."""
 
     label: str
     index: int
     score: float
     top_k: list[tuple[str, float]]
+    margin: float = 1.0
+
+    @property
+    def undecided(self) -> bool:
+        return self.margin < UNDECIDED_MARGIN
 
 
 def readable_images(files: Sequence[Sequence[Path]], max_pixels: int, skip_bad: bool, echo=print) -> list[list[Path]]:
@@ -121,6 +138,8 @@ class SecaModel:
         # (file, SHA-256 of its bytes) this model was loaded from or last saved to: saving over that file again
         # checks first that no other process has replaced it meanwhile, so that no one's update is lost
         self.source = source
+        # the standing test set: the test images given to learn, kept with the model (seca.io.kept_tests)
+        self.kept = KeptTests(meta.get("kept_tests"), folder_of(source[0]) if source else None)
 
     @property
     def history(self) -> list[dict]:
@@ -135,6 +154,16 @@ class SecaModel:
     @property
     def method(self) -> str:
         return self.learner.name
+
+    @property
+    def loss_words(self) -> dict[str, str]:
+        """Plain words for the loss terms a task's training reports (``on_event``'s ``train_step`` fields)."""
+        return {**LOSS_WORDS, **self.learner.loss_words}
+
+    @property
+    def version(self) -> str | None:
+        """Names this state of the model: the first 16 hex digits of its file's SHA-256 (None before it is saved)."""
+        return self.source[1][:16] if self.source and self.source[1] else None
 
     @property
     def preprocess(self):
@@ -204,20 +233,48 @@ class SecaModel:
         probs = self.probabilities(images, batch_size)
         k = min(top_k, len(self.classes))
         values, indices = probs.topk(k, dim=1)
+        two = probs.topk(min(2, len(self.classes)), dim=1).values
+        margins = (two[:, 0] - two[:, 1]).tolist() if two.shape[1] > 1 else [1.0] * len(probs)
         return [
             Prediction(
                 self.classes[int(i[0])],
                 int(i[0]),
                 float(v[0]),
                 [(self.classes[int(j)], float(p)) for p, j in zip(v, i)],
+                float(m),
             )
-            for v, i in zip(values, indices)
+            for v, i, m in zip(values, indices, margins)
         ]
+
+    @torch.no_grad()
+    def embed(
+        self, images: ImageLike | Sequence[ImageLike], frozen: bool = False, batch_size: int = 64
+    ) -> torch.Tensor:
+        """``[images, d]`` image features (paths, PIL images, or preprocessed tensors), float32, on the CPU, in order.
+
+        ``frozen=False``: the features the learner predicts with (``Learner.embed``: the adapted ones of SECA, H-PEFT,
+        RAPF, MoE-Adapters and Mind the Gap; the frozen CLIP's of zero-shot and SimpleCIL), normalised. A model that
+        has learned no task is refused (its adapters would be their untrained start): pass ``frozen=True``.
+        ``frozen=True``: the frozen CLIP's features (``Learner.frozen_embedding``), normalised, with or without
+        classes; the same for every model over the same backbone."""
+        if not frozen and not self.classes:
+            raise SecaError(
+                "the model has learned no task yet, so it has no features of its own; pass frozen=True "
+                "(seca embed --frozen) for the frozen CLIP's"
+            )
+        self.learner.eval()
+        encode = self.learner.frozen_embedding if frozen else self.learner.embed
+        amp = amp_dtype(self.config.train.amp, self.device)
+        out = []
+        for batch in self._batches(images, batch_size):
+            with autocast(self.device, amp):
+                out.append(encode(batch).float().cpu())
+        return torch.cat(out) if out else torch.empty(0, self.learner.backbone.embed_dim)
 
     def evaluate(
         self,
-        data: str | Path | ImagesByClass,
-        batch_size: int = 64,
+        data: str | Path | ImagesByClass | None = None,
+        batch_size: int | None = None,
         progress: bool = False,
         confusion: bool = False,
         known_only: bool = False,
@@ -226,10 +283,14 @@ class SecaModel:
         hybrid_max: str | None = None,
     ) -> dict:
         """Accuracy on ``data/<class>/`` images (or ``data/test/<class>/``), whose folder names are known classes, or
-        on images given by class (``{"sea lion": [path, ...], ...}``: the names are data, never read as paths).
+        on images given by class (``{"sea lion": [path, ...], ...}``: the names are data, never read as paths); by
+        default (``data=None``) on the model's standing test set, the test images kept by ``learn``.
 
-        Returns ``{"data", "accuracy", "images", "classes", "per_class": {name: {"accuracy", "images"}}, "per_task":
-        [accuracy or None per task], "task_images": [...], "left_out": [...]}``. ``known_only=True`` evaluates the
+        Returns ``{"data", "accuracy", "images", "classes", "known", "chance", "majority", "per_class": {name:
+        {"accuracy", "images"}}, "per_task": [accuracy or None per task], "task_images": [...], "task_correct":
+        [...], "left_out": [...], "warning"}`` (percentages rounded once to 2 decimals; ``chance``: guessing among
+        the ``known`` classes; ``majority``: always answering the most frequent class of these images; ``warning``: a
+        sentence when the accuracy is no better than those). ``known_only=True`` evaluates the
         folders of known classes and lists the others under ``"left_out"`` (instead of refusing them): one test
         folder of every class serves every step.
         Every image is read before any is classified: a bad file is an error, or with ``skip_bad_images`` left
@@ -244,6 +305,10 @@ class SecaModel:
         it, the order and ``batch_size`` change predictions (docs/method.md#checked-against-the-reference).
         """
         order = self.config.train.eval_order if order is None else order
+        batch_size = self.config.train.eval_batch_size if batch_size is None else batch_size
+        kept = data is None
+        if kept:
+            data = self.kept_tests()
         for name, value, choices in (("order", order, EVAL_ORDERS), ("hybrid_max", hybrid_max, HYBRID_MAX)):
             if value is not None and value not in choices:
                 raise SecaError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
@@ -290,14 +355,25 @@ class SecaModel:
         truth = torch.as_tensor(np.concatenate([s.labels for s in sets]))
         predicted = torch.cat(predicted)
         right = truth == predicted
+        class_counts = [int((truth == label).sum()) for label in labels]
         per_class = {
-            n: {"accuracy": 100.0 * float(right[truth == label].float().mean()), "images": int((truth == label).sum())}
-            for n, label in zip(names, labels)
+            n: {"accuracy": percent(int(right[truth == label].sum()), count), "images": count}
+            for n, label, count in zip(names, labels, class_counts)
         }
         task_correct, task_total = [0] * len(tasks), [0] * len(tasks)
         for k, s, hits in zip(seen, sets, right.split([len(s) for s in sets])):
             task_correct[k], task_total[k] = int(hits.sum()), len(s)
-        report = {**eval_record(source_of(data), task_correct, task_total, len(names), unknown), "per_class": per_class}
+        record = eval_record(
+            "kept test images" if kept else source_of(data),
+            task_correct,
+            task_total,
+            len(names),
+            unknown,
+            known=len(self.classes),
+            class_counts=class_counts,
+            kept=int(truth.numel()) if kept else 0,
+        )
+        report = {**record, "per_class": per_class}
         if confusion:  # rows in label (task) order, as the columns, so the diagonal and task blocks show
             matrix = torch.zeros(len(self.classes), len(self.classes), dtype=torch.long)
             matrix.index_put_((truth, predicted), torch.ones_like(truth), accumulate=True)
@@ -309,6 +385,21 @@ class SecaModel:
                 "task_bounds": [t.start for t in tasks] + [len(self.classes)],
             }
         return report
+
+    def kept_tests(self) -> ImagesByClass:
+        """The model's standing test set, by class: the test images given to ``learn`` (see
+        :mod:`seca.io.kept_tests`); refused in one line when there is none, or when its files are missing."""
+        images = self.kept.images()
+        if self.kept.dropped:
+            raise SecaError(
+                f"{self.kept.dropped} of the model's {len(self.kept)} kept test images are missing from "
+                f"'{self.kept.home}' (copy that folder beside the model file), or evaluate on --data DIR"
+            )
+        if not images:
+            raise SecaError(
+                "the model keeps no test images: give a test folder (--data DIR), or learn with --eval DIR to keep one"
+            )
+        return images
 
     def _task_images(self, files: Sequence[Path], labels: Sequence[int]) -> TaskImages:
         dataset = ImageFiles(files, labels, self.classes, self.preprocess, self.config.data.max_pixels)
@@ -326,12 +417,17 @@ class SecaModel:
         out: str | Path | None = None,
         wait: bool = False,
         on_event: Callable[[str, dict], None] | None = None,
+        keep_eval: bool = True,
     ) -> Task:
         """Learn one new task from ``data/<class>/`` (or ``data/train/<class>/``): its folder names are
         the new classes; or from images given by class (``{"sea lion": [path, ...], ...}``: the names are data, never
         read as paths). Classes the model already knows are refused, whatever their case, spaces or underscores.
         ``eval_data``: test images (a folder ``eval_data/<class>/`` or ``eval_data/test/<class>/``, or by class) to
-        measure the accuracy on every class known after the task (classes not learned yet are left out). Every
+        measure the accuracy on every class known after the task (classes not learned yet are left out). The
+        evaluation also covers the model's standing test set (the test images of earlier learns), so each task's
+        history entry is a row of the accuracy matrix over every task learned so far; with ``keep_eval`` (the
+        default) this task's test images join that set, kept beside the model file when it is saved
+        (:mod:`seca.io.kept_tests` says what is stored). Every
         training image is read before training
         starts: a bad file stops it with the list, or with ``skip_bad_images`` is left out (and named). On any
         error or interrupt the model is left exactly as it was. Appends an entry to :attr:`history` and
@@ -346,7 +442,7 @@ class SecaModel:
         ``eval_data``. An exception it raises stops the task, which then changes nothing (how ``seca serve``
         cancels a job).
         """
-        request = LearnRequest(data, eval_data, epochs, batch_size, progress, skip_bad_images, on_event)
+        request = LearnRequest(data, eval_data, epochs, batch_size, progress, skip_bad_images, on_event, keep_eval)
         if out is None:
             return self._learn(request)
         check_replaceable(out)  # a read-only file is refused before any training
@@ -392,16 +488,16 @@ class SecaModel:
                     "(remove or rename that folder)"
                 )
 
-    def _snapshot(self) -> tuple[dict[str, torch.Tensor], dict, dict]:
+    def _snapshot(self) -> tuple[dict[str, torch.Tensor], dict, dict, KeptTests]:
         tensors = {name: t.detach().clone() for name, t in self.learner.state_dict().items()}
-        return tensors, copy.deepcopy(self.learner.structure()), copy.deepcopy(self.meta)
+        return tensors, copy.deepcopy(self.learner.structure()), copy.deepcopy(self.meta), self.kept.copy()
 
-    def _restore(self, snapshot: tuple[dict[str, torch.Tensor], dict, dict]) -> None:
-        tensors, structure, meta = snapshot
+    def _restore(self, snapshot: tuple[dict[str, torch.Tensor], dict, dict, KeptTests]) -> None:
+        tensors, structure, meta, kept = snapshot
         learner = build_learner(self.learner.backbone, structure["class_names"], self.config.method, self.config.seed)
         learner.restore(tensors, structure)
         learner.eval()
-        self.learner, self.meta = learner, meta
+        self.learner, self.meta, self.kept = learner, meta, kept
 
     def training(self, epochs: int | None = None, batch_size: int | None = None) -> TrainConfig:
         """The train settings a new task gets: the model's (kept in its file), with ``epochs`` and ``batch_size``
@@ -433,26 +529,47 @@ class SecaModel:
         learner.eval()
         self.meta["class_order"] = list(self.meta.get("class_order", [])) + list(task.classes)
         evaluation = None
-        if request.eval_data is not None:
+        if request.eval_data is not None or len(self.kept):
             if on_event is not None:
                 on_event("evaluating", {})
-            report = self.evaluate(
-                request.eval_data,
-                train.eval_batch_size,
-                request.progress,
-                known_only=True,
-                skip_bad_images=request.skip_bad_images,
-            )
-            evaluation = {key: report[key] for key in EVAL_FIELDS}
+            evaluation = self._standing_evaluation(request, train.eval_batch_size)
         self.history.append(history_entry(task.index, names, len(labels), seconds, source_of(request.data), evaluation))
         return task
+
+    def _standing_evaluation(self, request: LearnRequest, batch_size: int) -> dict:
+        """The evaluation after a task: the standing test set and ``request.eval_data``'s images of known classes
+        (an image given again counted once), every known task measured; the given images are then kept (unless
+        ``keep_eval`` is off). The history entry's ``eval``."""
+        given: dict[str, list[Path]] = {}
+        left_out: list[str] = []
+        if request.eval_data is not None:
+            label_of = {class_key(c): c for c in self.classes}
+            names, files = labelled_images(request.eval_data, "test", report=False)
+            left_out = [n for n in names if class_key(n) not in label_of]
+            known = [(label_of[class_key(n)], f) for n, f in zip(names, files) if class_key(n) in label_of]
+            files = readable_images([f for _, f in known], self.config.data.max_pixels, request.skip_bad_images)
+            given = {name: f for (name, _), f in zip(known, files)}
+        standing = self.kept.images()
+        merged = {name: list(paths) for name, paths in standing.items()}
+        for name, files in given.items():
+            have = self.kept.digests(name)
+            merged.setdefault(name, []).extend(f for f in files if file_digest(f) not in have)
+        report = self.evaluate(merged, batch_size, request.progress)
+        from_kept = sum(len(paths) for paths in standing.values())
+        parts = ([source_of(request.eval_data)] if request.eval_data is not None else []) + (
+            [f"{from_kept} kept test images"] if from_kept else []
+        )
+        if request.keep_eval:
+            self.kept.add(given)
+        return {**{key: report[key] for key in EVAL_FIELDS}, "data": " + ".join(parts), "left_out": left_out,
+                "kept": from_kept}  # fmt: skip
 
     def copy(self) -> SecaModel:
         """An independent copy of the model (its learner rebuilt from its state) over the same frozen CLIP,
         which neither changes: what ``seca serve`` trains while the original keeps answering."""
-        tensors, structure, meta = self._snapshot()
-        twin = SecaModel(self.learner, self.config, meta, self.device, self.source)
-        twin._restore((tensors, structure, meta))
+        snapshot = self._snapshot()
+        twin = SecaModel(self.learner, self.config, snapshot[2], self.device, self.source)
+        twin._restore(snapshot)
         return twin
 
     # ---- saving -----------------------------------------------------------------------------------
@@ -465,11 +582,16 @@ class SecaModel:
         (with ``wait``: wait for that one to finish, then check). No update is ever lost.
         """
         path = Path(path).expanduser()
-        meta = model_metadata(self.config, self.learner, list(self.meta.get("class_order", [])), self.history)
         with locks.model_file(path, wait):
             self._check_unchanged(path)
+            kept, folder = self.kept.copy(), folder_of(path)
+            kept.write(folder)  # the kept test images first: the model file, written last, commits them
+            meta = model_metadata(self.config, self.learner, list(self.meta.get("class_order", [])), self.history)
+            if len(kept):
+                meta["kept_tests"] = kept.manifest()
             save_checkpoint(path, self.learner.state_dict(), meta)
-            self.source = (real_path(path), file_digest(path))
+            kept.saved(folder)
+            self.kept, self.source = kept, (real_path(path), file_digest(path))
         return path
 
     def _check_unchanged(self, path: Path) -> None:

@@ -45,7 +45,7 @@ def test_an_image_any_decoder_refuses_is_one_line_or_skipped(model, tmp_path, ca
     assert capsys.readouterr().err.startswith("error: 3 image files cannot be used") and model.read_bytes() == before
     assert main(["learn", str(model), "--data", str(task), "--skip-bad-images"]) == 0
     printed = capsys.readouterr()
-    assert printed.out.count("skipped: cannot read image") == 3 and "learned task 2: 1 new classes" in printed.out
+    assert printed.out.count("skipped: cannot read image") == 3 and "learned task 2: 1 new class (" in printed.out
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@ registered model): a method added to seca/methods/ is held to all of it without 
 
 - a training step changes the learner's own trainable parameters and nothing else (never the frozen CLIP);
 - ``predict`` scores every class seen so far;
+- ``embed`` gives finite features ``[n, d]`` of the n images given, the same twice;
 - saved and restored, it predicts exactly the same;
 - a run interrupted after its first task and resumed ends with the accuracy matrix of an uninterrupted run;
 - a model grown with ``seca new`` and ``seca learn`` equals a ``seca run`` of the same config on the same folders,
@@ -93,13 +94,18 @@ def test_a_training_step_changes_only_the_learners_own_parameters(name, tiny_bac
     assert all(torch.equal(after[k], v) for k, v in frozen.items()), f"{name} changed the frozen CLIP"
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_predict_scores_every_seen_class_and_a_restored_learner_predicts_the_same(name, tiny_backbone):
-    learner = _learner(name, tiny_backbone)
-    items = _items([4] * len(CLASSES), tiny_backbone.image_size)
+def _after_two_tasks(name, backbone):
+    """The learner ``name`` after two tasks, in eval mode, and 7 of its images."""
+    learner = _learner(name, backbone)
+    items = _items([4] * len(CLASSES), backbone.image_size)
     _two_tasks(learner, items)
     learner.eval()
-    images = torch.stack([image for image, _ in items[:7]])
+    return learner, torch.stack([image for image, _ in items[:7]])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_predict_scores_every_seen_class_and_a_restored_learner_predicts_the_same(name, tiny_backbone):
+    learner, images = _after_two_tasks(name, tiny_backbone)
     with torch.no_grad():
         scores = learner.predict(images)
     assert scores.shape == (7, 4) and learner.num_seen == 4
@@ -111,6 +117,16 @@ def test_predict_scores_every_seen_class_and_a_restored_learner_predicts_the_sam
     restored.eval()
     with torch.no_grad():
         assert torch.equal(restored.predict(images), scores)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_embed_gives_finite_features_of_every_image_given_the_same_twice(name, tiny_backbone):
+    learner, images = _after_two_tasks(name, tiny_backbone)
+    with torch.no_grad():
+        features = learner.embed(images)
+        assert features.dim() == 2 and features.shape[0] == 7 and features.shape[1] > 0, features.shape
+        assert features.dtype == torch.float32 and torch.isfinite(features).all()
+        assert torch.equal(learner.embed(images), features)
 
 
 def _run(name, out, *extra):

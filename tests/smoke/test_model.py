@@ -69,14 +69,22 @@ def test_predict_accepts_paths_pil_images_and_tensors(small_run, tmp_path):
 def test_predict_cli_prints_text_and_json(small_run, tmp_path, capsys):
     folder = write_shapes_folder(tmp_path, OLD, per_class=2)
     assert main(["predict", str(small_run / "model.safetensors"), str(folder), "--top-k", "2"]) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
+    printed = capsys.readouterr().out.strip().splitlines()
+    lines = [line for line in printed if line.startswith(str(folder))]  # one per image, then a count of undecided
     assert len(lines) == 4 and all(line.count("(") == 2 for line in lines)
+    undecided = sum("[undecided: " in line for line in lines)
+    summary = f"{undecided} image{'s' if undecided > 1 else ''} of 4 undecided: its two most likely classes are within"
+    assert (printed[4:] == [summary + " 2 points of probability"]) if undecided else len(printed) == 4
     model_classes = seca.load(small_run / "model.safetensors").classes
     first_label = lines[0].split(": ", 1)[1].split(" (")[0]
     assert first_label in model_classes
     assert main(["predict", str(small_run / "model.safetensors"), str(folder), "--json"]) == 0
     records = json.loads(capsys.readouterr().out)
-    assert len(records) == 4 and {"path", "label", "score", "top_k"} <= set(records[0])
+    assert len(records) == 4 and {"path", "label", "score", "margin", "undecided", "top_k"} <= set(records[0])
+    probabilities = seca.load(small_run / "model.safetensors").probabilities([r["path"] for r in records])
+    two = probabilities.topk(2, dim=1).values
+    assert [r["margin"] for r in records] == pytest.approx((two[:, 0] - two[:, 1]).tolist(), abs=1e-6)
+    assert [r["undecided"] for r in records] == [r["margin"] < 0.02 for r in records]
     assert records[0]["label"] in model_classes and 0 <= records[0]["score"] <= 1
 
 
@@ -189,7 +197,7 @@ def test_report_and_compare(small_run, tmp_path, capsys):
     assert main(["run", "cpu-small", "--out", str(zero), *FAST_RUN, "--set", "method.name=zero-shot"]) == 0
     capsys.readouterr()
     assert main(["report", str(small_run), "--zero-shot", str(zero)]) == 0
-    written = capsys.readouterr().out.split()
+    written = capsys.readouterr().out.split("\n")[-4:-1]  # the table, then the files written
     assert [p.rsplit("/", 1)[-1] for p in written] == ["accuracy_matrix.png", "accuracy_curve.png", "summary.md"]
     summary = (small_run / "summary.md").read_text()
     assert "| Last |" in summary and "zero-shot" in summary

@@ -55,16 +55,18 @@ def test_new_learn_twice_evaluate_and_report_through_the_cli(tmp_path, capsys):
     assert report["accuracy"] == pytest.approx(second["accuracy"])
     assert report["per_task"] == pytest.approx(second["per_task"])
     per_class = report["per_class"]
-    task_1_correct = sum(per_class[n]["accuracy"] * per_class[n]["images"] / 100 for n in TASK_1)
-    assert second["per_task"][0] == pytest.approx(100 * task_1_correct / 6)
+    task_1_correct = sum(round(per_class[n]["accuracy"] * per_class[n]["images"] / 100) for n in TASK_1)
+    assert second["task_correct"][0] == task_1_correct and second["per_task"][0] == round(100 * task_1_correct / 6, 2)
     assert report["confusion"]["task_bounds"] == [0, 2, 5]
     assert (model.parent / "confusion.csv").is_file() and (model.parent / "confusion.png").is_file()
 
     assert main(["report", str(model)]) == 0
-    written = capsys.readouterr().out.split()
+    written = capsys.readouterr().out.split("\n")[-4:-1]  # the table, then the files written
     assert [p.rsplit("/", 1)[-1] for p in written] == ["accuracy_matrix.png", "accuracy_curve.png", "summary.md"]
     summary = (model.parent / "summary.md").read_text()
-    assert "grown task by task" in summary and summary.count(f"| {test} | ") == 2
+    # the second step: the folder's images and the 6 of task 1 kept from the first learn (the same images)
+    assert "grown task by task" in summary and summary.count(f"| {test} | ") == 1
+    assert summary.count(f"| {test} + 6 kept test images | ") == 1
     assert f"| Last | {second['accuracy']:.2f} |" in summary
     forgetting = first["per_task"][0] - second["per_task"][0]
     assert f"| Forgetting | {forgetting:.2f} |" in summary
@@ -150,6 +152,10 @@ def test_a_runs_model_carries_its_history_and_learn_extends_it(small_run, tmp_pa
     assert [e["task"] for e in history] == list(range(5)) and all(e["images"] == 32 for e in history)
     assert [e["eval"]["accuracy"] for e in history] == pytest.approx(results["acc_per_step"])
     assert [e["eval"]["per_task"] for e in history] == results["acc_matrix"]
+    # the yardsticks of each step: chance among the classes seen, the most frequent class of their test images
+    assert results["chance"] == [25.0, 12.5, 8.33, 6.25, 5.0] == [e["eval"]["chance"] for e in history]
+    assert results["majority"] == [e["eval"]["majority"] for e in history]
+    assert all(c <= m < 100 for c, m in zip(results["chance"], results["majority"]))
     from_history = history_results(meta, "model")
     for key in ("last", "avg", "forgetting", "bwt"):
         assert from_history[key] == pytest.approx(results[key])
@@ -223,7 +229,7 @@ def test_history_results_by_hand(tmp_path):
     r = history_results(meta, "m")
     assert r["acc_matrix"] == [[80.0], [60.0, 60.0], [50.0, 80.0, 20.0]]
     assert r["acc_per_step"] == pytest.approx([80.0, 60.0, 50.0])
-    assert r["last"] == 50.0 and r["avg"] == pytest.approx(190 / 3)
+    assert r["last"] == 50.0 and r["avg"] == round(190 / 3, 2)
     # forgetting: task 1 best 80 before the end, 50 at the end; task 2 best 60, 80 at the end -> (30 - 20) / 2
     assert r["forgetting"] == pytest.approx(5.0)
     assert r["bwt"] == pytest.approx(((50 - 80) + (80 - 60)) / 2)

@@ -452,7 +452,8 @@ def test_predict_names_and_skips_unreadable_files_when_asked(small_run, tmp_path
     assert "cannot read image" in _refused(capsys, "predict", model, str(folder))
     assert main(["predict", model, str(folder), "--skip-bad-images"]) == 0
     captured = capsys.readouterr()
-    assert len(captured.out.strip().splitlines()) == 2 and "skipped: cannot read image" in captured.err
+    answered = [line for line in captured.out.splitlines() if line.startswith(str(folder))]
+    assert len(answered) == 2 and "skipped: cannot read image" in captured.err
 
 
 def test_without_a_route_to_the_hub_weights_load_in_offline_mode(monkeypatch):

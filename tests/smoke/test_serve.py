@@ -160,6 +160,53 @@ def test_a_learn_job_grows_the_model_as_seca_learn_does(served, tmp_path):
         again.stop()
 
 
+def test_every_accuracy_comes_with_its_yardsticks_and_the_test_images_stay_with_the_model(served, tmp_path):
+    path, _, client = served
+    health = client.get("/health").json()
+    assert health["chance"] == 50.0 and health["kept_tests"] == {"images": 0, "classes": 0}
+    version = health["model_version"]
+    assert version == seca.load(path).version and len(version) == 16
+
+    test = write_shapes_folder(tmp_path / "test", FIRST, per_class=2)
+    write_shapes_folder(test, FIRST[:1], per_class=3)  # 3 images of the first class, 2 of the second
+    files, labels = multipart(images_of(test))
+    report = client.post("/evaluate", files=files, data=labels).json()
+    assert (report["chance"], report["majority"]) == (50.0, 60.0)
+    assert report["accuracy"] == round(100 * sum(report["task_correct"]) / 5, 2)
+
+    pairs = images_of(test)
+    files, _ = multipart(pairs)
+    answer = client.post("/predict", files=files, data={"top_k": "2"}).json()
+    library = seca.load(path).predict([str(f) for _, f in pairs], top_k=2)
+    assert answer["model_version"] == version and answer["undecided_margin"] == seca.api.UNDECIDED_MARGIN
+    assert [p["undecided"] for p in answer["predictions"]] == [p.undecided for p in library]
+    assert [p["margin"] for p in answer["predictions"]] == pytest.approx([p.margin for p in library], abs=1e-6)
+
+    # a job whose test images are kept: the next job is measured on them too, a whole matrix in /history
+    for k, (names, keep) in enumerate(((["blue square"], "true"), (["pink heart"], "false"))):
+        new = write_shapes_folder(tmp_path / f"new-{k}", names, per_class=4, split="train")
+        files, labels = multipart(images_of(new))
+        eval_files, eval_labels = multipart(
+            images_of(write_shapes_folder(tmp_path / f"test-{k}", FIRST + names, per_class=2)),
+            "eval_images",
+            "eval_labels",
+        )
+        data = {**labels, **eval_labels, "keep_eval": keep}
+        job = wait_for(client, client.post("/learn", files=files + eval_files, data=data).json()["job"])
+        assert job["state"] == "done", job
+        assert set(job["loss_words"]) == set(job["losses"]) and job["loss_words"]["loss"] == "total loss"
+        evaluation = job["entry"]["eval"]
+        assert evaluation["chance"] == round(100 / (3 + k), 2) and evaluation["known"] == 3 + k
+        assert evaluation["kept"] == 6 * k  # the first job kept its 6 test images; the second kept none
+    assert client.get("/health").json()["kept_tests"] == {"images": 6, "classes": 3}
+    assert client.get("/health").json()["model_version"] != version
+    matrix = client.get("/history").json()["matrix"]
+    assert [len(row) for row in matrix["acc_matrix"]] == [1, 2, 3]
+    assert matrix["acc_matrix"][0] == [None]  # the first task was learned without test images
+    assert all(a is not None for a in matrix["acc_matrix"][2]) and matrix["acc_per_step"][2] is not None
+    assert matrix["chance"] == [None, 33.33, 25.0]
+
+
 def test_predictions_keep_answering_while_a_job_learns(served, tmp_path):
     path, server, client = served
     many = write_shapes_folder(tmp_path / "new", ["blue square"], per_class=8, split="train")

@@ -2,6 +2,7 @@
 
     experiments.py   run, probe-epochs, ablate, compare, report, presets
     models.py        new, learn, predict, evaluate
+    embed.py         embed
     data.py          prepare
     offline.py       demo, pretrain-shapes
     serve.py         serve
@@ -23,12 +24,13 @@ import threading
 from collections.abc import Sequence
 
 from ..errors import SecaError
-from . import cache, data, experiments, models, offline, serve
+from . import cache, data, embed, experiments, models, offline, serve
 
 # The order of `seca --help`.
 COMMANDS = (
     experiments.add_run,
     models.add_predict,
+    embed.add_embed,
     models.add_new,
     models.add_learn,
     models.add_evaluate,

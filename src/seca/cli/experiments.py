@@ -211,11 +211,20 @@ def add_report(sub) -> None:
     p.add_argument("out", metavar="OUT", help="the output folder of a finished seca run, or a model file")
     p.add_argument("--zero-shot", help="a zero-shot run's folder to draw beside it (default: found next to OUT)")
     p.add_argument("--to", metavar="DIR", help="for a model file: the folder to write to (default: its folder)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the results as JSON (a model's: its accuracy matrix, Last, Avg, forgetting, yardsticks and "
+        "history) instead of writing the report",
+    )
     p.set_defaults(handler=report)
 
 
 def report(args: argparse.Namespace) -> int:
-    from ..eval.report import read_results, write_report
+    import json
+
+    from ..eval.aggregate import is_aggregate
+    from ..eval.report import format_seed_table, format_table, read_results, write_report
     from ..io.run_folder import RunFolder
 
     target = Path(args.out).expanduser()
@@ -227,13 +236,22 @@ def report(args: argparse.Namespace) -> int:
 
         if args.zero_shot:
             raise SecaError("--zero-shot applies to the folder of a seca run, not to a model file")
+        results = history_results(read_metadata(model), str(model))
+        if args.json:
+            print(json.dumps(results, indent=1))
+            return 0
         to = writable(Path(args.to) if args.to else model.parent, "--to", folder=True)
-        paths = write_report(to, results=history_results(read_metadata(model), str(model)))
+        paths = write_report(to, results=results)
     else:
         if args.to:
             raise SecaError("--to applies to a model file; a run's report is written into its own folder")
+        if args.json:
+            print(json.dumps(read_results(target), indent=1))
+            return 0
         zero_shot = read_results(Path(args.zero_shot)) if args.zero_shot else None
         paths = write_report(target, zero_shot)
+        results = read_results(target)
+    print(format_seed_table(results) if is_aggregate(results) else format_table(results))
     for path in paths:
         print(path)
     return 0

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from ..config import EVAL_ORDERS, HYBRID_MAX
 from ..errors import SecaError
+from ..eval.history import ADVICE
+from ..eval.report import plural
 from ..io.files import writable
 from .common import count, device_flag, method_flag, overwrite_flag, set_flag, skip_bad_images_flag
 
@@ -98,8 +100,15 @@ def add_learn(sub) -> None:
         "--eval",
         metavar="DIR",
         help="after learning, measure the accuracy on DIR/<class>/ (or DIR/test/<class>/) images of every "
-        "class known so far (folders of classes not learned yet are left out); it goes into the "
-        "history that seca report draws",
+        "class known so far (folders of classes not learned yet are left out) and on the test images kept from "
+        "earlier learns; it goes into the history that seca report draws, and DIR's images are kept with the model",
+    )
+    p.add_argument(
+        "--no-keep-eval",
+        dest="keep_eval",
+        action="store_false",
+        help="do not keep this task's test images with the model (default: kept beside the model file, in "
+        "MODEL.tests/, so that every later task is measured on them too)",
     )
     p.add_argument("--epochs", type=count, help="epochs (default: the model's train.epochs)")
     set_flag(p, "a train.* key of the model's config for this task")
@@ -144,7 +153,13 @@ def learn(args: argparse.Namespace) -> int:
         before = len(model.classes)
         print(f"training: {model.describe_training(epochs=args.epochs)}")
         try:
-            task = model.learn(args.data, epochs=args.epochs, eval_data=args.eval, skip_bad_images=args.skip_bad_images)
+            task = model.learn(
+                args.data,
+                epochs=args.epochs,
+                eval_data=args.eval,
+                skip_bad_images=args.skip_bad_images,
+                keep_eval=args.keep_eval,
+            )
         except KeyboardInterrupt:
             print(f"interrupted: the model is unchanged ({out} was not written)", file=sys.stderr)
             return 130
@@ -152,21 +167,51 @@ def learn(args: argparse.Namespace) -> int:
     new = model.classes[before:]
     entry = model.history[-1]
     shown = ", ".join(new[:5]) + (", ..." if len(new) > 5 else "")
-    print(
-        f"learned task {task.index + 1}: {len(new)} new classes ({shown}) from {entry['images']} images in "
-        f"{entry['seconds']:.1f}s; the model now knows {len(model.classes)} classes"
-    )
-    evaluation = entry["eval"]
-    if evaluation:
-        cells = " ".join("-" if a is None else f"{a:.1f}" for a in evaluation["per_task"])
-        left = evaluation["left_out"]
+    if model.learner.learns_from_images:
         print(
-            f"accuracy {evaluation['accuracy']:.2f}% on {evaluation['images']} images of {evaluation['classes']} "
-            f"classes of {args.eval}  [per task: {cells}]"
-            + (f"; {len(left)} folders of classes not learned yet left out" if left else "")
+            f"learned task {task.index + 1}: {plural(len(new), 'new class')} ({shown}) from "
+            f"{plural(entry['images'], 'image')} in {entry['seconds']:.1f}s; the model now knows "
+            f"{plural(len(model.classes), 'class')}"
+        )
+    else:
+        print(
+            f"added task {task.index + 1}: {plural(len(new), 'new class')} ({shown}), by name only ({model.method} "
+            f"learns nothing from images); the model now knows {plural(len(model.classes), 'class')}"
+        )
+    if entry["eval"]:
+        print(evaluation_lines(entry["eval"]))
+    if model.kept.dropped:
+        print(f"{model.kept.dropped} kept test images were missing beside the model and are no longer kept")
+    if len(model.kept):
+        print(
+            f"kept test images: {plural(len(model.kept), 'image')} of {plural(len(model.kept.classes), 'class')}, "
+            f"in {model.kept.home}/ (learn --no-keep-eval keeps none of a task's)"
         )
     print(f"saved to {out}")
     return 0
+
+
+def evaluation_lines(evaluation: dict) -> str:
+    """An evaluation's accuracy with its yardsticks, per task, and its warning (if any), as ``learn`` prints it."""
+    cells = " ".join("-" if a is None else f"{a:.2f}" for a in evaluation["per_task"])
+    left = evaluation["left_out"]
+    lines = [
+        f"accuracy {evaluation['accuracy']:.2f}% on {plural(evaluation['images'], 'image')} of "
+        f"{plural(evaluation['classes'], 'class')} ({evaluation['data']})  [per task: {cells}]"
+        + (f"; {plural(len(left), 'folder')} of classes not learned yet left out" if left else ""),
+        "  " + yardstick_text(evaluation),
+    ]
+    if evaluation.get("warning"):
+        lines.append(f"warning: {evaluation['warning']}; {ADVICE}")
+    return "\n".join(lines)
+
+
+def yardstick_text(evaluation: dict) -> str:
+    """``chance 25.00% (guessing among 4 classes), majority 30.00% (always the most frequent class)``."""
+    text = f"chance {evaluation['chance']:.2f}% (guessing among {plural(evaluation['known'], 'class')})"
+    if evaluation.get("majority") is not None:
+        text += f", majority {evaluation['majority']:.2f}% (always answering the most frequent class)"
+    return text
 
 
 # ---- seca predict -----------------------------------------------------------------------------------------
@@ -228,6 +273,8 @@ def predict(args: argparse.Namespace) -> int:
                         "path": str(p),
                         "label": pred.label,
                         "score": pred.score,
+                        "margin": pred.margin,
+                        "undecided": pred.undecided,
                         "top_k": [{"label": n, "score": s} for n, s in pred.top_k],
                     }
                     for p, pred in zip(paths, predictions)
@@ -238,8 +285,17 @@ def predict(args: argparse.Namespace) -> int:
         return 0
     for path, pred in zip(paths, predictions):
         ranked = ", ".join(f"{n} ({s:.3f})" for n, s in pred.top_k)
-        print(f"{path}: {ranked}")
+        print(f"{path}: {ranked}" + (f"  [undecided: {undecided_text()}]" if pred.undecided else ""))
+    undecided = sum(p.undecided for p in predictions)
+    if undecided:
+        print(f"{plural(undecided, 'image')} of {len(predictions)} undecided: {undecided_text()}")
     return 0
+
+
+def undecided_text() -> str:
+    from ..api import UNDECIDED_MARGIN
+
+    return f"its two most likely classes are within {100 * UNDECIDED_MARGIN:.0f} points of probability"
 
 
 # ---- seca evaluate ----------------------------------------------------------------------------------------
@@ -253,7 +309,11 @@ def add_evaluate(sub) -> None:
         "every folder name must be a class the model knows.",
     )
     p.add_argument("checkpoint")
-    p.add_argument("--data", required=True, help="a folder with one sub-folder of images per class")
+    p.add_argument(
+        "--data",
+        help="a folder with one sub-folder of images per class (default: the test images the model keeps, given to "
+        "seca learn --eval)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument(
         "--confusion",
@@ -262,7 +322,7 @@ def add_evaluate(sub) -> None:
     )
     p.add_argument("--top", type=count, default=10, help="how many confused pairs to print (default 10)")
     p.add_argument("--out", help="folder for confusion.csv/png (default: the checkpoint's folder)")
-    p.add_argument("--batch-size", type=count, default=64)
+    p.add_argument("--batch-size", type=count, help="images per batch (default: the model's train.eval_batch_size)")
     p.add_argument(
         "--order",
         choices=EVAL_ORDERS,
@@ -289,7 +349,8 @@ def evaluate(args: argparse.Namespace) -> int:
     out = None
     if args.confusion:
         out = writable(Path(args.out) if args.out else Path(args.checkpoint).expanduser().parent, "--out", folder=True)
-    class_folders(args.data, "test", report=False)  # before the model loads
+    if args.data is not None:
+        class_folders(args.data, "test", report=False)  # before the model loads
     model = load(args.checkpoint, device=args.device)
     report = model.evaluate(
         args.data,
@@ -318,24 +379,30 @@ def evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=1))
         return 0
-    print(f"accuracy {report['accuracy']:.2f}% on {report['images']} images of {len(report['per_class'])} classes")
+    print(
+        f"accuracy {report['accuracy']:.2f}% on {plural(report['images'], 'image')} of "
+        f"{plural(len(report['per_class']), 'class')} ({report['data']})"
+    )
+    print(f"  {yardstick_text(report)}")
+    if report.get("warning"):
+        print(f"warning: {report['warning']}; {ADVICE}")
     print(
         "per task, in the order learned: "
         + "  ".join(
-            f"{k + 1}: {a:.2f}% ({n} images)"
+            f"{k + 1}: {a:.2f}% ({plural(n, 'image')})"
             for k, (a, n) in enumerate(zip(report["per_task"], report["task_images"]))
             if n
         )
     )
     for name, row in report["per_class"].items():
-        print(f"  {name:<30} {row['accuracy']:6.2f}%  ({row['images']} images)")
+        print(f"  {name:<30} {row['accuracy']:6.2f}%  ({plural(row['images'], 'image')})")
     if args.confusion:
         pairs = report["confusion"]["most_confused"]
         print(f"most confused ({len(pairs)} pairs; true -> predicted):" if pairs else "no image went to a wrong class")
         for pair in pairs:
             print(
                 f"  {pair['true']:<24} -> {pair['predicted']:<24} {pair['images']:5d} images "
-                f"({pair['share']:.1f}% of {pair['true']})"
+                f"({pair['share']:.2f}% of {pair['true']})"
             )
         print(f"wrote {out / 'confusion.csv'} and {out / 'confusion.png'}")
     return 0

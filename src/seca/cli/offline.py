@@ -47,16 +47,12 @@ def add_pretrain_shapes(sub) -> None:
 
 
 def pretrain_shapes(args: argparse.Namespace) -> int:
-    from ..offline.pretrain import DEFAULT_STEPS, pretrain_shapes_clip, shapes_clip_path
+    from ..offline.pretrain import DEFAULT_STEPS, format_zero_shot, pretrain_shapes_clip, shapes_clip_path
 
     steps = DEFAULT_STEPS if args.steps is None else args.steps
     if args.out is None and (steps != DEFAULT_STEPS or args.seed != 0):
         raise SecaError("the cache holds the default recipe only; give --out for other --steps or --seed")
     out = writable(Path(args.out) if args.out else shapes_clip_path(), "--out", folder=False)
     summary = pretrain_shapes_clip(out, steps=steps, seed=args.seed)
-    accuracy = summary["zero_shot_top1"]
-    print(
-        f"wrote {out}: zero-shot top-1 over 100 classes {accuracy['clean']:.1%} on clean images, "
-        f"{accuracy['renditions']:.1%} on renditions ({summary['seconds']:.0f} s)"
-    )
+    print(f"wrote {out}: zero-shot top-1 over 100 classes: {format_zero_shot(summary)} ({summary['seconds']:.0f} s)")
     return 0

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 from tqdm import tqdm
@@ -32,7 +33,7 @@ from ..data.scenario import ClassIncrementalScenario, Task, tasks_by_name
 from ..data.sets import DATASETS, BenchmarkData, load_dataset
 from ..errors import SecaError
 from ..eval.history import eval_record, history_entry
-from ..eval.metrics import summarize
+from ..eval.metrics import chance, majority, percent, summarize_counts
 from ..eval.report import format_step, format_table, write_report
 from ..io.checkpoint import load_checkpoint, model_metadata, save_checkpoint
 from ..io.files import atomic_write_json
@@ -55,6 +56,7 @@ class Progress:
 
     acc_matrix: list[list[float]] = field(default_factory=list)
     test_counts: list[int] = field(default_factory=list)
+    correct: list[list[int]] = field(default_factory=list)  # test images right, [after task s][of task j]
     seconds: dict[str, list[float]] = field(default_factory=lambda: {"train": [], "eval": []})
     steps: int = 0  # optimisation steps so far
     history: list[dict] = field(default_factory=list)  # one entry per task (seca.eval.history)
@@ -154,6 +156,9 @@ def set_up(
         path, tensors, meta = saved
         learner.restore(tensors, meta["learner"])
         progress, first_task = Progress(**meta["progress"], history=meta.get("history", [])), meta["task"] + 1
+        if not progress.correct:  # a checkpoint of an earlier version: its counts from its accuracies
+            n = progress.test_counts
+            progress.correct = [[round(a * n[j] / 100) for j, a in enumerate(row)] for row in progress.acc_matrix]
         echo(f"resuming after task {first_task} of {len(scenario)} from {path}")
     elif folder is not None:
         if resume:
@@ -271,10 +276,11 @@ def run_task(run: Run, task: Task) -> None:
         run.frozen,
     )
     progress.seconds["eval"].append(time.perf_counter() - start)
-    row = [100.0 * c / n if n else 0.0 for c, n in zip(correct, total)]
+    row = [percent(c, n) if n else 0.0 for c, n in zip(correct, total)]
     progress.acc_matrix.append(row)
+    progress.correct.append(list(correct))
     progress.test_counts = total
-    step_acc = 100.0 * sum(correct) / max(sum(total), 1)
+    step_acc = percent(sum(correct), max(sum(total), 1))
     progress.history.append(
         history_entry(
             task.index,
@@ -282,7 +288,9 @@ def run_task(run: Run, task: Task) -> None:
             len(train_idx),
             progress.seconds["train"][-1],
             f"{config.benchmark} train",
-            eval_record(f"{config.benchmark} test", correct, total, task.stop),
+            eval_record(
+                f"{config.benchmark} test", correct, total, task.stop, class_counts=_test_class_counts(run, task)
+            ),
         )
     )
     run.log(
@@ -311,6 +319,13 @@ def run_task(run: Run, task: Task) -> None:
         _save_task_checkpoint(run, task.index)
 
 
+def _test_class_counts(run: Run, task: Task) -> list[int]:
+    """The test images of each class seen after ``task`` (of the whole test set, whatever the process)."""
+    seen = list(run.scenario)[: task.index + 1]
+    labels = np.asarray(run.test_labels)[run.scenario.items_of(run.data.test.targets, seen)]
+    return np.bincount(labels, minlength=task.stop)[: task.stop].tolist()
+
+
 def finish(run: Run) -> dict:
     """results.json, the model and the report; the run folder is whole."""
     config, progress, learner = run.config, run.progress, run.learner
@@ -323,8 +338,9 @@ def finish(run: Run) -> dict:
         "class_names": run.scenario.names_in_label_order(run.data.class_names),
         "tasks": [list(t.classes) for t in run.scenario],
         "test_counts": progress.test_counts,
-        "acc_matrix": progress.acc_matrix,
-        **summarize(progress.acc_matrix, progress.test_counts),
+        **summarize_counts(progress.correct, progress.test_counts),
+        "chance": [chance(t.stop) for t in run.scenario],  # the yardsticks of each step, in %
+        "majority": [majority(_test_class_counts(run, t)) for t in run.scenario],
         "confusion": run.confusion.tolist(),  # after the last task: [true label][predicted label] test images
         "seconds": progress.seconds,
         "device": str(run.device),

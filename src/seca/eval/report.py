@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..io.files import atomic_write, atomic_write_text
 from .aggregate import METRICS, is_aggregate, metric, paired
+from .metrics import percent
 from .stats import Summary
 
 NAMES = {"last": "Last", "avg": "Avg", "forgetting": "Forgetting", "bwt": "BWT"}
@@ -16,6 +17,21 @@ NAMES = {"last": "Last", "avg": "Avg", "forgetting": "Forgetting", "bwt": "BWT"}
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 class``, ``2 classes``, ``1 image``, ``3 images``: a count with its noun."""
+    return f"{n} {word if n == 1 else many or (word + 'es' if word.endswith(('s', 'sh', 'ch', 'x')) else word + 's')}"
+
+
+def yardsticks(results: dict) -> str:
+    """The line under a table: chance and the majority class after the last task, when the results have them."""
+    floors, tops = results.get("chance") or [], results.get("majority") or []
+    if not floors or floors[-1] is None:
+        return ""
+    seen = sum(len(t) for t in results["tasks"])
+    top = f"; always answering the most frequent class {_fmt(tops[-1])}" if tops and tops[-1] is not None else ""
+    return f"Yardsticks after the last task: chance {_fmt(floors[-1])} (guessing among {plural(seen, 'class')}){top}"
 
 
 def format_step(
@@ -27,9 +43,10 @@ def format_step(
     train_seconds: float,
     eval_seconds: float,
 ) -> str:
-    tasks = " ".join(f"{a:.1f}" for a in row)
+    tasks = " ".join(_fmt(a) for a in row)
     return (
-        f"task {index + 1}/{num_tasks}: {accuracy:6.2f}% on {seen} classes  [per task: {tasks}]  "
+        f"task {index + 1}/{num_tasks}: {accuracy:6.2f}% on {seen} classes (chance {_fmt(percent(1, seen))})  "
+        f"[per task: {tasks}]  "
         f"train {train_seconds:.1f}s, eval {eval_seconds:.1f}s"
     )
 
@@ -52,6 +69,8 @@ def format_table(results: dict) -> str:
         f"Last {_fmt(results['last'])}  Avg {_fmt(results['avg'])}  "
         f"Forgetting {_fmt(results['forgetting'])}  BWT {_fmt(results['bwt'])}"
     )
+    if yardsticks(results):
+        lines.append(yardsticks(results))
     return "\n".join(lines)
 
 

@@ -24,9 +24,19 @@ from ..config import check_section
 from ..registry import import_modules
 from ._scores import stable_exp
 from ._statistics import class_means
-from .base import LEARNERS, Batch, Learner, TaskData, register
+from .base import LEARNERS, LOSS_WORDS, Batch, Learner, TaskData, register
 
-__all__ = ["LEARNERS", "Batch", "Learner", "TaskData", "register", "build_learner", "class_means", "stable_exp"]
+__all__ = [
+    "LEARNERS",
+    "LOSS_WORDS",
+    "Batch",
+    "Learner",
+    "TaskData",
+    "register",
+    "build_learner",
+    "class_means",
+    "stable_exp",
+]
 
 import_modules(__name__, __path__, "method")
 

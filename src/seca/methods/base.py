@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..clip.backbone import ClipBackbone, FrozenStem
 from ..config import RECIPE_KEYS, NoSettings
 from ..data.scenario import Task
 from ..registry import Registry
+from ._precision import widen
 
 
 @dataclass
@@ -78,6 +80,20 @@ class TaskData:
         return features, labels.to(features.device)
 
 
+# Plain words for the loss terms that training_step reports (the web page shows them, the names on hover).
+LOSS_WORDS = {
+    "loss": "total loss",
+    "ce": "fitting the new classes",
+    "ce_text": "fitting the new classes (text side)",
+    "ce_visual": "fitting the new classes (image side)",
+    "kd": "keeping old knowledge",
+    "agg": "fitting the new classes (teachers combined)",
+    "reg": "keeping old class prototypes in place",
+    "replay": "rehearsing old classes from their statistics",
+    "hinge": "keeping new classes apart from old ones",
+}
+
+
 class Learner(nn.Module):
     """Base class of every method; subclasses set ``name`` and register with :func:`register`.
 
@@ -97,6 +113,8 @@ class Learner(nn.Module):
     default_lr: ClassVar[dict[str, float]] = {}
     recipe: ClassVar[dict[str, Any]] = {}
     renamed_lr: ClassVar[dict[str, str]] = {}
+    learns_from_images: ClassVar[bool] = True  # False: a task's classes are taken by name only (zero-shot)
+    loss_words: ClassVar[dict[str, str]] = {}  # plain words for loss terms of its own, beside LOSS_WORDS
 
     def __init__(self, backbone: ClipBackbone, class_names: Sequence[str], config: Any, seed: int = 0):
         super().__init__()
@@ -163,6 +181,20 @@ class Learner(nn.Module):
         if self.frozen_kind() is None:
             raise NotImplementedError(f"{type(self).__name__} implements neither predict nor frozen_kind")
         return self.predict_frozen(self.frozen_input(images))
+
+    # ---- image features: what a user can read of how the learner sees an image ------------------------------
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """``[batch, d]``: the image features :meth:`predict` scores ``images`` from, on the learner's device, in
+        float32 (float64 if the encoder ran in float64), L2-normalised where its classifier compares normalised
+        features (every packaged learner's does). A learner whose features are not the frozen CLIP's overrides it.
+
+        The default is :meth:`frozen_embedding`: what zero-shot CLIP and SimpleCIL predict with."""
+        return self.frozen_embedding(images)
+
+    def frozen_embedding(self, images: torch.Tensor) -> torch.Tensor:
+        """``[batch, d]``: the frozen CLIP's image features of ``images``, nothing learned in them, L2-normalised, on
+        the learner's device in float32: the same for every learner over the same backbone. Not overridden."""
+        return F.normalize(widen(self.backbone.encode_image(images)), dim=-1)
 
     # ---- frozen inputs (optional): what evaluation computes once per test image ----------------------------
     def frozen_kind(self) -> str | None:

@@ -20,6 +20,7 @@ from ..config import ABOVE_ZERO, DROPOUT, Rule, at_least, section, setting
 from ..data.scenario import Task
 from ..peft.adapter import resolve_blocks
 from ..peft.prompt import TaskPrompts
+from ._precision import widen
 from ._scores import ClassifierConfig, MaxOver, inference_temperature, stable_exp
 from .base import Batch, Learner, TaskData, register
 
@@ -131,6 +132,11 @@ class HPEFT(Learner):
     def image_features(self, images: torch.Tensor | None = None, stem: FrozenStem | None = None) -> torch.Tensor:
         """Normalised adapted image features f(x), of ``images`` or of their frozen ``stem``."""
         return F.normalize(self.backbone.encode_image(images, self.adapters, stem=stem), dim=-1)
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """The normalised adapted image features f(x) that both classifier branches score (SECA's and SECA++'s
+        visual head too), in float32."""
+        return widen(self.image_features(images))
 
     def class_text(self, prompt: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         """Normalised text features of classes ``start..stop-1`` under ``prompt``."""

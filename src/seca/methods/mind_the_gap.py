@@ -227,7 +227,7 @@ class MindTheGap(AdaptedTexts, Learner):
         """The normalised adapted features (float32) and the labels of this process's training images of the task."""
         features, labels = [], []
         for batch in data.batches():
-            features.append(F.normalize(widen(self.backbone.encode_image(batch.images, adapters=self.image)), dim=-1))
+            features.append(self.embed(batch.images))
             labels.append(batch.labels)
         return torch.cat(features).float(), torch.cat(labels)
 
@@ -270,7 +270,7 @@ class MindTheGap(AdaptedTexts, Learner):
         texts = F.normalize(widen(self._encode(self._tokenize(self.class_names[: self.num_seen]))), dim=-1)
         means = []
         for batch in data.batches():
-            features = F.normalize(widen(self.backbone.encode_image(batch.images, adapters=self.image)), dim=-1)
+            features = self.embed(batch.images)
             logits = self.backbone.logit_scale * features @ texts.T
             own = logits.gather(1, batch.labels[:, None]).squeeze(1)
             means.append(float(((logits.sum(1) - own) / (logits.shape[1] - 1)).mean()))
@@ -278,10 +278,15 @@ class MindTheGap(AdaptedTexts, Learner):
         return sum(means) / len(means)
 
     # ---- inference and restoring ---------------------------------------------------------------------
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """f(x): the normalised image features through the image encoder's LoRA, in float32, which both the text
+        branch and the visual agent score (§4.3)."""
+        return F.normalize(widen(self.backbone.encode_image(images, adapters=self.image)), dim=-1)
+
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """§4.3: the text probabilities (softmaxed once more) mixed 1:4 with the agent's softmax of cosines."""
-        features = F.normalize(widen(self.backbone.encode_image(images, adapters=self.image)), dim=-1)
+        features = self.embed(images)
         text = self.backbone.logit_scale * features @ self.text_features.T.to(features)
         agent = agent_scores(features, self.agent.to(features)) if self.settings.agent else None
         return mixed_scores(text, agent, self.settings)

@@ -191,10 +191,14 @@ class MoEAdapters(AdaptedTexts, Learner):
         self._cache_texts()
 
     # ---- inference and restoring ---------------------------------------------------------------------
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """f(x): the normalised image features through the image encoder's experts, in float32 (§4.2)."""
+        return F.normalize(widen(self.backbone.encode_image(images, adapters=self.image)), dim=-1)
+
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """§4.2: ``softmax(logit_scale · cos(f(x), g(c)))`` over every seen class, up to its sum."""
-        features = F.normalize(widen(self.backbone.encode_image(images, adapters=self.image)), dim=-1)
+        features = self.embed(images)
         texts = self.text_features
         if self.settings.test_gate_noise:  # the text side's gates are random too: encode for every batch
             texts = F.normalize(widen(self._encode(self._tokenize(self.class_names[: self.num_seen]))), dim=-1)

@@ -244,9 +244,17 @@ class RAPF(Learner):
     def frozen_kind(self) -> str:
         return "embedding"  # e(x): the linear adapter works on the frozen encoder's feature (§2)
 
+    def adapted(self, frozen: torch.Tensor) -> torch.Tensor:
+        """The normalised adapted feature A e(x) of frozen embeddings e(x) (§2): what a class's text is compared to."""
+        return F.normalize(self.linear(widen(frozen)), dim=-1)
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """The normalised A e(x): the linear adapter's output on the frozen CLIP embedding."""
+        return self.adapted(self.frozen_input(images))
+
     @torch.no_grad()
     def predict_frozen(self, frozen: torch.Tensor) -> torch.Tensor:
-        adapted = F.normalize(self.linear(widen(frozen)), dim=-1)
+        adapted = self.adapted(frozen)
         logits = self.backbone.logit_scale * adapted @ self.text_features[: self.num_seen].T
         return (logits - logits.amax(dim=1, keepdim=True)).exp()  # per image: softmax up to its sum
 

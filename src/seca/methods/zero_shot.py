@@ -22,6 +22,7 @@ class ZeroShot(Learner):
     """CLIP's own zero-shot classifier: a text template per class; learns nothing (the lower bound)."""
 
     name = "zero-shot"
+    learns_from_images = False
 
     @dataclass(frozen=True)
     class Config:

@@ -328,8 +328,8 @@ def pretrain_shapes_clip(
         backbone = ClipBackbone(
             model, open_clip.image_transform(image_size, is_train=False), tokenizer, ARCHITECTURE, str(out_path)
         )
-        accuracy = {
-            domain: zero_shot_accuracy(backbone, world, domain, "test", eval_per_class)
+        correct = {
+            domain: zero_shot_correct(backbone, world, domain, "test", eval_per_class)
             for domain in ("clean", "renditions")
         }
         similarity = text_similarity_summary(backbone, world)
@@ -346,7 +346,10 @@ def pretrain_shapes_clip(
         "recipe": dataclasses.asdict(recipe),
         "zero_shot_template": ZERO_SHOT_TEMPLATE,
         "eval_per_class": eval_per_class,
-        "zero_shot_top1": {d: round(a, 4) for d, a in accuracy.items()},
+        # Counts first: every percentage shown is made once from them (2 decimals; format_zero_shot).
+        "zero_shot_correct": correct,
+        "zero_shot_images": eval_per_class * world.num_classes,
+        "zero_shot_top1": {d: c / (eval_per_class * world.num_classes) for d, c in correct.items()},
         "text_similarity": similarity,
         "train_seconds": round(train_seconds, 1),
         "seconds": round(time.perf_counter() - started, 1),
@@ -358,23 +361,41 @@ def pretrain_shapes_clip(
     atomic_write(out_path, lambda tmp: save_file(state, str(tmp), metadata={"tag": summary["tag"]}))
     if progress:
         print(
-            f"  zero-shot top-1: clean {accuracy['clean']:.1%}, renditions {accuracy['renditions']:.1%} "
-            f"({summary['seconds']:.0f} s)",
-            file=sys.stderr,
-            flush=True,
+            f"  zero-shot top-1: {format_zero_shot(summary)} ({summary['seconds']:.0f} s)", file=sys.stderr, flush=True
         )
     return summary
+
+
+def format_zero_shot(summary: dict) -> str:
+    """``"clean 62.75%, renditions 21.35%"``: the zero-shot accuracies of a build's sidecar, each made once, with
+    2 decimals, from its counts (``100 * correct / images``; a sidecar written before the counts were kept
+    has the fractions only)."""
+    images = summary.get("zero_shot_images")
+    correct = summary.get("zero_shot_correct") or {}
+    parts = []
+    for domain, fraction in summary["zero_shot_top1"].items():
+        value = 100 * correct[domain] / images if domain in correct and images else 100 * fraction
+        parts.append(f"{domain} {value:.2f}%")
+    return ", ".join(parts)
 
 
 # --------------------------------------------------------------------------------------------------
 # Measurement
 
 
-@torch.no_grad()
 def zero_shot_accuracy(
     backbone: ClipBackbone, world: ShapesWorld, domain: str, split: str, per_class: int, batch_size: int = 200
 ) -> float:
-    """Zero-shot top-1 over all classes of ``world`` with ``"a good photo of a {}."``, on ``per_class`` images each."""
+    """Zero-shot top-1 over all classes of ``world`` with ``"a good photo of a {}."``, on ``per_class`` images
+    each: a fraction (:func:`zero_shot_correct` is the count of right answers it is made from)."""
+    return zero_shot_correct(backbone, world, domain, split, per_class, batch_size) / (per_class * world.num_classes)
+
+
+@torch.no_grad()
+def zero_shot_correct(
+    backbone: ClipBackbone, world: ShapesWorld, domain: str, split: str, per_class: int, batch_size: int = 200
+) -> int:
+    """How many of the ``per_class`` images of every class of ``world`` zero-shot CLIP classifies right."""
     classes = F.normalize(backbone.encode_texts([ZERO_SHOT_TEMPLATE.format(n) for n in world.class_names]), dim=-1)
     items = [(label, index) for label in range(world.num_classes) for index in range(per_class)]
     correct = 0
@@ -384,7 +405,7 @@ def zero_shot_accuracy(
         features = F.normalize(backbone.encode_image(images.to(backbone.device)), dim=-1)
         predicted = (features @ classes.T).argmax(1).cpu()
         correct += int((predicted == torch.tensor([label for label, _ in chunk])).sum())
-    return correct / len(items)
+    return correct
 
 
 @torch.no_grad()

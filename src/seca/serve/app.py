@@ -2,6 +2,7 @@
 
     GET  /health  /classes  /history        the model as it is served
     POST /predict                            images -> labels and scores (``seca predict``)
+    POST /embed                              images -> their features, the model's or the frozen CLIP's (``seca embed``)
     POST /learn                              a new task as uploaded images -> a job id, at once
     GET  /jobs  /jobs/{id}   DELETE /jobs/{id}   a job's state and progress; cancel it
     POST /evaluate                           labelled images -> the report of ``seca evaluate --confusion``
@@ -28,9 +29,12 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..api import UNDECIDED_MARGIN
 from ..config import EVAL_ORDERS, HYBRID_MAX
 from ..data.images import class_key
 from ..errors import SecaError
+from ..eval.history import history_matrix
+from ..eval.metrics import chance
 from ..version import __version__
 from . import check_token
 from .jobs import Conflict, Job, ModelServer, NotFound
@@ -218,6 +222,9 @@ def _model_routes(app: FastAPI, server: ModelServer, token: str | None) -> None:
             "classes": len(model.classes),
             "tasks": len(model.learner.tasks),
             "epochs": model.config.train.epochs,
+            "model_version": model.version,
+            "chance": chance(len(model.classes)),
+            "kept_tests": {"images": len(model.kept), "classes": len(model.kept.classes)},
             "queued": len(server.queued()),
             "running": running.id if running else None,
             "token_required": token is not None,
@@ -228,13 +235,14 @@ def _model_routes(app: FastAPI, server: ModelServer, token: str | None) -> None:
         model = server.model
         return {"classes": model.classes, "tasks": [list(model.classes[t.start : t.stop]) for t in model.learner.tasks]}
 
-    @app.get("/history", summary="The model's learn history, one entry per task (as seca report reads it)")
+    @app.get("/history", summary="The model's learn history, one entry per task, and its accuracy matrix")
     def history():
-        return {"history": server.model.history}
+        model = server.model
+        return {"history": model.history, "matrix": history_matrix(model.history, len(model.learner.tasks))}
 
 
 def _image_routes(app: FastAPI, server: ModelServer, limits: Limits) -> None:
-    """Images in, answers out: /predict and /evaluate."""
+    """Images in, answers out: /predict, /embed and /evaluate."""
 
     @app.post("/predict", summary="The most likely classes of each uploaded image")
     def predict(
@@ -246,15 +254,37 @@ def _image_routes(app: FastAPI, server: ModelServer, limits: Limits) -> None:
             files = _saved(space, "predict", _uploads(images), model)
             predictions = model.predict([str(p) for p in files], top_k=top_k)
         return {
+            "model_version": model.version,
+            "undecided_margin": UNDECIDED_MARGIN,
             "predictions": [
                 {
                     "file": upload.filename,
                     "label": p.label,
                     "score": p.score,
+                    "margin": p.margin,
+                    "undecided": p.undecided,
                     "top_k": [{"label": n, "score": s} for n, s in p.top_k],
                 }
                 for upload, p in zip(images, predictions)
-            ]
+            ],
+        }
+
+    @app.post("/embed", summary="The image features of each uploaded image: the model's own, or its frozen CLIP's")
+    def embed(
+        images: Annotated[list[UploadFile], File(description="image files")],
+        frozen: Annotated[bool, Form(description="the frozen CLIP's features instead of the model's own")] = False,
+    ):
+        model = server.model
+        with Workspace(limits) as space:
+            files = _saved(space, "embed", _uploads(images), model)
+            features = model.embed([str(p) for p in files], frozen=frozen)
+        return {
+            "model_version": model.version,
+            "dim": features.shape[1],
+            "features": "frozen" if frozen else "learner",
+            "embeddings": [
+                {"file": upload.filename, "embedding": row} for upload, row in zip(images, features.tolist())
+            ],
         }
 
     @app.post("/evaluate", summary="Accuracy on labelled images, per class and per task, with the confusion")
@@ -296,6 +326,7 @@ def _learn_routes(app: FastAPI, server: ModelServer, limits: Limits, authorised)
         eval_labels: Annotated[list[str] | None, Form(description="the class of each test image")] = None,
         eval_zip: Annotated[UploadFile | None, File(description="a zip of <class>/<image> test images")] = None,
         epochs: Annotated[int | None, Form(ge=1, description="default: the model's train.epochs")] = None,
+        keep_eval: Annotated[bool, Form(description="keep the test images with the model (standing test set)")] = True,
     ):
         model = server.model
         space = Workspace(limits)
@@ -309,7 +340,17 @@ def _learn_routes(app: FastAPI, server: ModelServer, limits: Limits, authorised)
                     raise UploadError("the test images hold none of the classes the model will know after this task")
             config = model.config.train
             images_count = sum(len(files) for files in train.values())
-            job = Job(list(train), images_count, epochs or config.epochs, config.batch_size, space, train, evaluation)
+            job = Job(
+                list(train),
+                images_count,
+                epochs or config.epochs,
+                config.batch_size,
+                space,
+                train,
+                evaluation,
+                keep_eval=keep_eval,
+                loss_words=model.loss_words,
+            )
             server.submit(job)
         except BaseException:
             space.close()

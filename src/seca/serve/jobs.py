@@ -57,6 +57,8 @@ class Job:
     workspace: Workspace
     train: ImagesByClass  # the new classes and their uploaded images
     evaluation: ImagesByClass | None = None  # test images by class
+    keep_eval: bool = True  # keep the test images with the model (its standing test set)
+    loss_words: dict[str, str] = field(default_factory=dict)  # plain words for the loss terms
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     state: str = "queued"
     epoch: int = 0
@@ -86,6 +88,7 @@ class Job:
             "step": self.step,
             "steps": self.steps,
             "losses": self.losses,
+            "loss_words": {term: self.loss_words.get(term, term) for term in self.losses},
             "images_per_s": self.images_per_s,
             "error": self.error,
             "entry": self.entry,
@@ -221,12 +224,17 @@ class ModelServer:
             batch_size=job.batch_size,
             progress=False,
             eval_data=job.evaluation,
+            keep_eval=job.keep_eval,
             on_event=lambda event, fields: self._progress(job, event, fields),
         )
         entry = grown.history[-1]  # the uploads' temporary folder is gone with the job: say where they came from
         entry["data"] = f"seca serve upload (job {job.id})"
         if entry.get("eval"):
-            entry["eval"]["data"] = f"seca serve upload (job {job.id}, test images)"
+            evaluation = entry["eval"]
+            given = [f"seca serve upload (job {job.id}, test images)"] if job.evaluation else []
+            evaluation["data"] = " + ".join(
+                given + ([f"{evaluation['kept']} kept test images"] if evaluation["kept"] else [])
+            )
         return grown
 
     def _progress(self, job: Job, event: str, fields: dict) -> None:

@@ -17,7 +17,9 @@ const state = {
   pollTrouble: false,     // the learn alert shows a polling failure (cleared when the server answers again)
   predictRun: 0,          // only the latest predict request's answer is shown
   thumbnails: [],         // object URLs to revoke when new predictions replace them
+  predicted: null,        // the predictions on screen: {files, topK, version} (version: the model that made them)
   rows: 0,                // class rows made so far (for unique ids)
+  history: null,          // the last /history answer drawn: {history, matrix}
 };
 
 // ---- small helpers ---------------------------------------------------------------------------------
@@ -36,7 +38,13 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-const percent = (score) => `${(100 * score).toFixed(1)}%`;
+// Numbers: one rule for the whole page. Every percentage has 2 decimals, in text, bars, chart and tables alike
+// (as the server rounds them, and as its sentences write them); a loss has 3 decimals (its exact value on hover).
+const percent = (score) => `${(100 * score).toFixed(2)}%`;        // a probability 0..1, in %
+const pct = (value) => `${Number(value).toFixed(2)}%`;            // a value already in %
+const isNumber = (value) => typeof value === "number" && Number.isFinite(value);
+/** Percentage points with as few digits as they need, at most 2 decimals: 0.02 -> "2", 0.0053 -> "0.53". */
+const points = (fraction) => String(Number((100 * fraction).toFixed(2)));
 const plural = (n, word) => `${n} ${word}${n === 1 ? "" : /(s|sh|ch|x)$/.test(word) ? "es" : "s"}`;
 const clock = (seconds) => (seconds ? new Date(seconds * 1000).toLocaleTimeString() : "");
 
@@ -45,6 +53,14 @@ function lossText(value) {
   const v = Number(value);
   if (!Number.isFinite(v)) return String(value);
   return v === 0 || Math.abs(v) >= 0.01 ? v.toFixed(3) : v.toExponential(2);
+}
+
+/** A loss to 3 significant digits, in scientific notation when small or large (the hover text). */
+function lossExact(value) {
+  const v = Number(value);
+  if (!Number.isFinite(v)) return String(value);
+  if (v === 0 || (Math.abs(v) >= 0.001 && Math.abs(v) < 1000)) return String(Number(v.toPrecision(3)));
+  return v.toExponential(2).replace("e+", "e");
 }
 
 function duration(seconds) {
@@ -99,10 +115,13 @@ function authHeaders() {
 async function loadHealth() {
   try {
     const h = await api("health");
-    const grown = state.health && (state.health.classes !== h.classes || state.health.tasks !== h.tasks);
+    const before = state.health;
+    const grown = before && (before.model_version !== h.model_version ||
+      before.classes !== h.classes || before.tasks !== h.tasks);
     state.health = h;
     say("health-error", "");
     renderHealth(h);
+    markStale();
     if (grown) refreshModel();  // another client (or the CLI) taught the model meanwhile
   } catch (e) {
     say("health-error", e.message);
@@ -120,6 +139,12 @@ function renderHealth(h) {
   $("h-version").textContent = h.version;
   if (h.epochs) $("epochs").placeholder = `default: ${h.epochs}`;
   $("h-token").textContent = h.token_required ? "needs the token" : "open";
+  const kept = h.kept_tests;
+  $("h-kept").textContent = kept && kept.images
+    ? `${plural(kept.images, "image")} of ${plural(kept.classes, "class")}` : "none";
+  $("h-kept").title = "Test images kept with the model: every task taught from now on is measured on them too";
+  $("h-chance").textContent = isNumber(h.chance) ? pct(h.chance) : "–";
+  $("h-chance").title = "What guessing among the classes scores: 100% divided by the number of classes";
   $("health").hidden = false;
   $("token-field").hidden = !h.token_required;
 }
@@ -133,11 +158,12 @@ function refreshModel() {
 
 // ---- predict -----------------------------------------------------------------------------------------
 
-async function predict(event) {
+/** Classify the chosen images (or ``again``: the images of the predictions on screen, with their top classes). */
+async function predict(event, again = false) {
   if (event) event.preventDefault();
   say("predict-error", "");
-  const files = Array.from($("predict-files").files);
-  const topK = Number($("top-k").value || 1);
+  const files = again && state.predicted ? state.predicted.files : Array.from($("predict-files").files);
+  const topK = again && state.predicted ? state.predicted.topK : Number($("top-k").value || 1);
   if (!files.length) return say("predict-error", "Choose one or more images to classify first.");
   if (!Number.isInteger(topK) || topK < 1) return say("predict-error", "Top classes must be a whole number, 1 or more.");
 
@@ -146,43 +172,76 @@ async function predict(event) {
   for (const file of files) form.append("images", file, file.name);
   form.append("top_k", String(topK));
   $("predict-button").disabled = true;
+  $("predict-again").disabled = true;
   $("predict-status").textContent = `Classifying ${plural(files.length, "image")}…`;
   try {
     const answer = await api("predict", { method: "POST", body: form });
-    if (run === state.predictRun) renderPredictions(files, answer.predictions);
+    if (run === state.predictRun) renderPredictions(files, topK, answer);
   } catch (e) {
     if (run === state.predictRun) {
       say("predict-error", e.message);
       $("predict-status").textContent = "";
     }
   } finally {
-    if (run === state.predictRun) $("predict-button").disabled = false;
+    if (run === state.predictRun) {
+      $("predict-button").disabled = false;
+      $("predict-again").disabled = false;
+    }
   }
 }
 
-function renderPredictions(files, predictions) {
+function renderPredictions(files, topK, answer) {
   state.thumbnails.forEach((url) => URL.revokeObjectURL(url));
   state.thumbnails = [];
-  const list = $("predictions");
-  list.replaceChildren(...predictions.map((p, k) => predictionItem(files[k], p)));
-  $("predict-status").textContent = `${plural(predictions.length, "image")} classified.`;
+  // The model that answered: the answer says which; an older server's answer is taken as the one in the header.
+  const version = answer.model_version ?? (state.health && state.health.model_version);
+  state.predicted = { files, topK, version };
+  const margin = isNumber(answer.undecided_margin) ? answer.undecided_margin : null;
+  const predictions = answer.predictions;
+  $("predictions").replaceChildren(...predictions.map((p, k) => predictionItem(files[k], p, margin)));
+  const undecided = predictions.filter((p) => p.undecided).length;
+  $("predict-status").textContent = `${plural(predictions.length, "image")} classified` +
+    (undecided ? `, ${undecided} of them undecided.` : ".");
+  markStale();
 }
 
-function predictionItem(file, p) {
+/** The predictions on screen are marked stale when the served model is no longer the one that made them. */
+function markStale() {
+  const made = state.predicted && state.predicted.version;
+  const now = state.health && state.health.model_version;
+  const stale = Boolean(made && now && made !== now);
+  $("predict-stale").hidden = !stale;
+  $("predictions").classList.toggle("stale", stale);
+  for (const item of $("predictions").querySelectorAll(".prediction")) item.classList.toggle("stale", stale);
+}
+
+function predictionItem(file, p, margin) {
   const url = file ? URL.createObjectURL(file) : null;
   if (url) state.thumbnails.push(url);
   const bars = el("ol", { className: "bars" }, p.top_k.map((t) =>
     el("li", {},
-      el("span", { className: "bar-label", textContent: t.label }),
+      el("span", { className: "bar-label", textContent: t.label, title: t.label }),
       el("span", { className: "bar", "aria-hidden": "true" },
         el("span", { className: "bar-fill", style: `width: ${Math.max(0, Math.min(100, 100 * t.score))}%` })),
       el("span", { className: "bar-value", textContent: percent(t.score) }))));
-  return el("li", { className: "prediction" },
+  const undecided = Boolean(p.undecided);
+  // An undecided answer is not shown as if certain: a badge, no bold, and the reason in words.
+  const top = undecided
+    ? el("p", { className: "top" },
+      el("span", { className: "badge undecided-badge", textContent: "undecided" }), " ",
+      el("span", { className: "top-label", textContent: p.label }), ` ${percent(p.score)}`)
+    : el("p", { className: "top" }, el("strong", { className: "top-label", textContent: p.label }), ` ${percent(p.score)}`);
+  const within = margin === null ? "" : ` within ${points(margin)} points`;
+  const note = undecided
+    ? el("p", { className: "undecided-note",
+      textContent: `undecided: its top two classes are${within || " too close"} ` +
+        `(${isNumber(p.margin) ? `${points(p.margin)} points apart` : "nearly tied"}); the model cannot tell them apart.` })
+    : null;
+  return el("li", { className: `prediction${undecided ? " undecided" : ""}` },
     url ? el("img", { src: url, alt: "", className: "thumb", width: 96, height: 96 }) : el("div", { className: "thumb" }),
     el("div", { className: "prediction-body" },
-      el("p", { className: "file", textContent: p.file }),
-      el("p", {}, el("strong", { className: "top-label", textContent: p.label }), ` ${percent(p.score)}`),
-      bars));
+      el("p", { className: "file", textContent: p.file, title: p.file }),
+      top, note, bars));
 }
 
 // ---- teach: the class rows ---------------------------------------------------------------------------
@@ -247,6 +306,7 @@ function learnForm() {
       tests += 1;
     }
   }
+  if (tests) form.append("keep_eval", $("keep-eval").checked ? "true" : "false");
   const epochs = $("epochs").value.trim();
   if (epochs) {
     if (!/^[1-9][0-9]*$/.test(epochs)) return { problem: "Epochs must be a whole number, 1 or more.", field: $("epochs") };
@@ -335,16 +395,41 @@ function renderJob(job) {
   const detail = [];
   if (job.steps) detail.push(`step ${job.step} of ${job.steps}`);
   if (job.epochs) detail.push(`epoch ${job.epoch || 0} of ${job.epochs}`);
-  for (const [name, value] of Object.entries(job.losses || {})) detail.push(`${name} ${lossText(value)}`);
+  // Each loss term in plain words (the server's), its name and exact value on hover.
+  const words = job.loss_words || {};
+  for (const [name, value] of Object.entries(job.losses || {})) {
+    detail.push(el("span", { className: "loss", "data-term": name, title: `${name} ${lossExact(value)}` },
+      `${words[name] || name} ${lossText(value)}`));
+  }
   if (job.images_per_s) detail.push(`${job.images_per_s.toFixed(1)} images/s`);
-  $("job-detail").textContent = detail.join(" · ");
+  $("job-detail").replaceChildren(...detail.flatMap((part, k) => (k ? [" · ", part] : [part])));
 
-  $("job-result").textContent = resultSentence(job);
-  $("job-result").className = `job-result ${job.state === "failed" ? "failed" : ""}`;
+  const verdict = jobVerdict(job);
+  panel.dataset.verdict = verdict;
+  $("job-result").replaceChildren(...resultParts(job));
+  $("job-result").className = `job-result${job.state === "failed" ? " failed" : ""}${verdict ? ` verdict-${verdict}` : ""}`;
   $("job-cancel").hidden = FINISHED.includes(job.state);
 }
 
+/** How a done job's result reads against its yardsticks: "warning" (the server's), "ok", or "unmeasured". */
+function jobVerdict(job) {
+  if (job.state !== "done") return "";
+  const ev = job.entry && job.entry.eval;
+  if (!ev || !isNumber(ev.accuracy)) return "unmeasured";
+  return ev.warning ? "warning" : "ok";
+}
+
+/** "Accuracy 1.43% — chance 14.29%, always-the-most-frequent-class 50.00%": what a number means beside what
+guessing scores. Old entries may lack the yardsticks: those missing are left out. */
+function yardsticks(ev) {
+  const beside = [];
+  if (isNumber(ev.chance)) beside.push(`chance ${pct(ev.chance)}`);
+  if (isNumber(ev.majority)) beside.push(`always-the-most-frequent-class ${pct(ev.majority)}`);
+  return `Accuracy ${pct(ev.accuracy)}${beside.length ? ` — ${beside.join(", ")}` : ""}.`;
+}
+
 function stateSentence(job) {
+  if (jobVerdict(job) === "warning") return "Done, with a warning: the model serves the new classes, but read the result.";
   const words = {
     queued: "Queued: waiting for its turn.", training: "Training…", evaluating: "Evaluating on the test images…",
     saving: "Saving the model…", done: "Done: the model serves the new classes.", failed: "Failed: the model is unchanged.",
@@ -353,15 +438,38 @@ function stateSentence(job) {
   return words[job.state] || `State: ${job.state}.`;
 }
 
-function resultSentence(job) {
-  if (job.state === "failed") return job.error || "The job failed.";
-  if (job.state !== "done") return "";
+/** The result box of a finished job: what was learned, and the accuracy beside chance and the majority class. */
+function resultParts(job) {
+  if (job.state === "failed") return [el("p", { textContent: job.error || "The job failed." })];
+  if (job.state !== "done") return [];
   const took = job.started && job.finished ? ` in ${duration(job.finished - job.started)}` : "";
-  const learned = `Learned ${plural(job.classes.length, "new class")} from ${plural(job.images, "image")}${took}.`;
+  const learned = el("p", { className: "learned",
+    textContent: `Learned ${plural(job.classes.length, "new class")} from ${plural(job.images, "image")}${took}.` });
   const ev = job.entry && job.entry.eval;
-  if (!ev) return `${learned} No test images were given, so no accuracy was measured.`;
-  return `${learned} Accuracy ${ev.accuracy.toFixed(1)}% on ${plural(ev.images, "test image")} ` +
-    `of ${plural(ev.classes, "class")}.`;
+  if (!ev || !isNumber(ev.accuracy)) {
+    return [learned, el("p", { className: "unmeasured",
+      textContent: "No test images were given, so no accuracy was measured: add test images when teaching to " +
+        "measure it." })];
+  }
+  const perTask = Array.isArray(ev.per_task) ? ev.per_task : [];
+  const newTask = perTask.length ? perTask[perTask.length - 1] : null;
+  const kept = isNumber(ev.kept) && ev.kept ? ` (${ev.kept} of them kept from earlier tasks)` : "";
+  const among = isNumber(ev.known) ? `; the model chooses among ${plural(ev.known, "class")}` : "";
+  const measured = `Measured on ${plural(ev.images, "test image")} of ${plural(ev.classes, "class")}${kept}${among}.` +
+    (isNumber(newTask) ? ` The new task's own test images: ${pct(newTask)}.` : "");
+  const parts = [learned, el("p", { className: "yardsticks", textContent: yardsticks(ev) }),
+    el("p", { className: "measured", textContent: measured })];
+  if (ev.warning) {
+    parts.push(
+      el("p", { className: "warning-text" }, el("span", { "aria-hidden": "true", textContent: "⚠ " }), ev.warning),
+      el("p", { className: "try", textContent: "What to try:" }),
+      el("ul", { className: "try-list" },
+        el("li", { textContent: "another backbone: a larger or better pretrained CLIP (seca new --backbone)" }),
+        el("li", { textContent: "more training images per class" }),
+        el("li", { textContent: "more epochs (the Epochs field above)" }),
+        el("li", { textContent: "and check that the test images are of the classes they are labelled" })));
+  }
+  return parts;
 }
 
 async function cancelJob() {
@@ -408,86 +516,179 @@ async function loadHistory() {
   try {
     const answer = await api("history");
     say("history-error", "");
-    renderHistory(answer.history);
+    renderHistory(answer.history, answer.matrix || matrixFrom(answer.history));
   } catch (e) {
     say("history-error", e.message);
   }
 }
 
-const accuracyOf = (entry) => (entry.eval && typeof entry.eval.accuracy === "number" ? entry.eval.accuracy : null);
+const accuracyOf = (entry) => (entry.eval && isNumber(entry.eval.accuracy) ? entry.eval.accuracy : null);
+const numberOr = (value) => (isNumber(value) ? value : null);
 
-function renderHistory(history) {
-  $("history-chart").replaceChildren(historyChart(history));
+/** The accuracy matrix from the entries alone (an older server's /history has no "matrix"). */
+function matrixFrom(history) {
+  const accMatrix = history.map((entry, s) => {
+    const row = entry.eval && Array.isArray(entry.eval.per_task) ? entry.eval.per_task : [];
+    return Array.from({ length: s + 1 }, (_, j) => numberOr(row[j]));
+  });
+  return {
+    acc_matrix: accMatrix,
+    acc_per_step: accMatrix.map((row, s) => (row.every(isNumber) ? accuracyOf(history[s]) : null)),
+    chance: history.map((entry) => numberOr(entry.eval && entry.eval.chance)),
+    majority: history.map((entry) => numberOr(entry.eval && entry.eval.majority)),
+  };
+}
+
+function renderHistory(history, matrix) {
+  state.history = { history, matrix };
+  $("history-chart").replaceChildren(historyChart(history, matrix));
   const table = $("history-table");
   table.hidden = !history.length;
+  const rows = matrix.acc_matrix || [];
   table.tBodies[0].replaceChildren(...history.map((entry, k) => {
+    const step = Number.isInteger(entry.task) ? entry.task : k;
+    const ev = entry.eval || {};
     const acc = accuracyOf(entry);
-    const perTask = entry.eval && Array.isArray(entry.eval.per_task)
-      ? entry.eval.per_task.map((a) => (typeof a === "number" ? a.toFixed(1) : "–")).join(" · ") : "";
-    return el("tr", {},
-      el("th", { scope: "row", textContent: (entry.task ?? k) + 1 }),
-      el("td", { textContent: (entry.classes || []).join(", "), title: entry.data || "" }),
+    const chance = numberOr(ev.chance) ?? numberOr((matrix.chance || [])[step]);
+    const majority = numberOr(ev.majority) ?? numberOr((matrix.majority || [])[step]);
+    const row = rows[step] || [];
+    // the accuracy, and beside it what guessing scores (chance; the majority class on hover)
+    const accuracy = el("td", { className: "num accuracy" },
+      el("span", { className: "value", textContent: acc === null ? "not measured" : pct(acc) }));
+    if (ev.warning) {
+      accuracy.append(" ", el("span", { className: "warn-mark", title: ev.warning, role: "img",
+        "aria-label": `warning: ${ev.warning}`, textContent: "⚠" }));
+    }
+    if (chance !== null) {
+      accuracy.append(el("span", { className: "chance", textContent: `chance ${pct(chance)}`,
+        title: majority === null ? "" : `always answering the most frequent class: ${pct(majority)}` }));
+    }
+    return el("tr", { className: ev.warning ? "warned" : null },
+      el("th", { scope: "row", textContent: step + 1 }),
+      el("td", { className: "names", textContent: (entry.classes || []).join(", "), title: entry.data || "" }),
+      accuracy,
+      el("td", { className: "num per-task" }, row.flatMap((a, j) => [j ? " · " : "",
+        el("span", { className: "cell", title: `task ${j + 1}'s test images after task ${step + 1}`,
+          textContent: isNumber(a) ? a.toFixed(2) : "–" })])),
       el("td", { className: "num", textContent: entry.images ?? "" }),
-      el("td", { className: "num", textContent: acc === null ? "not measured" : `${acc.toFixed(1)}%` }),
-      el("td", { className: "num", textContent: perTask }),
       el("td", { className: "num", textContent: duration(entry.seconds) }));
   }));
 }
 
-/** A small SVG line chart of the accuracy after each task; tasks learned without test images leave a gap. */
-function historyChart(history) {
-  const chart = historyLines(history);
-  const gaps = history.filter((entry) => accuracyOf(entry) === null).length;
-  if (!gaps || chart.tagName === "P") return chart;
-  const note = `${plural(gaps, "task")} learned without test images: no point drawn for ${gaps === 1 ? "it" : "them"}.`;
-  return el("figure", { className: "chart-figure" }, chart, el("figcaption", { className: "hint", textContent: note }));
+const SVG_NS = "http://www.w3.org/2000/svg";
+function svg(tag, attrs = {}, text) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [key, value] of Object.entries(attrs)) if (value !== null && value !== undefined) node.setAttribute(key, value);
+  if (text !== undefined) node.textContent = text;
+  return node;
 }
 
-function historyLines(history) {
-  const points = history.map((entry, k) => ({ task: k + 1, acc: accuracyOf(entry) }));
-  if (!history.length) return el("p", { className: "empty", textContent: "No task learned yet." });
-  if (points.every((p) => p.acc === null)) {
+/** An SVG group of ``children`` (nodes, or arrays of them). */
+function group(attrs, ...children) {
+  const node = svg("g", attrs);
+  node.append(...children.flat());
+  return node;
+}
+
+const SERIES_COLOURS = 8;  // style.css's --series-0 ... --series-7, used in turn
+
+/** The history as a chart of the accuracy matrix: one line per task (its accuracy on its own test images after
+each later task), a thicker line for all the classes seen so far, and chance dashed. A line joins values of one
+test set only, and breaks where a value is missing. */
+function historyChart(history, matrix) {
+  const rows = matrix.acc_matrix || [];
+  const steps = rows.length;
+  if (!history.length || !steps) return el("p", { className: "empty", textContent: "No task learned yet." });
+  const all = Array.from({ length: steps }, (_, s) => numberOr((matrix.acc_per_step || [])[s]));
+  const chance = Array.from({ length: steps }, (_, s) => numberOr((matrix.chance || [])[s]));
+  const tasks = Array.from({ length: steps }, (_, j) =>
+    Array.from({ length: steps }, (_, s) => (s >= j ? numberOr((rows[s] || [])[j]) : null)));
+  if (!tasks.some((line) => line.some(isNumber)) && !all.some(isNumber)) {
     return el("p", { className: "empty",
-      textContent: "No task was evaluated: give test images when teaching to see the accuracy here." });
+      textContent: "No accuracy measured yet: teach a task with test images (each class's \"Test images\") to " +
+        "see it here, and keep them with the model to see it again after every later task." });
   }
-  const W = 360, H = 180, left = 40, right = 12, top = 12, bottom = 32;
-  const x = (task) => (history.length === 1 ? (left + W - right) / 2
-    : left + ((task - 1) * (W - left - right)) / (history.length - 1));
+
+  // one unit of the drawing is about one pixel on screen, whatever the width: the text stays readable
+  const W = Math.round(Math.max(260, Math.min(560, $("history-chart").clientWidth || 360)));
+  const H = 200, left = 40, right = 10, top = 10, bottom = 34;
+  const span = (W - left - right) / Math.max(steps - 1, 1);
+  const x = (s) => (steps === 1 ? (left + W - right) / 2 : left + s * span);
   const y = (acc) => top + ((100 - acc) * (H - top - bottom)) / 100;
-  const NS = "http://www.w3.org/2000/svg";
-  const svg = (tag, attrs = {}, text) => {
-    const node = document.createElementNS(NS, tag);
-    for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
-    if (text !== undefined) node.textContent = text;
-    return node;
-  };
-  const measured = points.filter((p) => p.acc !== null);
-  const described = measured.map((p) => `task ${p.task}: ${p.acc.toFixed(1)}%`).join(", ");
-  const chart = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", class: "history-svg",
-    "aria-label": `Accuracy after each task: ${described}` });
-  for (const acc of [0, 50, 100]) {  // grid and y axis
-    chart.append(svg("line", { x1: left, x2: W - right, y1: y(acc), y2: y(acc), class: "grid" }));
-    chart.append(svg("text", { x: left - 6, y: y(acc) + 4, "text-anchor": "end", class: "tick" }, `${acc}%`));
-  }
-  for (const p of points) {  // x axis
-    chart.append(svg("text", { x: x(p.task), y: H - bottom + 16, "text-anchor": "middle", class: "tick" }, p.task));
-  }
-  chart.append(svg("text", { x: (left + W - right) / 2, y: H - 2, "text-anchor": "middle", class: "axis" }, "task"));
-  let run = [];  // consecutive measured points are joined; a gap breaks the line
-  const flush = () => {
-    if (run.length > 1) {
-      chart.append(svg("polyline", { points: run.map((p) => `${x(p.task)},${y(p.acc)}`).join(" "), class: "line" }));
+  const chart = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", class: "history-svg" });
+  const title = "Accuracy after each task, on each task's test images";
+  const said = (values) => values.map((v) => (v === null ? "none" : pct(v))).join(", ");
+  const description = [
+    ...tasks.map((line, j) => `task ${j + 1}'s test images after tasks ${j + 1} to ${steps}: ${said(line.slice(j))}`),
+    `all classes seen so far: ${said(all)}`,
+    `chance: ${said(chance)}`,
+  ].join("; ");
+  chart.setAttribute("aria-label", `${title}. ${description}.`);
+  chart.append(svg("title", {}, title), svg("desc", {}, description));
+
+  for (const acc of [0, 25, 50, 75, 100]) {  // grid and y axis
+    chart.append(svg("line", { x1: left, x2: W - right, y1: y(acc), y2: y(acc), class: acc % 50 ? "grid minor" : "grid" }));
+    if (acc % 50 === 0) {
+      chart.append(svg("text", { x: left - 6, y: y(acc) + 4, "text-anchor": "end", class: "tick" }, `${acc}%`));
     }
-    run = [];
-  };
-  for (const p of points) (p.acc === null ? flush() : run.push(p));
-  flush();
-  for (const p of measured) {
-    const dot = svg("circle", { cx: x(p.task), cy: y(p.acc), r: 4, class: "dot" });
-    dot.append(svg("title", {}, `task ${p.task}: ${p.acc.toFixed(1)}%`));
-    chart.append(dot);
   }
-  return chart;
+  const every = Math.ceil(steps / 12);  // at most about 12 labels on the x axis
+  for (let s = 0; s < steps; s += 1) {
+    if (s % every && s !== steps - 1) continue;
+    chart.append(svg("text", { x: x(s), y: H - bottom + 15, "text-anchor": "middle", class: "tick" }, s + 1));
+  }
+  chart.append(svg("text", { x: (left + W - right) / 2, y: H - 3, "text-anchor": "middle", class: "axis" }, "after task"));
+
+  /** The points of ``values`` (by step) as polylines broken at each missing value. */
+  const runs = (values, at = (s, v) => [[x(s), y(v)]]) => {
+    const lines = [];
+    let run = [];
+    values.forEach((v, s) => {
+      if (v === null) {
+        if (run.length) lines.push(run);
+        run = [];
+      } else run.push(...at(s, v));
+    });
+    if (run.length) lines.push(run);
+    return lines.filter((points) => points.length > 1)
+      .map((points) => svg("polyline", { points: points.map((p) => p.join(",")).join(" "), class: "line" }));
+  };
+  const dots = (values, name, r) => values.flatMap((v, s) => (v === null ? [] : [(() => {
+    const dot = svg("circle", { cx: x(s), cy: y(v), r, class: "dot", "data-step": s + 1, "data-value": v });
+    dot.append(svg("title", {}, `${name} after task ${s + 1}: ${pct(v)}`));
+    return dot;
+  })()]));
+
+  // chance: a step for each task (the classes known then), dashed, under the rest
+  const half = steps === 1 ? 40 : span / 2;
+  const chanceGroup = group({ class: "series chance", "data-series": "chance" },
+    runs(chance, (s, v) => [[Math.max(left, x(s) - half), y(v)], [Math.min(W - right, x(s) + half), y(v)]]));
+  chanceGroup.prepend(svg("title", {}, `chance: ${said(chance)}`));
+  chart.append(chanceGroup);
+  chart.append(group({ class: "series all-seen", "data-series": "all" }, runs(all), dots(all, "all seen classes", 5)));
+  tasks.forEach((line, j) => {  // over the all-seen line, so that a point on it stays visible
+    const name = `task ${j + 1}'s test images`;
+    chart.append(group({ class: `series task s${j % SERIES_COLOURS}`, "data-series": `task-${j + 1}` },
+      runs(line), dots(line, name, 3.5)));
+  });
+
+  const legend = el("ul", { className: "legend", "aria-hidden": "true" },
+    tasks.map((_, j) => el("li", {}, el("span", { className: `swatch s${j % SERIES_COLOURS}` }), `task ${j + 1}`)),
+    el("li", {}, el("span", { className: "swatch all-seen" }), "all seen classes"),
+    el("li", {}, el("span", { className: "swatch chance" }), "chance"));
+  const notes = [];
+  const unmeasured = history.filter((entry) => accuracyOf(entry) === null).map((entry, k) => (entry.task ?? k) + 1);
+  if (unmeasured.length) {
+    notes.push(`${unmeasured.length === 1 ? "Task" : "Tasks"} ${unmeasured.join(", ")} ` +
+      `${unmeasured.length === 1 ? "was" : "were"} learned without test images: no accuracy after ` +
+      `${unmeasured.length === 1 ? "it" : "them"}.`);
+  }
+  if (all.some((v) => v === null) && all.some(isNumber)) {
+    notes.push("The all-seen line has a gap where not every task's test images were measured after that task.");
+  }
+  notes.push("Each task's line is measured on its own test images only; one line never joins two test sets.");
+  return el("figure", { className: "chart-figure" }, chart, legend,
+    el("figcaption", { className: "hint", textContent: notes.join(" ") }));
 }
 
 // ---- jobs --------------------------------------------------------------------------------------------
@@ -512,12 +713,16 @@ function renderJobs(jobs) {
     return;
   }
   list.replaceChildren(...jobs.slice(-10).reverse().map((job) => {
+    const ev = job.entry && job.entry.eval;
     const acc = job.entry ? accuracyOf(job.entry) : null;
-    return el("li", {},
+    const chance = ev && isNumber(ev.chance) ? ` (chance ${pct(ev.chance)})` : "";
+    return el("li", { className: ev && ev.warning ? "warned" : null },
       el("span", { className: `badge state-${job.state}`, textContent: job.state }),
       el("span", { className: "job-classes", textContent: job.classes.join(", ") }),
       el("span", { className: "job-meta",
-        textContent: [clock(job.created), acc === null ? "" : `accuracy ${acc.toFixed(1)}%`].filter(Boolean).join(" · ") }),
+        textContent: [clock(job.created), acc === null ? "" : `accuracy ${pct(acc)}${chance}`].filter(Boolean).join(" · ") }),
+      ev && ev.warning
+        ? el("span", { className: "job-warning", title: ev.warning, textContent: `⚠ ${ev.warning.split(";")[0]}` }) : null,
       job.error ? el("span", { className: "job-error", textContent: job.error }) : null);
   }));
 }
@@ -549,6 +754,7 @@ function start() {
   token.addEventListener("input", () => sessionStorage.setItem(TOKEN_KEY, token.value));
 
   $("predict-form").addEventListener("submit", predict);
+  $("predict-again").addEventListener("click", () => predict(null, true));
   $("predict-files").addEventListener("change", () => predict());  // choosing (or dropping) images predicts at once
   $("top-k").addEventListener("change", () => $("predict-files").files.length && predict());
   makeDropZone(document.querySelector("[data-drop-for]"), $("predict-files"));
@@ -561,6 +767,12 @@ function start() {
   // A file dropped outside a drop zone would replace the page: ignore it instead.
   window.addEventListener("dragover", (e) => e.preventDefault());
   window.addEventListener("drop", (e) => e.preventDefault());
+
+  let resized = 0;  // the chart is drawn for its width: again when that changes (once a frame at most)
+  window.addEventListener("resize", () => {
+    cancelAnimationFrame(resized);
+    resized = requestAnimationFrame(() => state.history && renderHistory(state.history.history, state.history.matrix));
+  });
 
   loadHealth();
   refreshModel();
