@@ -67,7 +67,9 @@ def test_seeded_orders_are_reproducible_permutations():
 def test_bad_trial_and_order_names():
     with pytest.raises(SecaError, match="trial must be 0..2"):
         class_order("reference", 100, DATASETS["cifar100"](), trial=3)
-    with pytest.raises(SecaError, match="unknown protocol 'random'.* choose one of: identity, reference, seeded"):
+    with pytest.raises(
+        SecaError, match="unknown protocol 'random'.* choose one of: identity, lamda, reference, seeded"
+    ):
         class_order("random", 10, SHAPES)
 
 
@@ -109,3 +111,27 @@ def test_bad_task_lists_are_refused_with_the_reason(tasks, message):
 def test_sizes_must_add_up():
     with pytest.raises(SecaError, match="must be positive and add up to the 3 classes"):
         ClassIncrementalScenario([0, 1, 2], num_classes=3, sizes=[2, 2])
+
+
+def test_the_lamda_order_is_pycils_and_c3box_shuffle():
+    import numpy as np
+
+    # C3Box's DataManager._setup_data (utils/data_manager.py), shuffle: true, seed 1993 (exps/*.json):
+    #     order = [i for i in range(len(np.unique(self._train_targets)))]
+    #     np.random.seed(seed); order = np.random.permutation(len(order)).tolist()
+    np.random.seed(1993)
+    theirs = np.random.permutation(100).tolist()
+    ours = class_order("lamda", 100, DATASETS["cifar100"]())
+    assert ours == theirs
+    # the first classes of CIFAR-100's order as PyCIL's and C3Box's logs print it ("[68, 56, 78, 8, 23, ...")
+    assert ours[:10] == [68, 56, 78, 8, 23, 84, 90, 65, 74, 76]
+    # another seed (scenario.order_seed) as their "seed" key; the run's own seed does not change it
+    np.random.seed(0)
+    assert class_order("lamda", 200, SHAPES, order_seed=0) == np.random.permutation(200).tolist()
+    assert class_order("lamda", 50, SHAPES, seed=7) == class_order("lamda", 50, SHAPES, seed=8)
+    # drawing it leaves numpy's global stream where it was
+    np.random.seed(5)
+    expected = np.random.rand()
+    np.random.seed(5)
+    class_order("lamda", 100, SHAPES)
+    assert np.random.rand() == expected

@@ -7,6 +7,7 @@
     offline.py       demo, pretrain-shapes
     serve.py         serve
     cache.py         cache info, cache clear
+    import_config.py import c3box
     common.py        argument types and the flags several commands share
 
 Every command is documented in docs/cli.md; ``main(argv)`` serves the tests. Nothing heavy is imported until a
@@ -24,7 +25,7 @@ import threading
 from collections.abc import Sequence
 
 from ..errors import SecaError
-from . import cache, data, embed, experiments, models, offline, serve
+from . import cache, data, embed, experiments, import_config, models, offline, serve
 
 # The order of `seca --help`.
 COMMANDS = (
@@ -44,6 +45,7 @@ COMMANDS = (
     offline.add_pretrain_shapes,
     cache.add_cache,
     experiments.add_presets,
+    import_config.add_import,
 )
 
 

@@ -59,6 +59,11 @@ def prepare(args: argparse.Namespace) -> int:
         link=args.link,
     )
     totals = manifest["totals"]
+    if manifest.get("of_classes", len(manifest["classes"])) > len(manifest["classes"]):
+        print(
+            f"{args.dataset}: the archive holds {len(manifest['classes'])} of its {manifest['of_classes']} classes; "
+            "prepared those"
+        )
     print(
         f"wrote {totals['train']} training and {totals['test']} test images of {len(manifest['classes'])} "
         f"classes to {args.out} (manifest.json lists them with their SHA-256)"

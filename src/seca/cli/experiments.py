@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import SecaError
 from ..io.files import writable
-from .common import overwrite_flag, seeds_flag, seeds_of, set_flag, skip_bad_images_flag
+from .common import method_flag, overwrite_flag, seeds_flag, seeds_of, set_flag, skip_bad_images_flag
 
 # ---- seca run ---------------------------------------------------------------------------------------------
 
@@ -21,7 +21,17 @@ def add_run(sub) -> None:
         description="Run a class-incremental experiment: train task after task, evaluate on all seen "
         "classes, write results.json, config.yaml and log.jsonl.",
     )
-    p.add_argument("config", help="a YAML file, or the name of a packaged preset (see `seca presets`)")
+    p.add_argument(
+        "config",
+        help="a YAML file, a packaged preset, or a benchmark preset DATASET-bM-incN[-PROTOCOL] such as cub200-b0-inc20 "
+        "(see `seca presets`)",
+    )
+    method_flag(
+        p,
+        None,
+        "run this learner (%(choices)s) on the preset, with its own training recipe unless the preset was written "
+        "for it (default: the preset's)",
+    )
     set_flag(p)
     seeds_flag(
         p, "run once per seed into OUT/seed<k>/ and aggregate (mean, std, 95%% interval), e.g. --seeds 0,1,2 or 0-4"
@@ -55,7 +65,9 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.seeds import run_seeds
     from ..io.run_folder import last_saved
 
-    config = load_config(args.config, args.set + (["data.skip_bad_images=true"] if args.skip_bad_images else []))
+    config = load_config(
+        args.config, args.set + (["data.skip_bad_images=true"] if args.skip_bad_images else []), method=args.method
+    )
     seeds = seeds_of(args.seeds)
     if seeds is not None:
         config = dataclasses.replace(config, seeds=seeds)
@@ -279,6 +291,12 @@ def presets(args: argparse.Namespace) -> int:
     print("protocols (scenario.order):")
     for name in protocols.PROTOCOLS:
         print(f"  {name:<24} {protocols.summary(name)}")
+    print("benchmark presets (seca run NAME [--method LEARNER]), by data set; the first protocol is the default:")
+    for name, dataset in DATASETS.items():
+        if dataset.benchmarks:
+            presets = [f"{name}-{b}" + (f" ({p})" if k == 0 else f"-{p}") for b in dataset.benchmarks
+                       for k, p in enumerate(dataset().protocols())]  # fmt: skip
+            print(f"  {name:<24} {', '.join(presets)}")
     for folder, title in (
         ("", "experiment presets (seca run NAME)"),
         ("ablations", "ablation sets (seca ablate NAME)"),

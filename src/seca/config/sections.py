@@ -41,7 +41,9 @@ class DataConfig:
         "imagenet-r", "the data set: a registered name ([data.md](data.md); `seca presets` lists them)"
     )
     root: str | None = setting(None, "the data set's folder (`cifar100` defaults to `data/cifar100`)")
-    download: bool = setting(False, "CIFAR-100 only: download it into `root` if absent")
+    download: bool = setting(
+        False, "download it into `root` if absent, where torchvision can (CIFAR-100, Food-101, FGVC-Aircraft)"
+    )
     num_workers: int = setting(4, "data loader worker processes", at_least(0))
     cache_images: bool = setting(
         False,
@@ -53,6 +55,18 @@ class DataConfig:
         "an image file of more pixels is refused from its header, before it is decoded (no "
         "decompression bomb reaches the decoder); PIL's own bound",
         at_least(1),
+    )
+    names: str = setting(
+        "official",
+        "the class-name set put in the prompts: `official` (the data set's own names, cleaned by its documented "
+        "rule; the continual-clip code base's where it ships them) or `c3box` (the names C3Box's labels.json uses, "
+        "where they differ); `names_file` overrides both ([data.md](data.md#class-names))",
+        one_of("official", "c3box"),
+    )
+    names_file: str | None = setting(
+        None,
+        "a JSON file of class names in the data set's class order: a list, or a mapping whose `data.dataset`-named "
+        "(or C3Box-named) key holds the list (C3Box's utils/labels.json works as is)",
     )
     skip_bad_images: bool = setting(
         False,
@@ -68,13 +82,18 @@ class ScenarioConfig:
 
     order: str | tuple[int, ...] = setting(
         "reference",
-        "a protocol: `reference` (the data set's reference class order for `trial`: the reference "
-        "implementation's for CIFAR-100 and ImageNet-R, a fixed order for `shapes`, the sorted folder names for "
-        "`imagefolder`), `seeded` (a permutation drawn from `order_seed`), `identity`; or an explicit list of "
-        "class ids ([data.md](data.md#class-orders))",
+        "a protocol: `reference` (the data set's reference class order for `trial`: the continual-clip code's for "
+        "CIFAR-100 and ImageNet-R, which SECA, RAPF and MoE-Adapters use; a fixed order for `shapes`, the sorted "
+        "folder names for `imagefolder`), `lamda` (PyCIL's, PILOT's and C3Box's shuffle: "
+        "`numpy.random.seed(1993); numpy.random.permutation(K)`), `seeded` (a permutation drawn from `order_seed`), "
+        "`identity`; or an explicit list of class ids ([data.md](data.md#class-orders))",
     )
     trial: int = setting(0, "which reference order (0, 1, 2: the paper's three trials)", at_least(0))
-    order_seed: int | None = setting(None, "seed of a `seeded` order; `null` uses `seed`", at_least(0))
+    order_seed: int | None = setting(
+        None,
+        "seed of a `seeded` or `lamda` order; `null`: the run's `seed` for `seeded`, 1993 for `lamda`",
+        at_least(0),
+    )
     first_task: int = setting(20, "classes in the first task", at_least(1))
     increment: int = setting(
         20, "classes in every later task; the sizes must add up to the number of classes", at_least(1)

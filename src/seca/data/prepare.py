@@ -27,25 +27,33 @@ LINK_MODES = ("copy", "symlink", "hardlink")
 
 
 def find_class_root(raw: Path, wnids: list[str]) -> Path:
-    """The folder holding the WordNet-id folders: ``raw`` itself or its single subfolder (``imagenet-r/``)."""
+    """The folder holding the class folders: ``raw`` itself or a subfolder (``imagenet-r/``); it may hold some of
+    them only (a user trying a data set on part of it): :func:`present_classes` says which."""
     if not raw.is_dir():
-        raise SecaError(f"'{raw}' is not a folder; give the extracted ImageNet-R/A archive")
+        raise SecaError(f"'{raw}' is not a folder; give the extracted archive of the data set")
     candidates = [raw] + sorted(p for p in raw.iterdir() if p.is_dir())
     best = max(candidates, key=lambda c: sum((c / w).is_dir() for w in wnids))
-    missing = [w for w in wnids if not (best / w).is_dir()]
-    if missing:
+    if not any((best / w).is_dir() for w in wnids):
         raise SecaError(
-            f"'{raw}' does not hold the {len(wnids)} class folders of this data set ({len(missing)} missing, "
-            f"e.g. '{missing[0]}'); give the folder where the archive was extracted"
+            f"'{raw}' holds none of the {len(wnids)} class folders of this data set (e.g. '{wnids[0]}'); give the "
+            "folder where the archive was extracted"
         )
     return best
 
 
-def seeded_split(class_root: Path, wnids: list[str], seed: int) -> dict[str, list[str]]:
+def present_classes(class_root: Path, wnids: list[str]) -> list[str]:
+    """The class folders of ``wnids`` that ``class_root`` holds, in their official order."""
+    return [w for w in wnids if (class_root / w).is_dir()]
+
+
+def seeded_split(
+    class_root: Path, wnids: list[str], seed: int, indices: list[int] | None = None
+) -> dict[str, list[str]]:
     """Per class: shuffle the sorted file list with a generator seeded by (seed, class index) and put
-    round(80%) of it in train. Paths are relative to ``class_root`` (``wnid/file``)."""
+    round(80%) of it in train. Paths are relative to ``class_root`` (``wnid/file``). ``indices``: each class's index
+    in the whole data set (when ``wnids`` is part of it), so a class is split the same with or without the others."""
     splits: dict[str, list[str]] = {"train": [], "test": []}
-    for label, wnid in enumerate(wnids):
+    for label, wnid in zip(indices if indices is not None else range(len(wnids)), wnids):
         files = [f"{wnid}/{p.name}" for p in list_images(class_root / wnid)]
         if len(files) < 2:
             raise SecaError(f"class folder {class_root / wnid} has {len(files)} images; a split needs at least 2")
@@ -140,8 +148,11 @@ def prepare_wordnet_split(dataset: str, wnids: list[str], names: list[str], requ
     out = Path(out)
     if (out / "manifest.json").exists() or (out / "train").exists() or (out / "test").exists():
         raise SecaError(f"'{out}' already holds a prepared split; remove it or choose another output folder")
+    present = present_classes(class_root, wnids)
     splits = (
-        read_split_file(Path(split_file), class_root, wnids) if split_file else seeded_split(class_root, wnids, seed)
+        read_split_file(Path(split_file), class_root, wnids)
+        if split_file
+        else seeded_split(class_root, present, seed, [wnids.index(w) for w in present])
     )
 
     # Build everything in a hidden folder, then move it into place: an interrupted run leaves no half split.
@@ -156,7 +167,7 @@ def prepare_wordnet_split(dataset: str, wnids: list[str], names: list[str], requ
         source = class_root / rel
         checksums[f"{split}/{rel}"] = _sha256(source)
         _place(source, partial / split / rel, request.link)
-    counts = {w: {"name": n, "train": 0, "test": 0} for w, n in zip(wnids, names)}
+    counts = {w: {"name": n, "train": 0, "test": 0} for w, n in zip(wnids, names) if w in present or split_file}
     for split in ("train", "test"):
         for rel in splits[split]:
             counts[rel.split("/", 1)[0]][split] += 1
@@ -166,6 +177,7 @@ def prepare_wordnet_split(dataset: str, wnids: list[str], names: list[str], requ
         "train_fraction": TRAIN_FRACTION,
         "totals": {split: len(splits[split]) for split in ("train", "test")},
         "classes": counts,
+        "of_classes": len(wnids),
         "splits": splits,
         "sha256": checksums,
     }

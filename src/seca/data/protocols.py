@@ -50,6 +50,22 @@ def seeded_order(num_classes: int, dataset: DataSet, trial: int, seed: int) -> l
     return [int(c) for c in np.random.default_rng(seed).permutation(num_classes)]
 
 
+LAMDA_SEED = 1993  # the seed of PyCIL's, PILOT's and C3Box's class shuffle (their exps/*.json: "seed": [1993])
+
+
+@protocol("lamda")
+def lamda_order(num_classes: int, dataset: DataSet, trial: int, seed: int) -> list[int]:
+    """PyCIL's, PILOT's and C3Box's shuffle: numpy.random.seed(S); numpy.random.permutation(K), S = order_seed or 1993.
+
+    Their ``DataManager._setup_data`` (``shuffle: true``) seeds numpy's legacy global generator with the config's
+    seed and permutes the K class ids present in the training data (torchvision ImageFolder's: folders sorted by
+    name). Here the ids are the data set's own: for C3Box's train/val folders the same sorted folder order, so the
+    tasks are C3Box's; for an official layout its official order (the sorted folder names for most data sets, not
+    for UCF-101's classInd.txt). The permutation is drawn from a RandomState of its own: numpy's global stream does
+    not move."""
+    return [int(c) for c in np.random.RandomState(seed).permutation(num_classes)]
+
+
 @protocol("identity")
 def identity_order(num_classes: int, dataset: DataSet, trial: int, seed: int) -> list[int]:
     """The class ids in their own order (0, 1, 2, ...)."""
@@ -57,9 +73,18 @@ def identity_order(num_classes: int, dataset: DataSet, trial: int, seed: int) ->
 
 
 def class_order(
-    order: str | Sequence[int], num_classes: int, dataset: DataSet, trial: int = 0, seed: int = 0
+    order: str | Sequence[int],
+    num_classes: int,
+    dataset: DataSet,
+    trial: int = 0,
+    seed: int = 0,
+    order_seed: int | None = None,
 ) -> list[int]:
-    """The class order of ``scenario.order``: a protocol's name, or an explicit list of class ids."""
+    """The class order of ``scenario.order``: a protocol's name, or an explicit list of class ids. A protocol draws
+    from ``order_seed`` (``scenario.order_seed``), else from the run's ``seed``; ``lamda`` from 1993, as its code
+    bases do."""
     if isinstance(order, str):
-        return PROTOCOLS[order](num_classes, dataset, trial, seed)
+        if order_seed is None:
+            order_seed = LAMDA_SEED if order == "lamda" else seed
+        return PROTOCOLS[order](num_classes, dataset, trial, order_seed)
     return [int(c) for c in order]

@@ -21,13 +21,13 @@ from typing import Any
 
 import yaml
 
-from ..config import apply_overrides, check_seeds, load_raw, resolve_preset_path, set_key
+from ..config import apply_overrides, check_seeds, resolve_preset_path, set_key
 from ..errors import SecaError
 from ..eval.plots import plot_ablation
 from ..eval.report import comparison_rows, format_rows
 from ..io.files import atomic_write, atomic_write_json, atomic_write_text
 from ..io.run_folder import RunFolder
-from .configure import resolve
+from .configure import load_preset, resolve
 from .loop import run_experiment
 from .seeds import kept_runs, run_seeds
 
@@ -71,7 +71,7 @@ def variant_configs(
     ablation: Ablation, base: str | None = None, overrides: list[str] | None = None, only: list[str] | None = None
 ) -> dict[str, Any]:
     """The validated config of every (selected) variant; all are checked before anything runs."""
-    raw = load_raw(base or ablation.base)
+    raw = load_preset(base or ablation.base)
     names = list(ablation.variants)
     if only:
         missing = [n for n in only if n not in ablation.variants]

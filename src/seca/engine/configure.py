@@ -14,6 +14,7 @@ learner's own checks (``Learner.check_config``), all before any model or data is
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -36,6 +37,7 @@ from ..config import (
     load_plugins,
     load_raw,
     one_of_registered,
+    packaged_preset,
     sections,
     to_dict,
 )
@@ -176,10 +178,50 @@ def _check_other_learners_sections(config: ExperimentConfig) -> None:
             )
 
 
+# A benchmark preset's name: a data set, its task sizes (B-m Inc-n) and optionally a protocol: cub200-b0-inc20,
+# cifar100-b50-inc10-lamda. Without a protocol, the data set's first (reference where it has one, else lamda).
+BENCHMARK_PRESET = re.compile(
+    r"(?P<dataset>[a-z0-9-]+?)-b(?P<base>\d+)-inc(?P<increment>\d+)(?:-(?P<protocol>[a-z]+))?"
+)
+BENCHMARK_BASE = "imagenet-r"  # the backbone and training every benchmark preset starts from: the paper's
+
+
+def benchmark_preset(name: str) -> dict[str, Any] | None:
+    """The preset ``name`` names when it is a benchmark preset (:data:`BENCHMARK_PRESET`) of a registered data set:
+    the paper's backbone and training (CLIP ViT-B/16, SECA's recipe; ``--method`` gives another learner its own),
+    the data set, and the protocol; None when ``name`` is no such name."""
+    match = BENCHMARK_PRESET.fullmatch(str(name))
+    if match is None or match["dataset"] not in DATASETS:
+        return None
+    dataset = DATASETS[match["dataset"]]()
+    protocol = match["protocol"] or dataset.protocols()[0]
+    if protocol not in PROTOCOLS:
+        raise SecaError(f"'{name}': no protocol '{protocol}'; the protocols are {', '.join(PROTOCOLS)}")
+    base, increment = int(match["base"]), int(match["increment"])
+    if increment < 1:
+        raise SecaError(f"'{name}': the increment (inc{increment}) must be at least 1")
+    data = {k: v for k, v in load_raw(BENCHMARK_BASE).items() if k not in ("data", "scenario", "benchmark")}
+    return {
+        **data,
+        "benchmark": str(name),
+        "data": {"dataset": match["dataset"]},
+        "scenario": {"order": protocol, "first_task": base or increment, "increment": increment},
+    }
+
+
+def load_preset(name_or_path: str | Path) -> dict[str, Any]:
+    """A preset as plain data: a YAML file, a packaged preset, or a benchmark preset (:func:`benchmark_preset`)."""
+    if not Path(name_or_path).is_file() and packaged_preset(str(name_or_path)) is None:
+        preset = benchmark_preset(str(name_or_path))
+        if preset is not None:
+            return preset
+    return load_raw(name_or_path)
+
+
 def load_config(name_or_path: str | Path, overrides: Sequence[str] = (), method: str | None = None) -> ExperimentConfig:
-    """Load a preset (a path or a packaged name), run ``method`` on it if given (:func:`for_method`), apply
-    ``--set`` overrides, and check everything."""
-    data = load_raw(name_or_path)
+    """Load a preset (a path, a packaged name or a benchmark preset), run ``method`` on it if given
+    (:func:`for_method`), apply ``--set`` overrides, and check everything."""
+    data = load_preset(name_or_path)
     if method is not None:
         data = for_method(data, method)
     return resolve(apply_overrides(data, list(overrides)))

@@ -28,7 +28,7 @@ from .. import distributed
 from ..clip.backbone import ClipBackbone, load_backbone
 from ..config import ExperimentConfig, dump_yaml, to_dict
 from ..data.images import ImageFiles, without_bad_images
-from ..data.protocols import class_order
+from ..data.protocols import LAMDA_SEED, class_order
 from ..data.scenario import ClassIncrementalScenario, Task, tasks_by_name
 from ..data.sets import DATASETS, BenchmarkData, load_dataset
 from ..errors import SecaError
@@ -216,6 +216,8 @@ def load_data(config: ExperimentConfig, echo: Callable[[str], None]) -> Benchmar
     """The data set; image files on disk are each read once before any training."""
     d = config.data
     data = load_dataset(d)
+    for note in data.notes:
+        echo(note)
     if isinstance(data.train, ImageFiles):
         data = dataclasses.replace(
             data,
@@ -235,7 +237,8 @@ def build_scenario(config: ExperimentConfig, data: BenchmarkData) -> tuple[Class
         data.num_classes,
         DATASETS[config.data.dataset](),
         s.trial,
-        config.seed if s.order_seed is None else s.order_seed,
+        config.seed,
+        s.order_seed,
     )
     return ClassIncrementalScenario(order, s.first_task, s.increment, data.num_classes), order
 
@@ -319,6 +322,35 @@ def run_task(run: Run, task: Task) -> None:
         _save_task_checkpoint(run, task.index)
 
 
+def how_made(config: ExperimentConfig, scenario: ClassIncrementalScenario, data: BenchmarkData) -> dict:
+    """How a number was made, as results.json and every table name it: the data set, the protocol (the class order
+    and its seed, the task sizes as B-m Inc-n), the train/test split and the class-name set of the prompts."""
+    s = config.scenario
+    sizes = [len(t.classes) for t in scenario]
+    if s.tasks is not None:
+        order, seed = "tasks by name", None
+    elif isinstance(s.order, str):
+        order = s.order
+        seed = s.order_seed if s.order_seed is not None else LAMDA_SEED if order == "lamda" else config.seed
+        seed = seed if order in ("lamda", "seeded") else None
+    else:
+        order, seed = "explicit", None
+    first, later = sizes[0], sorted(set(sizes[1:]))
+    base = 0 if later == [first] else first
+    tasks = f"B{base}-Inc{later[0]}" if len(later) == 1 else f"B{first}-Inc" + "/".join(map(str, sizes[1:]))
+    return {
+        "dataset": config.data.dataset,
+        "protocol": {
+            "order": order,
+            "order_seed": seed,
+            "trial": s.trial if order == "reference" else None,
+            "tasks": tasks if sizes[1:] else f"B{first}",
+        },  # fmt: skip
+        "split": data.split,
+        "names": data.names,
+    }
+
+
 def _test_class_counts(run: Run, task: Task) -> list[int]:
     """The test images of each class seen after ``task`` (of the whole test set, whatever the process)."""
     seen = list(run.scenario)[: task.index + 1]
@@ -337,6 +369,7 @@ def finish(run: Run) -> dict:
         "class_order": run.scenario.order,
         "class_names": run.scenario.names_in_label_order(run.data.class_names),
         "tasks": [list(t.classes) for t in run.scenario],
+        **how_made(config, run.scenario, run.data),
         "test_counts": progress.test_counts,
         **summarize_counts(progress.correct, progress.test_counts),
         "chance": [chance(t.stop) for t in run.scenario],  # the yardsticks of each step, in %

@@ -24,6 +24,20 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n} {word if n == 1 else many or (word + 'es' if word.endswith(('s', 'sh', 'ch', 'x')) else word + 's')}"
 
 
+def protocol_text(results: dict) -> str:
+    """``cub200, lamda order (seed 1993), B0-Inc20, official split, official class names``: how the numbers were
+    made (results of earlier versions: empty)."""
+    protocol = results.get("protocol")
+    if not protocol:
+        return ""
+    seed = f" (seed {protocol['order_seed']})" if protocol.get("order_seed") is not None else ""
+    trial = f" (trial {protocol['trial']})" if protocol.get("trial") is not None else ""
+    return (
+        f"{results.get('dataset', results['benchmark'])}, {protocol['order']} order{seed}{trial}, {protocol['tasks']}, "
+        f"{results['split']} split, {results['names']} class names"
+    )
+
+
 def yardsticks(results: dict) -> str:
     """The line under a table: chance and the majority class after the last task, when the results have them."""
     floors, tops = results.get("chance") or [], results.get("majority") or []
@@ -59,7 +73,12 @@ def format_table(results: dict) -> str:
     header = f"{'step':>4} {'classes':>7} {'seen':>7} | " + " ".join(
         f"{'T' + str(j + 1):>{width}}" for j in range(len(matrix))
     )
-    lines = [f"{results['method']} on {results['benchmark']}", header, "-" * len(header)]
+    made = protocol_text(results)
+    lines = [
+        f"{results['method']} on {results['benchmark']}" + (f" ({made})" if made else ""),
+        header,
+        "-" * len(header),
+    ]
     seen = 0
     for s, (row, acc) in enumerate(zip(matrix, steps)):
         seen += len(results["tasks"][s])
@@ -211,6 +230,7 @@ def summary_markdown(results: dict, zero_shot: dict | None = None) -> str:
         f"- backbone: {backbone['model']} ({backbone['pretrained'] or 'random weights'}), seed {results['seed']}",
         f"- {len(results['class_order'])} classes in {len(results['tasks'])} tasks; "
         f"{sum(results['test_counts'])} test images",
+        *([f"- protocol: {protocol_text(results)}"] if protocol_text(results) else []),
         f"- training {sum(results['seconds']['train']):.0f} s, evaluation {sum(results['seconds']['eval']):.0f} s "
         f"on {results.get('device', '?')}",
         "",
@@ -246,6 +266,7 @@ def _seeds_markdown(results: dict, zero_shot: dict | None) -> str:
         f"seeds {', '.join(map(str, seeds))} (one run folder each: {', '.join(results['runs'])})",
         f"- {len(results['tasks'])} tasks; {sum(results['test_counts'])} test images"
         + ("" if results["class_order"] is not None else "; the class order differs between seeds"),
+        *([f"- protocol: {protocol_text(results)}"] if protocol_text(results) else []),
         f"- training {results['seconds']['train']:.0f} s, evaluation {results['seconds']['eval']:.0f} s in all "
         f"on {results.get('device', '?')}",
         "",

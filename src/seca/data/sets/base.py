@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -26,11 +26,17 @@ from ..prepare import PrepareRequest
 @dataclass
 class BenchmarkData:
     """A data set's train and test images: map-style data sets of ``(image, class id)`` with ``targets`` (a class id
-    per item) and ``transform`` (applied to each image), and ``class_names`` (one per class id)."""
+    per item) and ``transform`` (applied to each image), and ``class_names`` (one per class id, what the prompts
+    read). ``split`` says how train and test were separated and ``names`` which class-name set the names are (both go
+    into results.json, so a number says how it was made); ``notes`` are lines a run prints once (a folder holding a
+    subset of the classes, a layout recognised)."""
 
     train: Any
     test: Any
     class_names: list[str]
+    split: str = "official"
+    names: str = "official"
+    notes: list[str] = field(default_factory=list)
 
     @property
     def num_classes(self) -> int:
@@ -89,6 +95,74 @@ class DataSet:
             raise SecaError(f"data.root '{given}' is not a folder; give the folder of {self.name} ({self.obtain})")
         return path
 
+    def locate(self, data: DataConfig, looks_right: Callable[[Path], bool], default: str | None = None) -> Path:
+        """The data set's folder: ``data.root`` if ``looks_right`` of it, else the one folder inside it (two levels
+        down at most) that does, so ``data.root`` may name the folder an archive extracts to or its parent; else a
+        one-line error saying what was looked for and how to obtain the data set."""
+        root = self.root(data, default)
+        found = self.find_inside(root, looks_right)
+        if found is None:
+            raise SecaError(
+                f"'{root}' does not hold {self.name} as distributed (nor C3Box's train/ and val/); {self.obtain}"
+            )
+        return found
+
+    @staticmethod
+    def find_inside(path: Path, looks_right: Callable[[Path], bool]) -> Path | None:
+        """``path`` if ``looks_right`` of it, else the first folder inside it (two levels down at most) that does:
+        where :meth:`locate` finds the data set in ``data.root``, and ``prepare`` an extracted archive in its RAW."""
+        if looks_right(path):
+            return path
+        inside = [p for p in sorted(path.iterdir()) if p.is_dir()]
+        inside += [q for p in inside for q in sorted(p.iterdir()) if q.is_dir()]
+        return next((p for p in inside if looks_right(p)), None)
+
+    def c3box_folders(self, root: Path) -> tuple[Path, Path] | None:
+        """``root/train`` and ``root/val`` when both hold class folders: the layout C3Box (and PyCIL/PILOT) read with
+        torchvision's ImageFolder; None otherwise."""
+        train, val = root / "train", root / "val"
+        if train.is_dir() and val.is_dir() and any(p.is_dir() for p in train.iterdir()):
+            return train, val
+        return None
+
+    # The task sizes published on the data set (B-m Inc-n, as "b0-inc10"): with each of its protocols, the benchmark
+    # presets `seca presets` lists (seca run cub200-b0-inc20)
+    benchmarks: ClassVar[tuple[str, ...]] = ()
+
+    def protocols(self) -> list[str]:
+        """The protocols its benchmark presets use, the default first: ``reference`` where the data set has
+        reference orders (the continual-clip code's), and ``lamda`` (PyCIL's and C3Box's shuffle)."""
+        return (["reference"] if self.reference_orders(0) is not None else []) + ["lamda"]
+
+    # C3Box's key for this data set in its utils/labels.json, when it differs from ``name`` (``cars`` for cars196)
+    c3box_key: ClassVar[str] = ""
+
+    def c3box_names(self, official: Sequence[str]) -> list[str] | None:
+        """The class names C3Box's code base puts in its prompts, by a rule from the official ones, where one
+        reproduces them; None where none does (``data.names_file`` then reads them from the user's copy)."""
+        return None
+
+    def class_names(self, data: DataConfig, official: Sequence[str]) -> tuple[list[str], str]:
+        """The names the prompts read and the set's label for results.json: ``data.names_file``'s, else C3Box's
+        (``data.names: c3box``), else ``official``; the same count as ``official``, in its order."""
+        if data.names_file:
+            return _names_from_file(data.names_file, [self.name, self.c3box_key], len(official)), "file"
+        if data.names == "c3box":
+            names = self.c3box_names(official)
+            if names is None:
+                raise SecaError(
+                    f"no rule gives C3Box's class names of {self.name}: pass data.names_file=PATH (C3Box's "
+                    "utils/labels.json works as is), or use data.names=official"
+                )
+            return list(names), "c3box"
+        return list(official), "official"
+
+    def subset_note(self, present: int, total: int, what: str = "classes") -> str | None:
+        """The line a run prints when a folder holds part of the data set (None when it holds all of it)."""
+        if present >= total:
+            return None
+        return f"{self.name}: the folder holds {present} of its {total} {what}; using those"
+
     def split_folders(self, root: Path) -> tuple[Path, Path]:
         """``root/train`` and ``root/test``, which must both exist."""
         train, test = root / "train", root / "test"
@@ -100,6 +174,25 @@ class DataSet:
             )
             raise SecaError(f"{root} must hold train/ and test/ folders; {fix}")
         return train, test
+
+
+def _names_from_file(path: str, keys: Sequence[str], count: int) -> list[str]:
+    """A list of ``count`` names from a JSON file: a list, or a mapping holding it under one of ``keys``."""
+    file = Path(path).expanduser()
+    try:
+        given = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SecaError(f"data.names_file '{path}' cannot be read as JSON ({type(e).__name__}): {e}") from None
+    if isinstance(given, dict):
+        key = next((k for k in keys if k and k in given), None)
+        if key is None:
+            raise SecaError(f"data.names_file '{path}' has no key {' or '.join(repr(k) for k in keys if k)}")
+        given = given[key]
+    if not (isinstance(given, list) and all(isinstance(n, str) and n.strip() for n in given)):
+        raise SecaError(f"data.names_file '{path}' should hold a list of class names (text)")
+    if len(given) != count:
+        raise SecaError(f"data.names_file '{path}' lists {len(given)} names; the data set has {count} classes")
+    return [n.strip() for n in given]
 
 
 DATASETS: Registry[type[DataSet]] = Registry("data set")

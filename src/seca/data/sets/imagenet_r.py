@@ -13,6 +13,8 @@ class ImageNetR(WordNetFolders):
 
     name = "imagenet-r"
     table = "imagenet_r"
+    c3box_key = "imagenetr"  # its names there differ (e.g. "hammerhead"): data.names_file reads them
+    benchmarks = ("b0-inc20", "b0-inc10", "b100-inc10")
     obtain = (
         "download https://people.eecs.berkeley.edu/~hendrycks/imagenet-r.tar, extract it and run "
         "`seca prepare imagenet-r RAW ROOT`"

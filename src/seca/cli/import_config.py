@@ -1,0 +1,476 @@
+"""``seca import c3box FILE.json``: the seca config of a C3Box experiment (LAMDA-CL/C3Box; PyCIL and PILOT write the
+same JSON), or a one-line refusal naming the key or method it cannot map.
+
+C3Box's ``main.py`` reads one flat JSON (``exps/<method>.json``); ``trainer.py`` runs it once per ``seed``. Each key
+is mapped from what C3Box's code does with it, not from its name:
+
+    model_name     rapf -> rapf, simplecil -> simplecil, zs_clip -> zero-shot (utils/factory.py; any other refused)
+    dataset        C3Box's name (utils/data_manager.py _get_idata) -> data.dataset; data.names: c3box (the class
+                   names of its utils/labels.json, which every method puts in its prompts)
+    shuffle, seed  true, [S] -> scenario.order: lamda, order_seed: S (DataManager._setup_data:
+                   np.random.seed(S); np.random.permutation(K)); false -> identity (utils/data.py class_order: 0..K-1)
+    init_cls       scenario.first_task; increment -> scenario.increment (its last task takes what is left:
+                   refused where that differs from increment)
+    backbone_type  clip -> ViT-B-16 laion400m_e32, clip_laion2b -> laion2b_s34b_b88k, openai_clip -> openai
+                   (utils/inc_net.py get_convnet, open_clip, fp32: train.amp: off)
+    rapf           models/rapf.py: Adam on the adapter at init_lr, weight decay 0 and MultiStepLR [4, 10] x0.1
+                   hard-coded; epochs, batch_size; beta -> int(10 beta) replay samples per class, int(20 beta) hinge
+                   samples per pair; 2 old classes per batch hard-coded; threshold, mix_bias, shrinkage (default false)
+    zs_clip        models/zs_clip.py averages the text features of the data set's templates (utils/templates.json):
+                   mapped where there is one (method.template), refused where several
+    simplecil      models/simplecil.py: the mean frozen feature of each class; its keys train nothing
+
+Keys that change no result (``prefix``, ``device``, a method's unused ``init_lr`` ...) are dropped and listed in a
+comment at the top of the YAML; a key the method's code does not read is refused, as is a value seca cannot run.
+Nothing of C3Box's code is imported or copied: the facts above were read from it; docs/cli.md documents the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import SecaError
+from ..io.files import atomic_write_text, writable
+from .common import overwrite_flag
+
+# ---- the command ------------------------------------------------------------------------------------------
+
+
+def add_import(sub) -> None:
+    p = sub.add_parser(
+        "import",
+        help="write the seca config of another toolbox's experiment config (C3Box)",
+        description="Read another toolbox's experiment config and print the seca config (YAML) that runs the same "
+        "method, data set, protocol and hyperparameters, or refuse in one line what it cannot map.",
+    )
+    kinds = p.add_subparsers(dest="toolbox", metavar="TOOLBOX", required=True)
+    c3box = kinds.add_parser(
+        "c3box",
+        help="a C3Box (LAMDA-CL; PyCIL- and PILOT-style) exps/*.json",
+        description="Print the seca config of a C3Box experiment JSON (exps/rapf.json, ...): method, data set, "
+        "class order (scenario.order: lamda), task sizes and hyperparameters. Keys that change no result are "
+        "dropped and listed in a comment at the top; a method, key or value seca cannot run is refused in one line.",
+    )
+    c3box.add_argument("file", metavar="FILE.json", help="the C3Box experiment config")
+    c3box.add_argument("--out", metavar="FILE.yaml", help="write the config there (default: print it)")
+    overwrite_flag(c3box, "replace an existing file at --out")
+    c3box.set_defaults(handler=import_c3box)
+
+
+def import_c3box(args: argparse.Namespace) -> int:
+    out = None
+    if args.out:
+        out = writable(args.out, "--out", folder=False)
+        if out.exists() and not args.overwrite:
+            raise SecaError(f"'{out}' already exists; pass --overwrite to replace it, or choose another path")
+    text = c3box_yaml(args.file)
+    if out is None:
+        sys.stdout.write(text)
+        return 0
+    atomic_write_text(out, text)
+    print(f"wrote {out}; run it with: seca run {out} --set data.root=DIR")
+    return 0
+
+
+# ---- what C3Box's code does with each key -------------------------------------------------------------------
+
+# C3Box's data set names (utils/data_manager.py _get_idata) -> seca's, and the classes of C3Box's copy (utils/data.py
+# class_order; None where its files disagree: utils/labels.json names 102 cars, class_order 100).
+DATASETS: dict[str, tuple[str, int | None]] = {
+    "cifar224": ("cifar100", 100),
+    "imagenetr": ("imagenet-r", 200),
+    "imageneta": ("imagenet-a", 200),
+    "cub200": ("cub200", 200),
+    "cars": ("cars196", None),
+    "aircraft": ("aircraft", 100),
+    "food101": ("food101", 100),
+    "sun": ("sun397", 300),
+    "objectnet": ("objectnet", 200),
+    "ucf101": ("ucf101", 100),
+    "tv100": ("tv100", 100),
+}
+
+# backbone_type (utils/inc_net.py get_convnet) -> open_clip's model and pretrained tag
+BACKBONES = {
+    "clip": ("ViT-B-16", "laion400m_e32"),
+    "clip_laion2b": ("ViT-B-16", "laion2b_s34b_b88k"),
+    "openai_clip": ("ViT-B-16", "openai"),
+}
+
+# utils/factory.py's methods; those mapped are in METHODS below
+C3BOX_METHODS = (
+    "aper_adapter aper_finetune aper_ssf aper_vpt bofa clg_cbm coda coop dualprompt ease engine finetune foster "
+    "l2p l2p_without memo mind proof rapf simplecil tuna zs_clip"
+).split()
+
+# zs_clip's text classifier: the mean of the data set's templates in utils/templates.json (their number; the one
+# template where there is only one)
+ZS_TEMPLATES: dict[str, int | str] = {
+    "cifar224": 18,
+    "imagenetr": 7,
+    "objectnet": 7,
+    "ucf101": 48,
+    "aircraft": 2,
+    "cars": 8,
+    "sun": 2,
+    "food101": "a photo of {}, a type of food.",
+    "cub200": "a photo of a {}, a type of bird.",
+}
+
+# What trainer.py and DataManager read for every method; the importer needs each of them.
+REQUIRED = ("model_name", "dataset", "shuffle", "seed", "init_cls", "increment", "backbone_type")
+
+# Keys of every C3Box config that change no result, with why.
+INERT = {
+    "prefix": "names C3Box's log file",
+    "device": "the GPUs C3Box runs on",
+    "total_class_num": "read by none of C3Box's code",
+}
+MEMORY = ("memory_size", "memory_per_class", "fixed_memory")
+UNUSED_OPTIMISER = ("batch_size", "init_lr", "weight_decay", "min_lr")
+
+
+@dataclass
+class Imported:
+    """The seca config being made: plain data with a comment per line, and the notes of the header."""
+
+    source: str
+    values: dict[str, Any] = field(default_factory=dict)
+    comments: dict[str, str] = field(default_factory=dict)  # "train.epochs" -> "epochs"
+    origin: dict[str, str] = field(default_factory=dict)  # seca key -> the C3Box key it came from
+    dropped: list[tuple[str, Any, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def set(self, key: str, value: Any, comment: str = "", origin: str | None = None) -> None:
+        node = self.values
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+        if comment:
+            self.comments[key] = comment
+        if origin:
+            self.origin[key] = origin
+
+
+@dataclass(frozen=True)
+class Method:
+    """How one C3Box method maps: its file, the keys its code reads with their defaults there (``get_attribute``),
+    the keys it reads without their changing a result (with why), and ``build``, which sets the seca keys."""
+
+    source: str  # its file in C3Box
+    reads: dict[str, Any]  # key -> C3Box's default
+    inert: dict[str, str]
+    build: Callable[[Imported, Mapping[str, Any]], None]
+
+
+def _rapf(cfg: Imported, s: Mapping[str, Any]) -> None:
+    beta = _number(s, "beta", 0)
+    replay, hinge = int(10 * beta), int(20 * beta)  # models/rapf.py: int(10*self.beta), int(20*self.beta)
+    if replay < 1:
+        raise SecaError(
+            f"beta: {beta:g} draws int(10 x {beta:g}) = {replay} pseudo-features per old class in C3Box's rapf; "
+            "seca's rapf draws at least 1 (method.rapf.replay_samples_per_class)"
+        )
+    cfg.set("train.epochs", _whole(s, "epochs", 1), "epochs", "epochs")
+    cfg.set("train.batch_size", _whole(s, "batch_size", 1), "batch_size", "batch_size")
+    cfg.set("train.optimizer", "adam", "models/rapf.py: torch.optim.Adam on the adapter")
+    cfg.set("train.weight_decay", 0.0, "models/rapf.py: Adam(weight_decay=0.0), whatever weight_decay says")
+    cfg.set("train.schedule", "multistep", "models/rapf.py: MultiStepLR, stepped per epoch")
+    cfg.set("train.milestones", [4, 10], "models/rapf.py: self.milestones = [4, 10]")
+    cfg.set("train.gamma", 0.1, "models/rapf.py: MultiStepLR(gamma=0.1)")
+    cfg.set("train.lr", {"rapf": _number(s, "init_lr", 0)}, "init_lr", "init_lr")
+    cfg.set("train.amp", "off", "open_clip's CLIP in fp32, no autocast (models/rapf.py)")
+    cfg.set("method.name", "rapf", "model_name: rapf", "model_name")
+    r = "method.rapf."
+    cfg.set(r + "template", "a good photo of a {}.", "models/rapf.py adaptation()")
+    cfg.set(r + "threshold", _number(s, "threshold", None), "threshold", "threshold")
+    cfg.set(r + "replay_classes_per_batch", 2, "models/rapf.py _train: 2 old classes per batch, in turn")
+    cfg.set(r + "replay_samples_per_class", replay, f"beta: {beta:g}, int(10 x beta)", "beta")
+    cfg.set(r + "hinge_samples_per_pair", hinge, f"beta: {beta:g}, int(20 x beta)", "beta")
+    cfg.set(r + "hinge_margin", 0.1, "models/rapf.py: the hinge's + 0.1")
+    cfg.set(r + "shrinkage", _flag(s, "shrinkage"), "shrinkage (C3Box's default: false)", "shrinkage")
+    cfg.set(r + "covariance_eps", 1.0e-4, "models/rapf.py analyze_mean_cov: + 1e-4 * I")
+    cfg.set(r + "mix_bias", _number(s, "mix_bias", None), "mix_bias", "mix_bias")
+    cfg.set(r + "adapter_init", "default", "nn.Linear(512, 512, bias=False): PyTorch's initialisation")
+
+
+def _simplecil(cfg: Imported, s: Mapping[str, Any]) -> None:
+    cfg.set("train.amp", "off", "open_clip's CLIP in fp32 (models/simplecil.py)")
+    cfg.set(
+        "method.name", "simplecil", "model_name: simplecil: the mean frozen image feature of each class", "model_name"
+    )
+
+
+def _zs_clip(cfg: Imported, s: Mapping[str, Any]) -> None:
+    dataset = s["dataset"].lower()
+    template = ZS_TEMPLATES.get(dataset)
+    if not isinstance(template, str):
+        held = f"the mean of its {template} templates" if template else "templates it does not have"
+        raise SecaError(
+            f"model_name: zs_clip on {dataset} scores {held} (C3Box's utils/templates.json, models/zs_clip.py); "
+            "seca's zero-shot takes one template (method.template): no seca config runs it"
+        )
+    cfg.set("train.amp", "off", "open_clip's CLIP in fp32 (models/zs_clip.py)")
+    cfg.set("method.name", "zero-shot", "model_name: zs_clip", "model_name")
+    cfg.set("method.template", template, f"C3Box's one template of {dataset} (utils/templates.json)")
+
+
+def _inert_optimiser(method: str) -> dict[str, str]:
+    return {key: f"read by models/{method}.py, which trains nothing" for key in UNUSED_OPTIMISER}
+
+
+def _no_memory(method: str) -> dict[str, str]:
+    return {key: f"models/{method}.py keeps no exemplars (it never builds its memory)" for key in MEMORY}
+
+
+METHODS: dict[str, Method] = {
+    "rapf": Method(
+        "models/rapf.py",
+        {
+            "batch_size": 128,
+            "init_lr": 0.001,
+            "epochs": 15,
+            "beta": 2,
+            "mix_bias": 0.6,
+            "threshold": 0.55,
+            "shrinkage": False,
+        },  # fmt: skip
+        {
+            "weight_decay": "read by models/rapf.py, whose Adam has weight_decay=0.0",
+            "min_lr": "read by models/rapf.py, used by nothing",
+            **_no_memory("rapf"),
+        },
+        _rapf,
+    ),
+    "simplecil": Method(
+        "models/simplecil.py", {}, {**_inert_optimiser("simplecil"), **_no_memory("simplecil")}, _simplecil
+    ),
+    "zs_clip": Method("models/zs_clip.py", {}, {**_inert_optimiser("zs_clip"), **_no_memory("zs_clip")}, _zs_clip),
+}
+
+# Methods seca has, whose C3Box version it cannot run as C3Box does: why.
+NOT_AS_C3BOX = {
+    "mind": "C3Box's mind (MG-CLIP, Mind the Gap) stops its first task's training when its modality-gap probe fires "
+    "and trains every later task that many epochs (models/mind.py _train); seca's mind-the-gap trains a fixed "
+    "train.epochs (chosen beforehand by `seca probe-epochs`): no seca config runs it as C3Box does; start from the "
+    "mind-the-gap-* presets",
+}
+
+
+# ---- the mapping --------------------------------------------------------------------------------------------
+
+
+def read_c3box(path: str | Path) -> dict[str, Any]:
+    """The settings of a C3Box JSON, or a one-line SecaError."""
+    file = Path(path).expanduser()
+    try:
+        settings = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SecaError(f"'{path}' not found; give a C3Box experiment config (exps/<method>.json)") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SecaError(f"'{path}' cannot be read: {e}") from None
+    except json.JSONDecodeError as e:
+        raise SecaError(f"'{path}' is not JSON ({e}); give a C3Box experiment config (exps/<method>.json)") from None
+    if not isinstance(settings, dict):
+        raise SecaError(f"'{path}' holds JSON {type(settings).__name__}; a C3Box config is an object of keys")
+    return settings
+
+
+def c3box_yaml(path: str | Path) -> str:
+    """The seca config (YAML text, with comments) of the C3Box config at ``path``; a SecaError, prefixed with the
+    file's name, for what cannot be mapped."""
+    try:
+        return render(c3box_config(read_c3box(path), Path(path).name))
+    except SecaError as e:
+        text = str(e)
+        raise SecaError(text if text.startswith(f"'{path}'") else f"{Path(path).name}: {text}") from None
+
+
+def c3box_config(settings: Mapping[str, Any], source: str = "the C3Box config") -> Imported:
+    """The seca config of C3Box ``settings`` (checked by seca's own validation), or a one-line SecaError."""
+    name = settings.get("model_name")
+    if not isinstance(name, str):
+        raise SecaError("has no model_name (utils/factory.py picks the method by it)")
+    method = METHODS.get(name.lower())
+    if method is None:
+        if name.lower() in NOT_AS_C3BOX:
+            raise SecaError(f"model_name '{name}': {NOT_AS_C3BOX[name.lower()]}")
+        what = "seca has no '{}' learner yet" if name.lower() in C3BOX_METHODS else "'{}' is not a C3Box method"
+        raise SecaError(f"model_name '{name}': {what.format(name)} (the C3Box methods seca runs: {', '.join(METHODS)})")
+    for key in REQUIRED:
+        if key not in settings:
+            raise SecaError(f"has no '{key}' (C3Box's trainer.py and DataManager need it)")
+    inert = {**INERT, **method.inert}
+    for key in settings:
+        if key not in REQUIRED and key not in method.reads and key not in inert:
+            raise SecaError(
+                f"key '{key}' is not one that C3Box's {name.lower()} reads ({method.source}, trainer.py, "
+                "utils/data_manager.py), so seca cannot map it: remove it if your C3Box ignores it too"
+            )
+    s = {**method.reads, **settings}
+    cfg = Imported(source)
+    dataset = _scenario(cfg, s)
+    model, pretrained = _backbone(s)
+    cfg.set("backbone.model", model, f"backbone_type: {s['backbone_type']} (utils/inc_net.py)", "backbone_type")
+    cfg.set("backbone.pretrained", pretrained, "open_clip's tag of C3Box's weights", "backbone_type")
+    method.build(cfg, s)
+    cfg.dropped[:0] = [(key, settings[key], why) for key, why in inert.items() if key in settings]
+    if dataset not in ("cifar224",):  # CIFAR's images are square: resizing them either way is the same
+        cfg.notes.append(
+            "C3Box resizes every image to 224x224 (utils/data.py build_transform); seca resizes its short side to 224 "
+            "and crops the centre: a difference no key sets"
+        )
+    _validate(cfg)
+    return cfg
+
+
+def _scenario(cfg: Imported, s: Mapping[str, Any]) -> str:
+    """The data set, class order and task sizes; returns C3Box's data set name."""
+    given = s["dataset"]
+    if not isinstance(given, str) or given.lower() not in DATASETS:
+        raise SecaError(
+            f"dataset '{given}': seca has no counterpart of this C3Box data set (it maps {', '.join(DATASETS)})"
+        )
+    dataset = given.lower()
+    ours, classes = DATASETS[dataset]
+    shuffle = _flag(s, "shuffle")
+    seeds = s["seed"]
+    seeds = [seeds] if isinstance(seeds, int) and not isinstance(seeds, bool) else seeds
+    if not (isinstance(seeds, list) and seeds and all(isinstance(k, int) and not isinstance(k, bool) for k in seeds)):
+        raise SecaError(f"seed: {json.dumps(s['seed'])} should be a list of whole numbers, as [1993]")
+    if any(k < 0 or k >= 2**32 for k in seeds):
+        raise SecaError(f"seed: {json.dumps(s['seed'])}: numpy's seeds are 0 to 2**32 - 1")
+    if shuffle and len(seeds) > 1:
+        raise SecaError(
+            f"seed: {json.dumps(seeds)}: C3Box runs once per seed, each with the class order of that seed and torch "
+            "seeded with 1 (trainer.py); a seca config has one class order (scenario.order_seed): import a config of "
+            "each seed, as seed: [" + str(seeds[0]) + "]"
+        )
+    first, increment = _whole(s, "init_cls", 1), _whole(s, "increment", 1)
+    if classes is not None and (first > classes or (classes - first) % increment):
+        last = classes if first > classes else (classes - first) % increment
+        raise SecaError(
+            f"init_cls {first} and increment {increment} split {dataset}'s {classes} classes with a last task of "
+            f"{last} (C3Box's DataManager); seca's tasks after the first all have scenario.increment classes"
+        )
+    benchmark = f"{ours}-b{0 if first == increment else first}-inc{increment}"
+    cfg.set("benchmark", benchmark + (f"-lamda{'' if seeds[0] == 1993 else seeds[0]}" if shuffle else ""))
+    cfg.set("data.dataset", ours, f"dataset: {given}", "dataset")
+    cfg.set("data.names", "c3box", "the class names of C3Box's utils/labels.json", "dataset")
+    if shuffle:
+        cfg.set("scenario.order", "lamda", "shuffle: true: np.random.seed(seed); np.random.permutation(K)", "shuffle")
+        cfg.set("scenario.order_seed", seeds[0], f"seed: {json.dumps(seeds)}", "seed")
+    else:
+        cfg.set("scenario.order", "identity", "shuffle: false: utils/data.py class_order, 0 .. K-1", "shuffle")
+        cfg.dropped.append(("seed", seeds, "with shuffle: false it draws nothing (torch is seeded with 1)"))
+    cfg.set("scenario.first_task", first, "init_cls", "init_cls")
+    cfg.set("scenario.increment", increment, "increment", "increment")
+    cfg.notes.append(
+        f"data.root is left out: add --set data.root=DIR, the folder of {ours} (C3Box's [DATA-PATH] in "
+        "utils/data.py, holding train/ and val/)"
+    )
+    cfg.notes.append(
+        "C3Box seeds torch with 1 in every run (trainer.py); seca's `seed` seeds its own random streams, and no "
+        "value of it makes them C3Box's"
+    )
+    return dataset
+
+
+def _backbone(s: Mapping[str, Any]) -> tuple[str, str]:
+    kind = s["backbone_type"]
+    if not isinstance(kind, str) or kind.lower() not in BACKBONES:
+        raise SecaError(
+            f"backbone_type '{kind}': seca runs CLIP, and C3Box's CLIPs are {', '.join(BACKBONES)} (utils/inc_net.py)"
+        )
+    return BACKBONES[kind.lower()]
+
+
+def _validate(cfg: Imported) -> None:
+    """Check the config as ``seca run`` does (data.root set to a placeholder); a refusal names the C3Box key."""
+    from ..config import deep_merge
+    from ..engine.configure import DATASETS as REGISTERED
+    from ..engine.configure import resolve
+
+    data = deep_merge(cfg.values, {"data": {"root": "DIR"}})
+    dataset = data["data"]["dataset"]
+    if dataset not in REGISTERED:  # a data set being added: check all the rest
+        cfg.notes.append(f"this seca has no data set '{dataset}' registered yet: the config runs once it has")
+        data["data"]["dataset"] = "cifar100"
+    try:
+        resolve(data)
+    except SecaError as e:
+        text = str(e)
+        key = next((k for k in sorted(cfg.origin, key=len, reverse=True) if f"'{k}" in text), None)
+        origin = cfg.origin.get(key) if key else None
+        raise SecaError(f"{origin}: seca cannot run it: {text}" if origin else text) from None
+
+
+def _whole(s: Mapping[str, Any], key: str, least: int) -> int:
+    value = s[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise SecaError(f"{key}: {json.dumps(value)} should be a whole number of at least {least}")
+    return value
+
+
+def _number(s: Mapping[str, Any], key: str, above: float | None) -> float:
+    value = s[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (above is not None and value <= above):
+        bound = f" above {above:g}" if above is not None else ""
+        raise SecaError(f"{key}: {json.dumps(value)} should be a number{bound}")
+    return float(value)
+
+
+def _flag(s: Mapping[str, Any], key: str) -> bool:
+    value = s[key]
+    if not isinstance(value, bool):
+        raise SecaError(f"{key}: {json.dumps(value)} should be true or false")
+    return value
+
+
+# ---- the YAML text ------------------------------------------------------------------------------------------
+
+_PLAIN = re.compile(r"[A-Za-z0-9_./-]+")
+
+
+def _scalar(value: Any) -> str:
+    import yaml
+
+    if isinstance(value, str):
+        plain = _PLAIN.fullmatch(value) and yaml.safe_load(value) == value
+        return value if plain else json.dumps(value)
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**9).strip()
+    return text[: -len("...")].strip() if text.endswith("...") else text
+
+
+def render(cfg: Imported) -> str:
+    """The YAML of ``cfg``: a header (the source, notes, the keys dropped and why), then the keys with the C3Box
+    key or code each came from."""
+    header = [f"# seca config of C3Box's {cfg.source}, written by `seca import c3box`"]
+    header += [f"# {note}" for note in cfg.notes]
+    if cfg.dropped:
+        header.append("# C3Box keys left out, as they change no result there:")
+        header += [f"#   {key}: {json.dumps(value)}: {why}" for key, value, why in cfg.dropped]
+    body: list[tuple[str, str]] = []
+
+    def walk(node: Mapping[str, Any], prefix: str, depth: int) -> None:
+        for key, value in node.items():
+            path = prefix + key
+            if isinstance(value, dict) and path != "train.lr":
+                body.append(("  " * depth + f"{key}:", ""))
+                walk(value, path + ".", depth + 1)
+            else:
+                body.append(("  " * depth + f"{key}: {_scalar(value)}", cfg.comments.get(path, "")))
+
+    order = ["benchmark", "backbone", "data", "scenario", "train", "method"]
+    walk(dict(sorted(cfg.values.items(), key=lambda kv: order.index(kv[0]))), "", 0)
+    width = max(len(line) for line, comment in body if comment) + 2
+    lines = [f"{line:<{width}}# {comment}" if comment else line for line, comment in body]
+    return "\n".join(header + lines) + "\n"
