@@ -29,7 +29,9 @@ def load_mat(path: Path) -> dict[str, Any]:
     try:
         import scipy.io
     except ImportError:
-        raise SecaError(f"reading Stanford Cars' .mat files ({path.name}) needs scipy: pip install scipy") from None
+        raise SecaError(
+            f"reading Stanford Cars' .mat files ({path.name}) needs scipy: pip install scipy (or 'seca[cars]')"
+        ) from None
     try:
         return scipy.io.loadmat(str(path), squeeze_me=True)
     except Exception as e:  # whatever scipy raises on a file that is not MATLAB's
