@@ -57,3 +57,13 @@ def test_a_run_names_its_protocol_split_and_class_names(tmp_path, capsys):
                  "scenario.increment=1", "--set", "scenario.order=[3, 2, 1, 0]", "--out", str(out)]) == 0  # fmt: skip
     results = json.loads((out / "results.json").read_text())
     assert results["protocol"]["tasks"] == "B3-Inc1" and results["protocol"]["order"] == "explicit"
+
+
+def test_a_learners_template_may_be_its_data_sets():
+    config = load_config("cub200-b0-inc20", ["method.template=dataset"], method="zero-shot")
+    assert config.method.template == "a photo of a {}, a type of bird."  # CoOp's form, held as text in the config
+    assert load_config("food101-b0-inc10", ["method.rapf.template=dataset"], method="rapf").method.rapf.template == (
+        "a photo of {}, a type of food."
+    )
+    with pytest.raises(SecaError, match="the data set 'domainnet' declares no prompt template; write one"):
+        load_config("domainnet-b0-inc69", ["method.template=dataset"], method="zero-shot")

@@ -136,7 +136,27 @@ def resolve(data: Mapping[str, Any]) -> ExperimentConfig:
     learner = LEARNERS.get(name) if isinstance(name, str) else None
     if learner is not None:
         data = _with_recipe(data, learner)
+    data["method"] = _dataset_templates(_section(data, "method"), _section(data, "data"))
     return validate(build(ExperimentConfig, data, current))
+
+
+def _dataset_templates(method: dict[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
+    """``method`` with every ``template: dataset`` (the learner's text template, at any depth) replaced by the
+    data set's own (``DataSet.template``: CoOp's for CUB, Food-101, ...), so the saved config holds the text used."""
+    out = {}
+    for key, value in method.items():
+        if isinstance(value, Mapping):
+            value = _dataset_templates(dict(value), data)
+        elif key == "template" and value == "dataset":
+            dataset = data.get("dataset", sections.DataConfig.dataset)
+            value = DATASETS[dataset].template if dataset in DATASETS else None
+            if value is None:
+                raise SecaError(
+                    f"method template 'dataset': the data set '{dataset}' declares no prompt template; write one, "
+                    "e.g. --set method.template='a photo of a {}.'"
+                )
+        out[key] = value
+    return out
 
 
 def validate(config: ExperimentConfig) -> ExperimentConfig:

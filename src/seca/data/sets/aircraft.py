@@ -30,6 +30,7 @@ class Aircraft(DataSet):
 
     name = "aircraft"
     classes = 100
+    template = "a photo of a {}, a type of aircraft."
     benchmarks = ("b0-inc10", "b50-inc10")  # C3Box's exps: proof, l2p, dual, mind, engine, tuna; rapf
     archive = "fgvc-aircraft-2013b"
     obtain = (

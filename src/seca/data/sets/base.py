@@ -125,6 +125,10 @@ class DataSet:
             return train, val
         return None
 
+    # The prompt template the field uses for the data set (CoOp's hand-made ones, Zhou et al. IJCV 2022; the
+    # continual-clip code's for CIFAR-100 and ImageNet-R/A): a learner's `template: dataset` reads it
+    template: ClassVar[str | None] = None
+
     # The task sizes published on the data set (B-m Inc-n, as "b0-inc10"): with each of its protocols, the benchmark
     # presets `seca presets` lists (seca run cub200-b0-inc20)
     benchmarks: ClassVar[tuple[str, ...]] = ()

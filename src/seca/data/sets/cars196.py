@@ -66,6 +66,7 @@ class Cars196(DataSet):
     c3box_key = "cars"
     classes = 196
     # C3Box's (PROOF's) task sizes, on its 100-class train/val folders; the 196 classes take none of them evenly
+    template = "a photo of a {}."
     benchmarks = ("b0-inc10", "b50-inc10")
     obtain = (
         "Stanford Cars' site (https://ai.stanford.edu/~jkrause/cars/car_dataset.html) is offline: put cars_train/, "

@@ -15,6 +15,7 @@ class CIFAR100(DataSet):
 
     name = "cifar100"
     c3box_key = "cifar224"
+    template = "a good photo of a {}."
     benchmarks = ("b0-inc10", "b0-inc20", "b50-inc10")
     obtain = (
         "set data.download=true to fetch it (about 170 MB), or put the extracted 'cifar-100-python' folder of "

@@ -35,6 +35,7 @@ class CUB200(DataSet):
 
     name = "cub200"
     classes = 200
+    template = "a photo of a {}, a type of bird."
     benchmarks = ("b0-inc20",)  # SLCA's exps/slca_cub.json (init_cls 20, increment 20)
     obtain = (
         "download CUB_200_2011.tgz (https://www.vision.caltech.edu/datasets/cub_200_2011/) and extract it; data.root "

@@ -52,6 +52,7 @@ class Food101(DataSet):
     """Food-101: 101 dishes, 75,750 training and 25,250 test images (the official meta/train.txt and meta/test.txt)."""
 
     name = "food101"
+    template = "a photo of {}, a type of food."
     benchmarks = ("b0-inc10", "b50-inc10")  # on C3Box's 100 classes (101 do not divide by 10)
     obtain = (
         "download http://data.vision.ee.ethz.ch/cvl/food-101.tar.gz (5 GB) and extract it in data.root (it makes "

@@ -75,6 +75,7 @@ class ImageNet100(DataSet):
 
     name = "imagenet100"
     classes = 100
+    template = "a photo of a {}."
     benchmarks = ("b0-inc10", "b50-inc10", "b50-inc5")
     obtain = (
         "download ILSVRC-2012 (https://image-net.org/download.php: the train and validation archives), extract them "

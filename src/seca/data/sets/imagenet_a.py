@@ -14,6 +14,7 @@ class ImageNetA(WordNetFolders):
     name = "imagenet-a"
     table = "imagenet_a"
     c3box_key = "imageneta"  # its names there differ (first words only, "American"): data.names_file reads them
+    template = "a good photo of a {}."
     benchmarks = ("b0-inc20",)
     obtain = (
         "download https://people.eecs.berkeley.edu/~hendrycks/imagenet-a.tar, extract it and run "

@@ -14,6 +14,7 @@ class ImageNetR(WordNetFolders):
     name = "imagenet-r"
     table = "imagenet_r"
     c3box_key = "imagenetr"  # its names there differ (e.g. "hammerhead"): data.names_file reads them
+    template = "a good photo of a {}."
     benchmarks = ("b0-inc20", "b0-inc10", "b100-inc10")
     obtain = (
         "download https://people.eecs.berkeley.edu/~hendrycks/imagenet-r.tar, extract it and run "

@@ -83,6 +83,7 @@ class ObjectNet(DataSet):
 
     name = "objectnet"
     classes = 313
+    template = "a photo of a {}."
     benchmarks = ("b0-inc10", "b100-inc10")
 
     @dataclass(frozen=True)

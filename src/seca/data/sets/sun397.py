@@ -119,6 +119,7 @@ class SUN397(DataSet):
     """SUN397: 397 scene categories, 19,850 training and 19,850 test images (official partition 1 of 10, of 108,754)."""
 
     name = "sun397"
+    template = "a photo of a {}."
     benchmarks = ("b0-inc30", "b150-inc30")  # on C3Box's 300 first-level categories
     c3box_key = "sun"
     obtain = (

@@ -75,6 +75,7 @@ class TinyImageNet(DataSet):
 
     name = "tinyimagenet"
     classes = 200
+    template = "a photo of a {}."
     benchmarks = ("b100-inc20", "b100-inc10", "b100-inc5")
     obtain = (
         "download http://cs231n.stanford.edu/tiny-imagenet-200.zip and extract it; data.root is tiny-imagenet-200/ or "

@@ -76,6 +76,7 @@ class UCF101(DataSet):
     """UCF-101: 101 human actions, one middle frame a video, 9,537 training and 3,783 test images (official split 1)."""
 
     name = "ucf101"
+    template = "a photo of a person doing {}."
     benchmarks = ("b0-inc10", "b50-inc10")  # on C3Box's 100 classes (101 do not divide by 10)
     obtain = (
         "put CoOp's UCF-101-midframes.zip (https://github.com/KaiyangZhou/CoOp/blob/main/DATASETS.md#ucf101) and "
