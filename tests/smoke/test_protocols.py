@@ -57,6 +57,14 @@ def test_a_run_names_its_protocol_split_and_class_names(tmp_path, capsys):
                  "scenario.increment=1", "--set", "scenario.order=[3, 2, 1, 0]", "--out", str(out)]) == 0  # fmt: skip
     results = json.loads((out / "results.json").read_text())
     assert results["protocol"]["tasks"] == "B3-Inc1" and results["protocol"]["order"] == "explicit"
+    # a table of runs made on different protocols says so; of runs made on one, which
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "out"), str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"warning: not all runs were made on {made} ({tmp_path / 'out'})" in printed
+    assert "explicit order, B3-Inc1" in printed and "are not comparable" in printed
+    assert main(["compare", str(tmp_path / "out"), str(tmp_path / "out")]) == 0
+    assert f"made on: {made}" in capsys.readouterr().out
 
 
 def test_a_learners_template_may_be_its_data_sets():

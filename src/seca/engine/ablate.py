@@ -24,7 +24,7 @@ import yaml
 from ..config import apply_overrides, check_seeds, resolve_preset_path, set_key
 from ..errors import SecaError
 from ..eval.plots import plot_ablation
-from ..eval.report import comparison_rows, format_rows
+from ..eval.report import comparison_rows, format_rows, made_on
 from ..io.files import atomic_write, atomic_write_json, atomic_write_text
 from ..io.run_folder import RunFolder
 from .configure import load_preset, resolve
@@ -148,7 +148,7 @@ def run_ablation(
         rows = comparison_rows(list(results.values()), names, names.index(reference))
         table = format_rows(
             rows, names.index(reference), extra=ablation.paper or None, extra_title="paper Last", title="variant"
-        )
+        ) + made_on(list(results.values()), names)
         records = [
             {
                 "variant": row["name"],

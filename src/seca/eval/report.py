@@ -127,8 +127,24 @@ def comparison_rows(runs: Sequence[dict], names: Sequence[str], reference: int =
 
 def format_comparison(runs: Sequence[dict], names: Sequence[str], reference: int = 0) -> str:
     """Last / Avg / forgetting / BWT (mean ± std over seeds) of several runs, and each run's paired
-    difference in Last and Avg to the reference run, with its 95% interval over the shared seeds."""
-    return format_rows(comparison_rows(runs, names, reference), reference)
+    difference in Last and Avg to the reference run, with its 95% interval over the shared seeds; then how the
+    runs were made (:func:`made_on`)."""
+    return format_rows(comparison_rows(runs, names, reference), reference) + made_on(runs, names)
+
+
+def made_on(runs: Sequence[dict], names: Sequence[str]) -> str:
+    """The line under a table of several runs: the protocol they share, or a warning naming the runs made on
+    another (their numbers are not comparable); empty for runs of earlier versions."""
+    made = [protocol_text(r) for r in runs]
+    if not any(made):
+        return ""
+    if all(m == made[0] for m in made):
+        return f"\nmade on: {made[0]}"
+    other = [f"{n} ({m or 'not recorded'})" for n, m in zip(names, made) if m != made[0]]
+    return (
+        f"\nwarning: not all runs were made on {made[0]} ({names[0]}): {'; '.join(other)}; numbers made on "
+        "different protocols, splits or class names are not comparable"
+    )
 
 
 def format_rows(
