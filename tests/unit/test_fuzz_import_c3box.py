@@ -41,7 +41,7 @@ def check_import(data: bytes) -> None:
         out, err = out.getvalue(), err.getvalue()
         if code == 2:
             assert out == "", out
-            assert err.startswith("error: ") and err.endswith("\n") and err.count("\n") == 1, err
+            assert err.startswith("error: ") and err.endswith("\n") and len(err.splitlines()) == 1, err
             err.encode("utf-8", "backslashreplace")  # what a terminal's stderr does with it
             return
         assert code == 0, (code, err)
@@ -113,8 +113,10 @@ def mutated(draw, data: bytes) -> bytes:
 
 # text no JSON writer makes but a file may hold: deep nesting, long numbers, a byte-order mark, other encodings
 ODD_FILES = [
-    b"[" * 100_000 + b"]" * 100_000,
-    b'{"seed": ' + b"[" * 5_000 + b"]" * 5_000 + b"}",
+    b"[" * 3_000 + b"]" * 3_000,
+    b'{"seed": ' + b"[" * 3_000 + b"]" * 3_000 + b"}",
+    as_json({**RAPF, "device": "DEEP"}).replace(b'"DEEP"', b"[" * 900 + b"]" * 900),
+    as_json({**RAPF, "seed": "DEEP"}).replace(b'"DEEP"', b"[" * 900 + b"]" * 900),
     b'{"init_cls": ' + b"9" * 5_000 + b"}",
     b"1" * 10_000,
     b"\xef\xbb\xbf" + as_json(RAPF),
@@ -137,7 +139,7 @@ any_bytes = st.one_of(
 def one_key_changed(draw) -> dict:
     """C3Box's rapf or simplecil config with one key replaced by any JSON value, removed, or one key added."""
     settings = dict(draw(st.sampled_from([RAPF, SIMPLECIL])))
-    edit = draw(st.sampled_from(["replace", "remove", "add"]))
+    edit = draw(st.sampled_from(["replace", "replace", "remove", "add"]))
     if edit == "add":
         key = draw(st.one_of(st.sampled_from(KEYS), st.text()))
     else:
@@ -145,7 +147,7 @@ def one_key_changed(draw) -> dict:
     if edit == "remove":
         del settings[key]
     else:
-        settings[key] = draw(json_values)
+        settings[key] = draw(st.one_of(numbers, leaves, json_values))  # numbers most often: most keys hold one
     return settings
 
 
@@ -165,6 +167,37 @@ def test_fuzz_any_json_as_the_c3box_file_maps_or_is_refused_in_one_line(value):
 @given(settings=one_key_changed())
 def test_fuzz_a_c3box_config_with_one_key_changed_maps_or_is_refused_in_one_line(settings):
     check_import(as_json(settings))
+
+
+EDGES = [
+    None,
+    True,
+    "",
+    "x\ny",
+    [],
+    {},
+    0,
+    -1,
+    2**32,
+    10**400,
+    1e308,
+    5e-324,
+    float("nan"),
+    float("inf"),
+    -float("inf"),
+]
+
+
+@pytest.mark.parametrize(
+    "base, key",
+    [(base, key) for base in (RAPF, SIMPLECIL) for key in sorted(base)],
+    ids=[f"{name}-{key}" for name, base in (("rapf", RAPF), ("simplecil", SIMPLECIL)) for key in sorted(base)],
+)
+def test_every_key_with_an_edge_value_maps_or_is_refused_in_one_line(base, key):
+    """What the fuzzing above draws rarely, for every key at once: the edges of each JSON type."""
+    for value in EDGES:
+        check_import(as_json({**base, key: value}))
+    check_import(as_json({k: v for k, v in base.items() if k != key}))
 
 
 @pytest.mark.parametrize("data", ODD_FILES, ids=range(len(ODD_FILES)))

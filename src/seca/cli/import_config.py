@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -173,6 +174,8 @@ class Method:
 
 def _rapf(cfg: Imported, s: Mapping[str, Any]) -> None:
     beta = _number(s, "beta", 0)
+    if not math.isfinite(20 * beta):
+        raise SecaError(f"beta: {beta:g}: int(20 x beta) hinge samples per pair (C3Box's rapf) is past a float's range")
     replay, hinge = int(10 * beta), int(20 * beta)  # models/rapf.py: int(10*self.beta), int(20*self.beta)
     if replay < 1:
         raise SecaError(
@@ -279,6 +282,8 @@ def read_c3box(path: str | Path) -> dict[str, Any]:
         raise SecaError(f"'{path}' cannot be read: {e}") from None
     except json.JSONDecodeError as e:
         raise SecaError(f"'{path}' is not JSON ({e}); give a C3Box experiment config (exps/<method>.json)") from None
+    except (ValueError, RecursionError) as e:  # a number of over 4300 digits; nesting deeper than Python's stack
+        raise SecaError(f"'{path}' is JSON that Python's json cannot read ({e}), so neither can C3Box") from None
     if not isinstance(settings, dict):
         raise SecaError(f"'{path}' holds JSON {type(settings).__name__}; a C3Box config is an object of keys")
     return settings
@@ -302,9 +307,12 @@ def c3box_config(settings: Mapping[str, Any], source: str = "the C3Box config") 
     method = METHODS.get(name.lower())
     if method is None:
         if name.lower() in NOT_AS_C3BOX:
-            raise SecaError(f"model_name '{name}': {NOT_AS_C3BOX[name.lower()]}")
+            raise SecaError(f"model_name '{_shown(name)}': {NOT_AS_C3BOX[name.lower()]}")
         what = "seca has no '{}' learner yet" if name.lower() in C3BOX_METHODS else "'{}' is not a C3Box method"
-        raise SecaError(f"model_name '{name}': {what.format(name)} (the C3Box methods seca runs: {', '.join(METHODS)})")
+        raise SecaError(
+            f"model_name '{_shown(name)}': {what.format(_shown(name))} (the C3Box methods seca runs: "
+            f"{', '.join(METHODS)})"
+        )
     for key in REQUIRED:
         if key not in settings:
             raise SecaError(f"has no '{key}' (C3Box's trainer.py and DataManager need it)")
@@ -312,7 +320,7 @@ def c3box_config(settings: Mapping[str, Any], source: str = "the C3Box config") 
     for key in settings:
         if key not in REQUIRED and key not in method.reads and key not in inert:
             raise SecaError(
-                f"key '{key}' is not one that C3Box's {name.lower()} reads ({method.source}, trainer.py, "
+                f"key '{_shown(key)}' is not one that C3Box's {name.lower()} reads ({method.source}, trainer.py, "
                 "utils/data_manager.py), so seca cannot map it: remove it if your C3Box ignores it too"
             )
     s = {**method.reads, **settings}
@@ -337,7 +345,7 @@ def _scenario(cfg: Imported, s: Mapping[str, Any]) -> str:
     given = s["dataset"]
     if not isinstance(given, str) or given.lower() not in DATASETS:
         raise SecaError(
-            f"dataset '{given}': seca has no counterpart of this C3Box data set (it maps {', '.join(DATASETS)})"
+            f"dataset '{_shown(given)}': seca has no counterpart of this C3Box data set (it maps {', '.join(DATASETS)})"
         )
     dataset = given.lower()
     ours, classes = DATASETS[dataset]
@@ -388,7 +396,8 @@ def _backbone(s: Mapping[str, Any]) -> tuple[str, str]:
     kind = s["backbone_type"]
     if not isinstance(kind, str) or kind.lower() not in BACKBONES:
         raise SecaError(
-            f"backbone_type '{kind}': seca runs CLIP, and C3Box's CLIPs are {', '.join(BACKBONES)} (utils/inc_net.py)"
+            f"backbone_type '{_shown(kind)}': seca runs CLIP, and C3Box's CLIPs are {', '.join(BACKBONES)} "
+            "(utils/inc_net.py)"
         )
     return BACKBONES[kind.lower()]
 
@@ -413,6 +422,13 @@ def _validate(cfg: Imported) -> None:
         raise SecaError(f"{origin}: seca cannot run it: {text}" if origin else text) from None
 
 
+def _shown(value: Any) -> str:
+    """A value of the file as a refusal quotes it: on one line, whatever characters it holds (a newline, a lone
+    surrogate: escaped as Python writes them)."""
+    text = value if isinstance(value, str) else json.dumps(value)
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _whole(s: Mapping[str, Any], key: str, least: int) -> int:
     value = s[key]
     if isinstance(value, bool) or not isinstance(value, int) or value < least:
@@ -421,11 +437,15 @@ def _whole(s: Mapping[str, Any], key: str, least: int) -> int:
 
 
 def _number(s: Mapping[str, Any], key: str, above: float | None) -> float:
+    """The finite float at ``key``: NaN, Infinity and an integer past a float's range are refused too."""
     value = s[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (above is not None and value <= above):
+    number = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) <= sys.float_info.max:
+        number = float(value)
+    if number is None or (above is not None and number <= above):
         bound = f" above {above:g}" if above is not None else ""
-        raise SecaError(f"{key}: {json.dumps(value)} should be a number{bound}")
-    return float(value)
+        raise SecaError(f"{key}: {json.dumps(value)} should be a finite number{bound}")
+    return number
 
 
 def _flag(s: Mapping[str, Any], key: str) -> bool:

@@ -8,6 +8,7 @@ Every data set made of files (seca.data.sets) and every command that reads a use
 from __future__ import annotations
 
 import logging
+import re
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -216,6 +217,11 @@ def class_name(text: str) -> str:
 def class_key(name: str) -> str:
     """What makes two spellings one class: case, spaces and underscores aside (``Sea_Lion`` is "sea lion")."""
     return " ".join(name.replace("_", " ").split()).casefold()
+
+
+# What no name or line of text read from a data set's files may hold: control characters (a tab aside) and Unicode's
+# line and paragraph separators, which would make a class name, or a message quoting it, more than one line
+CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def shown(text: str, limit: int = 80) -> str:

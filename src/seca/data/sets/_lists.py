@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ...config import DataConfig
 from ...errors import SecaError
-from ..images import ImageFiles, check_distinct_names, folder_split, list_images, shown
+from ..images import CONTROL, ImageFiles, check_distinct_names, folder_split, list_images, shown
 from .base import BenchmarkData, DataSet
 
 OFFICIAL_SPLIT = "official train/test lists"
@@ -29,47 +29,65 @@ Item = tuple[Path, int]  # an image file and its class's place in the full class
 
 
 # ---- the files an archive ships ----------------------------------------------------------------------------------
-def read_list(path: Path, what: str) -> list[tuple[str, str]]:
-    """The lines ``<key> <value>`` of the list file ``path`` (blank lines skipped), the value being the rest of the
-    line; ``what`` describes a line (``<image id> <class id>``). A missing, unreadable or malformed file is one line
-    naming it (and the line)."""
-    if not path.is_file():
-        raise SecaError(f"{path} is missing; the data set's lists must be as distributed")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise SecaError(f"cannot read {path} ({type(e).__name__}); it should be text lines '{what}'") from None
-    pairs = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        parts = line.strip().split(maxsplit=1)
-        if len(parts) != 2:
-            raise SecaError(f"{path}, line {number}: expected '{what}', got '{shown(line)}'")
-        pairs.append((parts[0], parts[1].strip()))
-    if not pairs:
-        raise SecaError(f"{path} lists nothing; it should hold lines '{what}'")
-    return pairs
+WHOLE_NUMBER = re.compile(r"-?[0-9]{1,18}")
 
 
 def text_lines(path: Path, missing: str) -> list[tuple[int, str]]:
-    """The non-empty lines of a text file (stripped) with their line numbers; a missing or unreadable file is one
-    line (``missing`` says where the file comes from)."""
+    """The non-empty lines of a list file, stripped, with their line numbers (as an editor counts them: LF, CRLF or
+    CR ends a line; a leading BOM is no part of the first): every list file of a data set is read here. A missing,
+    unreadable (not UTF-8) or empty file, or a line holding a control character, is one line naming the file (and
+    the line); ``missing`` says where the file comes from, or what it should hold."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise SecaError(f"{path} is missing: {missing}") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise SecaError(f"cannot read {path} ({type(e).__name__}): {e}") from None
-    return [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+        raise SecaError(f"cannot read {path} ({type(e).__name__}: {shown(str(e), 120)}): {missing}") from None
+    lines = []
+    for n, line in enumerate(text.split("\n"), 1):
+        bad = CONTROL.search(line)
+        if bad is not None:
+            raise SecaError(
+                f"{path}, line {n}: '{shown(line)}' holds the control character {shown(bad.group())}; a list file is "
+                "lines of text"
+            )
+        if line.strip():
+            lines.append((n, line.strip()))
+    if not lines:
+        raise SecaError(f"{path} holds no lines: {missing}")
+    return lines
 
 
-def number(text: str, path: Path, what: str) -> int:
-    """``text`` as a whole number, else one line saying which list holds what."""
-    try:
-        return int(text)
-    except ValueError:
-        raise SecaError(f"{path}: '{shown(text, 40)}' is not a number ({what})") from None
+def read_list(path: Path, what: str) -> list[tuple[int, str, str]]:
+    """The lines ``<key> <value>`` of the list file ``path`` (:func:`text_lines`) as ``(line number, key, value)``,
+    the value being the rest of the line; ``what`` describes a line (``<image id> <class id>``). A missing,
+    unreadable or malformed file is one line naming it (and the line)."""
+    triples = []
+    for number, line in text_lines(path, f"the data set's lists must be as distributed, lines '{what}'"):
+        parts = line.split(maxsplit=1)
+        if len(parts) != 2:
+            raise SecaError(f"{path}, line {number}: expected '{what}', got '{shown(line)}'")
+        triples.append((number, parts[0], parts[1].strip()))
+    return triples
+
+
+def number(text: str, path: Path, what: str, line: int | None = None) -> int:
+    """``text`` as a whole number (ASCII digits, at most 18 of them), else one line saying which list (and line)
+    holds what."""
+    if WHOLE_NUMBER.fullmatch(text) is None:
+        where = f"{path}, line {line}" if line is not None else f"{path}"
+        raise SecaError(f"{where}: '{shown(text, 40)}' is not a number ({what})")
+    return int(text)
+
+
+def inside(text: str, path: Path, line: int, what: str = "a path inside the data set's folder") -> list[str]:
+    """The parts of ``text``, a path that line ``line`` of the list ``path`` names relative to a folder of the data set
+    (``what`` it should be); one that could leave that folder (``..``, an absolute path) or names no file or folder
+    (an empty or ``.`` part) is one line naming the list and the line."""
+    parts = text.split("/")
+    if any(part in ("", ".", "..") or "\\" in part for part in parts):
+        raise SecaError(f"{path}, line {line}: '{shown(text)}' is not {what}")
+    return parts
 
 
 def spelling_key(name: str) -> str:
@@ -82,10 +100,19 @@ def folder_name(text: str) -> str:
     return " ".join(text.replace("_", " ").split())
 
 
+def is_folder(path: Path) -> bool:
+    """``path`` is a folder: where a list names a class folder, a name longer than the file system allows names none
+    (``Path.is_dir`` raises on it)."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
 def files_in(folder: Path) -> set[str]:
     """The names of the files directly in ``folder`` (none if it is absent): one listing instead of a look-up per
     image, so a folder holding part of a data set costs no more to check than a whole one."""
-    if not folder.is_dir():
+    if not is_folder(folder):
         return set()
     return {p.name for p in folder.iterdir() if p.is_file()}
 
@@ -99,12 +126,14 @@ def prepared(path: Path) -> bool:
 def prepared_split(root: Path) -> str:
     """How ``root``'s train/ and test/ were separated, from the manifest ``seca prepare`` wrote beside them."""
     try:
-        split = json.loads((root / "manifest.json").read_text())["split"]
-    except (OSError, ValueError, KeyError, TypeError):
+        split = json.loads((root / "manifest.json").read_text(encoding="utf-8"))["split"]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return "train/test folders"
+    if not isinstance(split, dict):
         return "train/test folders"
     if "seed" in split:
-        return f"seca prepare seed {split['seed']}, 80/20"
-    return f"seca prepare split file {split.get('split_file', '?')}"
+        return f"seca prepare seed {shown(str(split['seed']), 40)}, 80/20"
+    return f"seca prepare split file {shown(str(split.get('split_file', '?')), 80)}"
 
 
 # ---- a benchmark from listed images ------------------------------------------------------------------------------
@@ -133,8 +162,8 @@ def listed_split(
         if k not in in_test or k not in in_train:
             has, lacks = ("training", "test") if k not in in_test else ("test", "training")
             raise SecaError(
-                f"{dataset.name}: the class '{official[k]}' has {has} images but no {lacks} images in {where}; "
-                f"add its {lacks} images or remove the class"
+                f"{dataset.name}: the class '{shown(official[k], 60)}' has {has} images but no {lacks} images in "
+                f"{where}; add its {lacks} images or remove the class"
             )
     names, label = dataset.class_names(data, official)
     ids = {k: i for i, k in enumerate(present)}

@@ -14,7 +14,7 @@ from pathlib import Path
 from ...config import DataConfig
 from ...errors import SecaError
 from ..images import shown
-from ._lists import OFFICIAL_SPLIT, files_in, folder_name, listed_split, official_or_c3box, read_list
+from ._lists import OFFICIAL_SPLIT, files_in, folder_name, listed_split, official_or_c3box, read_list, text_lines
 from .base import BenchmarkData, DataSet, register
 
 
@@ -71,25 +71,19 @@ class Aircraft(DataSet):
         lists = self.lists(root)
         assert lists is not None  # official_or_c3box found the official layout
         variants = lists / "variants.txt"
-        try:
-            official = [" ".join(line.split()) for line in variants.read_text(encoding="utf-8").splitlines()]
-        except (OSError, UnicodeDecodeError) as e:
-            raise SecaError(f"cannot read {variants} ({type(e).__name__}); it should list one variant a line") from None
-        official = [n for n in official if n]
-        if not official:
-            raise SecaError(f"{variants} lists no variant")
+        official = [" ".join(line.split()) for _, line in text_lines(variants, "it should list one variant a line")]
         place = {n: k for k, n in enumerate(official)}
         present = files_in(lists / "images")
         splits, listed = [], 0
         for split in ("trainval", "test"):
             path = lists / f"images_variant_{split}.txt"
             items = []
-            for image_id, variant in read_list(path, "<image id> <variant>"):
+            for line, image_id, variant in read_list(path, "<image id> <variant>"):
                 variant = " ".join(variant.split())
                 if variant not in place:
                     raise SecaError(
-                        f"{path}: the image {image_id} has the variant '{shown(variant, 40)}', which variants.txt "
-                        "does not list"
+                        f"{path}, line {line}: the image {shown(image_id, 40)} has the variant '{shown(variant, 40)}', "
+                        "which variants.txt does not list"
                     )
                 if f"{image_id}.jpg" in present:
                     items.append((lists / "images" / f"{image_id}.jpg", place[variant]))

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from ...config import DataConfig, NoSettings
 from ...errors import SecaError
 from ...registry import Registry
+from ..images import CONTROL, shown
 from ..prepare import PrepareRequest
 
 
@@ -185,8 +186,10 @@ def _names_from_file(path: str, keys: Sequence[str], count: int) -> list[str]:
     file = Path(path).expanduser()
     try:
         given = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise SecaError(f"data.names_file '{path}' cannot be read as JSON ({type(e).__name__}): {e}") from None
+    except (OSError, ValueError, RecursionError) as e:  # ValueError: not UTF-8, not JSON, a number of 4300 digits
+        raise SecaError(
+            f"data.names_file '{shown(path)}' cannot be read as JSON ({type(e).__name__}): {shown(str(e), 120)}"
+        ) from None
     if isinstance(given, dict):
         key = next((k for k in keys if k and k in given), None)
         if key is None:
@@ -194,6 +197,9 @@ def _names_from_file(path: str, keys: Sequence[str], count: int) -> list[str]:
         given = given[key]
     if not (isinstance(given, list) and all(isinstance(n, str) and n.strip() for n in given)):
         raise SecaError(f"data.names_file '{path}' should hold a list of class names (text)")
+    for n in given:
+        if CONTROL.search(n):
+            raise SecaError(f"data.names_file '{path}': the name '{shown(n, 40)}' holds a control character")
     if len(given) != count:
         raise SecaError(f"data.names_file '{path}' lists {len(given)} names; the data set has {count} classes")
     return [n.strip() for n in given]

@@ -16,6 +16,7 @@ import numpy as np
 
 from ...config import DataConfig
 from ...errors import SecaError
+from ..images import CONTROL, shown
 from ._lists import OFFICIAL_SPLIT, files_in, folder_name, listed_split, official_or_c3box
 from .base import BenchmarkData, DataSet, register
 
@@ -41,7 +42,8 @@ def load_mat(path: Path) -> dict[str, Any]:
 def mat_entries(path: Path, mat: dict[str, Any], key: str) -> np.ndarray:
     """``mat[key]`` as a 1-d array (one entry is squeezed to a scalar by scipy)."""
     if key not in mat:
-        raise SecaError(f"{path} holds no '{key}' (it has {', '.join(k for k in mat if not k.startswith('__'))})")
+        held = ", ".join(k for k in mat if not k.startswith("__"))
+        raise SecaError(f"{path} holds no '{key}' (it has {shown(held, 80) or 'nothing else'})")
     return np.atleast_1d(mat[key])
 
 
@@ -84,9 +86,10 @@ class Cars196(DataSet):
     def official(self, data: DataConfig, root: Path) -> BenchmarkData:
         devkit = root / "devkit"
         meta = devkit / "cars_meta.mat"
-        official = [car_name(n) for n in mat_entries(meta, load_mat(meta), "class_names").tolist()]
-        if not official or not all(isinstance(n, str) and n for n in official):
+        given = mat_entries(meta, load_mat(meta), "class_names").tolist()
+        if not given or not all(isinstance(n, str) and car_name(n) and not CONTROL.search(n) for n in given):
             raise SecaError(f"{meta}: class_names should be the class names (text)")
+        official = [car_name(n) for n in given]
         test_annotations = next((p for p in (root / TEST_LABELS, devkit / TEST_LABELS) if p.is_file()), None)
         if test_annotations is None:
             raise SecaError(
@@ -105,17 +108,26 @@ class Cars196(DataSet):
         annotations = mat_entries(path, load_mat(path), "annotations")
         fields = annotations.dtype.names or ()
         if "fname" not in fields or "class" not in fields:
-            raise SecaError(f"{path}: the annotations have no 'fname' and 'class' fields (they have {list(fields)})")
+            raise SecaError(
+                f"{path}: the annotations have no 'fname' and 'class' fields (they have {shown(repr(list(fields)))})"
+            )
         present = files_in(images)
         found = []
         for entry in annotations:
             file, label = entry["fname"], np.asarray(entry["class"])
-            if not isinstance(file, str) or label.shape != () or not np.issubdtype(label.dtype, np.number):
-                raise SecaError(f"{path}: an annotation's file and class are {file!r} and {label!r} (a name, a number)")
-            if label != int(label) or not 1 <= int(label) <= count:
-                raise SecaError(f"{path}: the image '{file}' has the class {label}; cars_meta.mat has 1..{count}")
+            value = label.item() if label.shape == () else None
+            if not isinstance(file, str) or not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise SecaError(
+                    f"{path}: an annotation's file and class are {shown(repr(file), 60)} and {shown(repr(label), 60)} "
+                    "(a name, a number)"
+                )
+            if not (float(value).is_integer() and 1 <= value <= count):  # NaN and infinities are no whole number
+                raise SecaError(
+                    f"{path}: the image '{shown(file, 60)}' has the class {shown(str(value), 40)}; cars_meta.mat has "
+                    f"1..{count}"
+                )
             if file in present:
-                found.append((images / file, int(label) - 1))
+                found.append((images / file, int(value) - 1))
         return found, len(annotations)
 
     def c3box_names(self, official: Sequence[str]) -> list[str] | None:

@@ -13,7 +13,16 @@ from pathlib import Path
 from ...config import DataConfig
 from ...errors import SecaError
 from ..images import shown
-from ._lists import OFFICIAL_SPLIT, files_in, folder_name, listed_split, number, official_or_c3box, read_list
+from ._lists import (
+    OFFICIAL_SPLIT,
+    files_in,
+    folder_name,
+    inside,
+    listed_split,
+    number,
+    official_or_c3box,
+    read_list,
+)
 from .base import BenchmarkData, DataSet, register
 
 
@@ -49,39 +58,53 @@ class CUB200(DataSet):
         return official_or_c3box(self, data, self.official_layout, self.official, self.classes, cub_name)
 
     def official(self, data: DataConfig, root: Path) -> BenchmarkData:
-        listed = read_list(root / "classes.txt", "<class id> <class folder>")
+        classes = root / "classes.txt"
+        listed = read_list(classes, "<class id> <class folder>")
         class_of = {}  # class id -> place in classes.txt's order
-        for i, (key, _) in enumerate(listed):
-            class_id = number(key, root / "classes.txt", "a class id")
+        for i, (line, key, folder) in enumerate(listed):
+            class_id = number(key, classes, "a class id", line)
             if class_id in class_of:
-                raise SecaError(f"{root / 'classes.txt'} lists the class id {class_id} twice")
+                raise SecaError(f"{classes}, line {line}: the class id {class_id} is listed twice")
+            if not cub_name(folder):
+                raise SecaError(f"{classes}, line {line}: '{shown(folder)}' is not a class folder ('001.Name')")
             class_of[class_id] = i
-        official = [cub_name(folder) for _, folder in listed]
+        official = [cub_name(folder) for _, _, folder in listed]
         paths = read_list(root / "images.txt", "<image id> <path under images/>")
-        labels = dict(read_list(root / "image_class_labels.txt", "<image id> <class id>"))
-        is_train = dict(read_list(root / "train_test_split.txt", "<image id> <1 for training, 0 for test>"))
+        labels = {
+            key: (line, value)
+            for line, key, value in read_list(root / "image_class_labels.txt", "<image id> <class id>")
+        }
+        marks = read_list(root / "train_test_split.txt", "<image id> <1 for training, 0 for test>")
+        is_train = {key: (line, value) for line, key, value in marks}
         present: dict[str, set[str]] = {}
         train, test = [], []
-        for image_id, relative in paths:
+        for line, image_id, relative in paths:
             for table, file in ((labels, "image_class_labels.txt"), (is_train, "train_test_split.txt")):
                 if image_id not in table:
-                    raise SecaError(f"the image {image_id} of images.txt has no line in {root / file}")
-            class_id = number(labels[image_id], root / "image_class_labels.txt", f"the class of image {image_id}")
+                    raise SecaError(
+                        f"{root / 'images.txt'}, line {line}: the image {shown(image_id, 40)} has no line in "
+                        f"{root / file}"
+                    )
+            label_line, label = labels[image_id]
+            labels_file = root / "image_class_labels.txt"
+            class_id = number(label, labels_file, f"the class of image {shown(image_id, 40)}", label_line)
             if class_id not in class_of:
                 raise SecaError(
-                    f"{root / 'image_class_labels.txt'}: the image {image_id} has the class id {class_id}, which "
-                    "classes.txt does not list"
+                    f"{labels_file}, line {label_line}: the image {shown(image_id, 40)} has the class id {class_id}, "
+                    "which classes.txt does not list"
                 )
-            if is_train[image_id] not in ("0", "1"):
+            mark_line, mark = is_train[image_id]
+            if mark not in ("0", "1"):
                 raise SecaError(
-                    f"{root / 'train_test_split.txt'}: the image {image_id} is marked '{shown(is_train[image_id], 20)}'"
-                    " (1 for training, 0 for test)"
+                    f"{root / 'train_test_split.txt'}, line {mark_line}: the image {shown(image_id, 40)} is marked "
+                    f"'{shown(mark, 20)}' (1 for training, 0 for test)"
                 )
+            inside(relative, root / "images.txt", line, "a path under images/ ('<class folder>/<file>')")
             folder, _, file = relative.rpartition("/")
             if folder not in present:
                 present[folder] = files_in(root / "images" / folder)
             if file in present[folder]:
-                (train if is_train[image_id] == "1" else test).append((root / "images" / relative, class_of[class_id]))
+                (train if mark == "1" else test).append((root / "images" / relative, class_of[class_id]))
         return listed_split(self, data, official, train, test, split=OFFICIAL_SPLIT, where=root, listed=len(paths))
 
     def c3box_names(self, official: Sequence[str]) -> list[str] | None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from ...config import DataConfig, Rule, section, setting
 from ...errors import SecaError
 from ..images import shown
-from ._lists import OFFICIAL_SPLIT, files_in, folder_name, listed_split, number, official_or_c3box
+from ._lists import OFFICIAL_SPLIT, files_in, folder_name, inside, listed_split, number, official_or_c3box, text_lines
 from .base import BenchmarkData, DataSet, register
 
 DOMAINS = ("clipart", "infograph", "painting", "quickdraw", "real", "sketch")
@@ -81,13 +81,7 @@ class DomainNet(DataSet):
         for split in ("train", "test"):
             for domain in here:
                 path = root / f"{domain}_{split}.txt"
-                try:
-                    lines = path.read_text(encoding="utf-8").splitlines()
-                except (OSError, UnicodeDecodeError) as e:
-                    raise SecaError(f"cannot read {path} ({type(e).__name__})") from None
-                for line_number, line in enumerate(lines, 1):
-                    if not line.strip():
-                        continue
+                for line_number, line in text_lines(path, f"lines '{domain}/<class>/<file> <label>'"):
                     parts = line.split()
                     relative = parts[0].split("/")
                     if len(parts) != 2 or len(relative) != 3 or relative[0] != domain:
@@ -95,7 +89,8 @@ class DomainNet(DataSet):
                             f"{path}, line {line_number}: expected '{domain}/<class>/<file> <label>', got "
                             f"'{shown(line)}'"
                         )
-                    label = number(parts[1], path, f"the label of line {line_number}")
+                    inside(parts[0], path, line_number, f"'{domain}/<class>/<file>'")
+                    label = number(parts[1], path, "a label", line_number)
                     folder = relative[1]
                     if not 0 <= label < CLASSES:
                         raise SecaError(f"{path}, line {line_number}: the label {label} is not a class id (0..344)")

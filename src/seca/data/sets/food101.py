@@ -20,7 +20,7 @@ from pathlib import Path
 from ...config import DataConfig
 from ...errors import SecaError
 from ..images import shown
-from ._lists import OFFICIAL_SPLIT, c3box_matched, listed_in_folders, lists_split, text_lines
+from ._lists import OFFICIAL_SPLIT, c3box_matched, is_folder, listed_in_folders, lists_split, text_lines
 from .base import BenchmarkData, DataSet, register
 
 DEFAULT_ROOT = "data/food101"  # where data.download=true puts it when data.root is not set
@@ -84,12 +84,12 @@ class Food101(DataSet):
         meta, images = root / "meta", root / "images"
         classes = []
         for n, line in text_lines(meta / "classes.txt", MISSING):
-            if "/" in line or " " in line or line in classes:
+            if "/" in line or " " in line or line in (".", "..") or line in classes:
                 raise SecaError(f"{meta / 'classes.txt'} line {n}: '{shown(line)}' is not a new class folder name")
             classes.append(line)
         index = {c: k for k, c in enumerate(classes)}
         listed = {split: self._read_list(meta / f"{split}.txt", index) for split in ("train", "test")}
-        folders = {k: images / c for k, c in enumerate(classes) if (images / c).is_dir()}
+        folders = {k: images / c for k, c in enumerate(classes) if is_folder(images / c)}
         none = (
             f"{images} holds none of the {len(classes)} class folders that meta/classes.txt lists (e.g. "
             f"'{classes[0]}'); {self.obtain}"

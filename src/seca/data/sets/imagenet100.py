@@ -26,7 +26,15 @@ from pathlib import Path
 from ...config import DataConfig, section, setting
 from ...errors import SecaError
 from ..images import IMAGE_SUFFIXES, list_images, shown
-from ._lists import C3BOX_SPLIT, IMAGENET_WNIDS, WNID, clip_imagenet_names, imagenet_index, listed_split
+from ._lists import (
+    C3BOX_SPLIT,
+    IMAGENET_WNIDS,
+    WNID,
+    clip_imagenet_names,
+    imagenet_index,
+    listed_split,
+    text_lines,
+)
 from .base import BenchmarkData, DataSet, register
 
 PODNET_100 = IMAGENET_WNIDS[:100]  # PODNet's / DyTox's / continual-clip's ImageNet-100
@@ -47,13 +55,9 @@ class ImageNet100Config:
 def read_class_list(path: str) -> list[str]:
     """The WordNet ids a class-list file names (the first ``n########`` of each line), sorted; else one line."""
     file = Path(path).expanduser()
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise SecaError(f"data.imagenet100.classes: cannot read '{path}' ({type(e).__name__})") from None
     wnids: set[str] = set()
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
+    for number, line in text_lines(file, "data.imagenet100.classes names it, a file listing WordNet ids"):
+        if line.startswith("#"):
             continue
         found = WNID.search(line)
         if found is None:

@@ -24,9 +24,9 @@ from pathlib import Path
 
 from ...config import DataConfig, one_of, section, setting
 from ...errors import SecaError
-from ..images import list_images, shown
+from ..images import CONTROL, list_images, shown
 from ..prepare import PrepareRequest, prepare_wordnet_split
-from ._lists import C3BOX_SPLIT, c3box_split, folder_name, listed_split, prepared, prepared_split
+from ._lists import C3BOX_SPLIT, c3box_split, folder_name, is_folder, listed_split, prepared, prepared_split
 from .base import BenchmarkData, DataSet, register
 
 MAPPING = "folder_to_objectnet_name.json"
@@ -54,13 +54,15 @@ def read_mapping(path: Path) -> dict[str, str]:
     """``folder_to_objectnet_name.json``: class folder -> class name, each a non-empty text; else one line."""
     try:
         mapping = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, ValueError, RecursionError) as e:  # ValueError: not UTF-8, not JSON, a number of 4300 digits
         raise SecaError(f"cannot read {path} ({type(e).__name__}); it should map class folders to names") from None
     if not isinstance(mapping, dict) or not mapping:
         raise SecaError(f"{path} should be a JSON object mapping each class folder to its name")
     for folder, name in mapping.items():
-        if not isinstance(name, str) or not name.strip() or not folder.strip() or "/" in folder:
+        if not isinstance(name, str) or not name.strip() or CONTROL.search(name):
             raise SecaError(f"{path}: the entry '{shown(folder, 40)}' should map a class folder to a name (text)")
+        if not folder.strip() or "/" in folder or folder in (".", "..") or CONTROL.search(folder):
+            raise SecaError(f"{path}: '{shown(folder, 40)}' is not the name of a class folder")
     return {folder: name.strip() for folder, name in mapping.items()}
 
 
@@ -138,7 +140,7 @@ class ObjectNet(DataSet):
 
         def items(split_dir: Path) -> list[tuple[Path, int]]:
             return [
-                (p, k) for k, f in enumerate(folders) if (split_dir / f).is_dir() for p in list_images(split_dir / f)
+                (p, k) for k, f in enumerate(folders) if is_folder(split_dir / f) for p in list_images(split_dir / f)
             ]
 
         self._folders = folders

@@ -28,7 +28,7 @@ from pathlib import Path
 from ...config import DataConfig, between, section, setting
 from ...errors import SecaError
 from ..images import shown
-from ._lists import c3box_matched, listed_in_folders, lists_split, text_lines
+from ._lists import c3box_matched, is_folder, listed_in_folders, lists_split, text_lines
 from .base import BenchmarkData, DataSet, register
 
 # ClassName.txt as distributed (less each line's leading "/"): the 397 categories in the order of the class ids
@@ -156,7 +156,8 @@ class SUN397(DataSet):
         classes = []
         for n, line in text_lines(root / "ClassName.txt", "SUN397/ holds ClassName.txt as distributed"):
             path = line.strip("/")
-            if not line.startswith("/") or path.count("/") < 1 or "//" in path or path in classes:
+            parts = path.split("/")
+            if not line.startswith("/") or len(parts) < 2 or {"", ".", ".."} & set(parts) or path in classes:
                 raise SecaError(
                     f"{root / 'ClassName.txt'} line {n}: '{shown(line)}' is not a new category ('/a/abbey')"
                 )
@@ -166,7 +167,7 @@ class SUN397(DataSet):
         partitions = {
             split: self._read_partition(root, f"{split}_{number}.txt", index) for split in ("Training", "Testing")
         }
-        folders = {k: root / c for k, c in enumerate(classes) if (root / c).is_dir()}
+        folders = {k: root / c for k, c in enumerate(classes) if is_folder(root / c)}
         none = (
             f"{root} holds none of the {len(classes)} category folders that ClassName.txt lists (e.g. '{classes[0]}'); "
             f"{self.obtain}"

@@ -18,41 +18,41 @@ from pathlib import Path
 from ...config import DataConfig
 from ...errors import SecaError
 from ..images import list_images, shown
-from ._lists import WNID, c3box_split, clip_imagenet_names, files_in, folder_name, imagenet_index, listed_split
+from ._lists import (
+    WNID,
+    c3box_split,
+    clip_imagenet_names,
+    files_in,
+    folder_name,
+    imagenet_index,
+    listed_split,
+    text_lines,
+)
 from .base import BenchmarkData, DataSet, register
 
 
-def read_lines(path: Path) -> list[str]:
-    """The lines of a text file of the release, or one line saying it is missing or unreadable."""
-    if not path.is_file():
-        raise SecaError(f"{path} is missing; tiny-imagenet-200/ must be as extracted")
-    try:
-        return path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise SecaError(f"cannot read {path} ({type(e).__name__})") from None
+def read_lines(path: Path) -> list[tuple[int, str]]:
+    """The non-empty lines of a text file of the release with their numbers (``text_lines``), or one line saying it
+    is missing, unreadable or empty."""
+    return text_lines(path, "tiny-imagenet-200/ must be as extracted")
 
 
 def read_wnids(path: Path) -> list[str]:
     """``wnids.txt``: one WordNet id per line, each once."""
     wnids: list[str] = []
-    for number, line in enumerate(read_lines(path), 1):
-        if not line.strip():
-            continue
-        wnid = line.strip()
+    for number, wnid in read_lines(path):
         if not WNID.fullmatch(wnid):
-            raise SecaError(f"{path}, line {number}: expected a WordNet id (n########), got '{shown(line)}'")
+            raise SecaError(f"{path}, line {number}: expected a WordNet id (n########), got '{shown(wnid)}'")
         if wnid in wnids:
             raise SecaError(f"{path} lists {wnid} twice")
         wnids.append(wnid)
-    if not wnids:
-        raise SecaError(f"{path} lists no WordNet id")
     return wnids
 
 
 def words_names(path: Path, wnids: list[str]) -> list[str]:
     """Each WordNet id's first synonym in ``words.txt`` (``<wnid>\\t<synonym>, <synonym>, ...``)."""
     wanted, found = set(wnids), {}
-    for number, line in enumerate(read_lines(path), 1):
+    for number, line in read_lines(path):
         wnid, tab, synonyms = line.partition("\t")
         if wnid in wanted:
             name = synonyms.split(",")[0].strip()
@@ -123,9 +123,7 @@ class TinyImageNet(DataSet):
         annotations = root / "val" / "val_annotations.txt"
         present = files_in(root / "val" / "images")
         test, listed = [], 0
-        for number, line in enumerate(read_lines(annotations), 1):
-            if not line.strip():
-                continue
+        for number, line in read_lines(annotations):
             parts = line.split("\t") if "\t" in line else line.split()
             if len(parts) < 2:
                 raise SecaError(f"{annotations}, line {number}: expected '<file> <wnid> <box>', got '{shown(line)}'")
@@ -135,8 +133,6 @@ class TinyImageNet(DataSet):
             listed += 1
             if file in present:
                 test.append((root / "val" / "images" / file, place[wnid]))
-        if not listed:
-            raise SecaError(f"{annotations} lists no image")
         return listed_split(
             self,
             data,
