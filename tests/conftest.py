@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
@@ -117,3 +118,23 @@ def shapes_clip_weights(request):
                 flush=True,
             )
     return ensure_shapes_clip(progress=False)
+
+
+# bytes that are almost a valid file: the fuzz tests' way of reaching deep into a parser
+@st.composite
+def mutated(draw, data: bytes) -> bytes:
+    """``data`` after 1 to 4 random edits: a byte flipped, the tail cut, bytes inserted or overwritten."""
+    data = bytearray(data)
+    for _ in range(draw(st.integers(1, 4))):
+        op = draw(st.sampled_from(["flip", "cut", "insert", "overwrite"]))
+        at = draw(st.integers(0, max(len(data) - 1, 0)))
+        if op == "flip" and data:
+            data[at] ^= draw(st.integers(1, 255))
+        elif op == "cut":
+            del data[at:]
+        elif op == "insert":
+            data[at:at] = draw(st.binary(min_size=1, max_size=24))
+        else:
+            chunk = draw(st.binary(min_size=1, max_size=24))
+            data[at : at + len(chunk)] = chunk
+    return bytes(data)

@@ -584,6 +584,7 @@ class SecaModel:
         path = Path(path).expanduser()
         with locks.model_file(path, wait):
             self._check_unchanged(path)
+            check_replaceable(path)  # a read-only model file is refused before any kept image is written
             kept, folder = self.kept.copy(), folder_of(path)
             kept.write(folder)  # the kept test images first: the model file, written last, commits them
             meta = model_metadata(self.config, self.learner, list(self.meta.get("class_order", [])), self.history)

@@ -24,6 +24,8 @@ from seca.engine.configure import LEARNERS, schema
 from seca.errors import SecaError
 from seca.serve.uploads import Limits, Upload, UploadError, Workspace
 
+from ..conftest import mutated
+
 # ---- images -------------------------------------------------------------------------------------------------
 
 
@@ -36,25 +38,6 @@ def _encoded(fmt: str) -> bytes:
 
 
 BASES = {fmt: _encoded(fmt) for fmt in ("PNG", "JPEG", "GIF", "TIFF", "BMP", "PPM", "WEBP")}
-
-
-@st.composite
-def mutated(draw, data: bytes) -> bytes:
-    """``data`` after 1 to 4 random edits: a byte flipped, the tail cut, bytes inserted or overwritten."""
-    data = bytearray(data)
-    for _ in range(draw(st.integers(1, 4))):
-        op = draw(st.sampled_from(["flip", "cut", "insert", "overwrite"]))
-        at = draw(st.integers(0, max(len(data) - 1, 0)))
-        if op == "flip" and data:
-            data[at] ^= draw(st.integers(1, 255))
-        elif op == "cut":
-            del data[at:]
-        elif op == "insert":
-            data[at:at] = draw(st.binary(min_size=1, max_size=24))
-        else:
-            chunk = draw(st.binary(min_size=1, max_size=24))
-            data[at : at + len(chunk)] = chunk
-    return bytes(data)
 
 
 image_bytes = st.one_of(

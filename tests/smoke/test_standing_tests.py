@@ -201,3 +201,27 @@ def test_a_kept_tests_entry_that_would_name_a_file_outside_its_folder_is_refused
         KeptTests({"format": 2, "classes": {}})
     good = {"format": 1, "classes": {"a": [{"digest": "0" * 64, "suffix": ".png", "file": "x.png"}]}}
     assert len(KeptTests(good)) == 1
+
+
+def test_kept_images_go_beside_the_real_file_and_a_read_only_model_writes_nothing(tmp_path):
+    import os
+
+    real = tmp_path / "real" / "m.safetensors"
+    real.parent.mkdir()
+    _new(real)
+    link = tmp_path / "link.safetensors"
+    link.symlink_to(real)
+    test = write_shapes_folder(tmp_path / "test-0", TASKS[0], per_class=2)
+    train = write_shapes_folder(tmp_path / "t0", TASKS[0], split="train")
+    assert main(["learn", str(link), "--data", str(train), "--eval", str(test)]) == 0
+    assert link.is_symlink() and len(list(folder_of(real).iterdir())) == 4
+    assert not (tmp_path / "link.safetensors.tests").exists()
+    assert len(seca.load(real).kept_tests()) == 2  # found from either path
+    assert len(seca.load(link).kept_tests()) == 2
+
+    before = sorted(p.name for p in folder_of(real).iterdir())
+    os.chmod(real, 0o444)
+    more = write_shapes_folder(tmp_path / "test-1", TASKS[1], per_class=2)
+    train = write_shapes_folder(tmp_path / "t1", TASKS[1], split="train")
+    assert main(["learn", str(real), "--data", str(train), "--eval", str(more)]) == 2
+    assert sorted(p.name for p in folder_of(real).iterdir()) == before  # no kept image written for it

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from seca.cli import main
 from seca.cli.import_config import BACKBONES, C3BOX_METHODS, DATASETS, INERT, MEMORY, METHODS, UNUSED_OPTIMISER
 
+from ..conftest import mutated
 from .test_import_c3box import RAPF, SIMPLECIL
 
 # ---- running the command ------------------------------------------------------------------------------------
@@ -90,25 +91,6 @@ json_values = st.recursive(
     ),
     max_leaves=12,
 )
-
-
-@st.composite
-def mutated(draw, data: bytes) -> bytes:
-    """``data`` after 1 to 4 random edits: a byte flipped, the tail cut, bytes inserted or overwritten."""
-    data = bytearray(data)
-    for _ in range(draw(st.integers(1, 4))):
-        op = draw(st.sampled_from(["flip", "cut", "insert", "overwrite"]))
-        at = draw(st.integers(0, max(len(data) - 1, 0)))
-        if op == "flip" and data:
-            data[at] ^= draw(st.integers(1, 255))
-        elif op == "cut":
-            del data[at:]
-        elif op == "insert":
-            data[at:at] = draw(st.binary(min_size=1, max_size=24))
-        else:
-            chunk = draw(st.binary(min_size=1, max_size=24))
-            data[at : at + len(chunk)] = chunk
-    return bytes(data)
 
 
 # text no JSON writer makes but a file may hold: deep nesting, long numbers, a byte-order mark, other encodings

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from ..errors import SecaError
-from .files import atomic_write
+from .files import atomic_write, real_path
 
 SUFFIX = ".tests"
 FORMAT = 1
@@ -31,8 +31,9 @@ _FILE_SUFFIX = re.compile(r"(\.[a-z0-9]{1,15})?")
 
 
 def folder_of(model_file: str | Path) -> Path:
-    """The folder of a model file's kept test images: ``<model file>.tests`` beside it."""
-    path = Path(model_file).expanduser()
+    """The folder of a model file's kept test images: ``<model file>.tests`` beside the real file (a model reached
+    through a symbolic link keeps them beside its target, where every other path to it finds them)."""
+    path = real_path(model_file)
     return path.with_name(path.name + SUFFIX)
 
 
