@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .declare import ABOVE_ZERO, FRACTION, LEARNING_RATE, Rule, at_least, one_of, section, setting
+from .declare import ABOVE_ZERO, FRACTION, LEARNING_RATE, Rule, at_least, between, one_of, section, setting
 
 
 @dataclass(frozen=True)
@@ -171,7 +171,7 @@ class TrainConfig:
         "gradient, as SECA's reference) or `adamw` (decoupled weight decay, as MoE-Adapters)",
         one_of("adam", "adamw"),
     )
-    weight_decay: float = setting(5e-4, "the optimiser's weight decay", at_least(0))
+    weight_decay: float = setting(5e-4, "the optimiser's weight decay (at most 10, as a learning rate)", between(0, 10))
     schedule: str = setting(
         "multistep",
         "the learning rates within a task: `multistep` (multiplied by `gamma` after each of "
