@@ -33,6 +33,16 @@ MoE-Adapters and Mind the Gap encode texts over the whole context and run the la
 token, re-encode the seen classes' texts for every test batch, and Mind the Gap encodes every seen class at
 every step and the task's images again in every agent epoch. MoE-Adapters' exactness check turns the experts'
 dropout off in both paths (a text cut after its end token draws masks of another shape than the whole context).
+PROOF, ENGINE, BOFA and CLG-CBM (C3Box's codes) encode every text over the whole context and run the last image
+block over every token. PROOF runs the frozen image encoder at every step, encodes every seen class's text and each
+row's class text again at every step, and projects the fusion's shared tokens once per image's sequence; ENGINE runs
+the image encoder at every step, encodes every seen class's text (for the step's training accuracy) and each row's
+class text at every step, the task's images again at its end (prototypes), and per test batch runs the image encoder
+twice and encodes the re-ranking's descriptions; BOFA runs the image encoder at every step, twice per test batch, and
+again over the task while its λ is 0; CLG-CBM keeps the task's features for its concept search as seca does, and
+encodes the task's images twice more at the task's end (class statistics, then the bottleneck's training set), so
+its steps are the same on both paths. ENGINE's re-ranking runs in float32 on both paths of the check (seca keeps its
+texts in float32), and CLG-CBM's search cross-entropy is float32 on both (the learner casts its logits).
 """
 
 from __future__ import annotations
@@ -43,6 +53,7 @@ import json
 import math
 import os
 import platform
+import random
 import resource
 import statistics
 import subprocess
@@ -68,9 +79,14 @@ from seca.engine.train import make_optimizer
 from seca.io.feature_store import content_digest
 from seca.methods import Batch, TaskData, build_learner
 from seca.methods._precision import widen
+from seca.methods._scores import stable_exp
 from seca.methods._statistics import class_means
+from seca.methods.bofa import BOFA, bofa_scores
+from seca.methods.clg_cbm import CLGCBM
+from seca.methods.engine import Engine, contrastive, discriminant
 from seca.methods.mind_the_gap import MindTheGap
 from seca.methods.moe_adapters import MoEAdapters
+from seca.methods.proof import Fusion, Proof, clip_loss
 from seca.methods.rapf import RAPF
 from seca.methods.seca import SECA
 from seca.methods.seca_parts.teachers import SGAKTConfig
@@ -203,8 +219,263 @@ class NaiveMindTheGap(WholeContextTexts, MindTheGap):
         self.agent = torch.cat([self.agent, self._train_agent(task, means, features, labels)])
 
 
-NAIVE = {"rapf": NaiveRAPF, "moe-adapters": NaiveMoEAdapters, "mind-the-gap": NaiveMindTheGap}
+class WholeContextBackbone(FullSequenceBackbone):
+    """The official codes' CLIP for PROOF, ENGINE, BOFA and CLG-CBM: the last image block over every token, and every
+    text tokenized to the whole context and encoded over all of it (seca cuts a text after its end token)."""
+
+    @torch.no_grad()
+    def encode_texts(self, texts, batch_size: int = 256) -> torch.Tensor:
+        features = []
+        for start in range(0, len(texts), batch_size):
+            tokens = self.tokenize(texts[start : start + batch_size])
+            features.append(self.text.encode_embeddings(self.text.embed(tokens), tokens))
+        return torch.cat(features)
+
+
+class SequenceFusion(Fusion):
+    """PROOF's fusion as the official ``MultiHeadAttention`` runs it: queries, keys and values of every token of every
+    image's sequence, the shared tokens (texts, prototypes, prompts) projected again for each image."""
+
+    def forward(self, image: torch.Tensor, shared: torch.Tensor, dropout: float) -> torch.Tensor:
+        tokens = torch.cat([image[:, None], shared.expand(image.shape[0], *shared.shape)], dim=1)
+        q, k, v = tokens @ self.query.T, tokens @ self.key.T, tokens @ self.value.T
+        attention = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(image.shape[-1]), dim=2)
+        attention = F.dropout(attention, dropout, dropout > 0)
+        fused = F.dropout(self.out(attention @ v), dropout, dropout > 0)
+        return self.norm(fused + tokens)
+
+
+class NaiveProof(Proof):
+    """PROOF as C3Box's ``_train_proj`` computes it: at every step the frozen image encoder on the batch, the text
+    encoder on every seen class and again on the batch's own class texts (L_clip's), and the fusion's projections of
+    every token of every image's sequence (also at test). The task's images are encoded once at its start, for the
+    prototypes (``cal_prototype``), as seca does."""
+
+    backbone_kind = WholeContextBackbone
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fusion.__class__ = SequenceFusion
+
+    def begin_task(self, task, data: TaskData) -> None:
+        super().begin_task(task, data)
+        self._features = self._feature_labels = None  # the official code keeps no image feature
+
+    def _class_texts(self, labels) -> torch.Tensor:
+        template = self.settings.templates[0]
+        return widen(
+            self.backbone.encode_texts([template.format(self.class_names[c].replace("_", " ")) for c in labels])
+        )
+
+    def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        self._test = None
+        labels = batch.labels
+        with torch.no_grad():  # the frozen CLIP, from the image and the texts, at every step
+            frozen = widen(self.backbone.encode_image(batch.images))
+            seen = self._class_texts(range(self.num_seen))
+            own = self._class_texts(labels.tolist())
+        image = F.normalize(self.project_images(frozen, training=True), dim=-1)
+        texts = F.normalize(self._project(self.text_projections, seen.to(image.dtype), training=True), dim=-1)
+        fused_image, fused_texts, fused_prototypes = self.fuse(image, texts, self._prototype_tokens(True), True)
+        clip_texts = F.normalize(self._project(self.text_projections, own.to(image.dtype), training=True), dim=-1)
+        losses = {
+            "ce": F.cross_entropy(self._match(fused_image, fused_texts), labels),
+            "clip": clip_loss(image, clip_texts, self.logit_scale.exp()),
+            "proto": F.cross_entropy(self._match(fused_image, fused_prototypes), labels),
+        }
+        losses["loss"] = losses["ce"] + losses["clip"] + losses["proto"]
+        return losses
+
+
+class NaiveEngine(Engine):
+    """ENGINE as its official ``train`` and ``_eval_cnn`` compute it: at every step the frozen image encoder on the
+    batch, the text encoder on every seen class (for the step's training accuracy, which the loss does not read) and
+    again on each row's class text; at the end of the task the task's images encoded again for the prototypes; for
+    every test batch the image encoder twice (``encode_image`` and ``visual_forward_``) and the re-ranking's
+    descriptions of each image's top classes. Both draw the same descriptions (seca's seeded choice)."""
+
+    backbone_kind = WholeContextBackbone
+
+    def begin_task(self, task, data: TaskData) -> None:
+        super().begin_task(task, data)  # update_stat: one pass over the task's images, before training
+        self._features = None
+
+    def _texts(self, labels) -> torch.Tensor:
+        template = self.settings.templates[0]
+        return widen(self.backbone.encode_texts([template.format(self.class_names[c]) for c in labels]))
+
+    def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        settings, task = self.settings, self.task
+        with torch.no_grad():  # encode_image: the frozen encoder at every step
+            frozen = widen(self.backbone.encode_image(batch.images))
+        labels = batch.labels
+        if task.start:
+            old = (
+                torch.randint(task.start, (settings.sample_num,), generator=self._generator)
+                if settings.sample_num
+                else torch.arange(task.start)
+            )
+            prototypes = self.prototypes[old.to(self.prototypes.device)].to(frozen.dtype)
+            noise = torch.randn(prototypes.shape, generator=self._generator, dtype=prototypes.dtype)
+            frozen = torch.cat([frozen, prototypes + noise.to(prototypes.device) * settings.sample_noise])
+            labels = torch.cat([labels, old.to(labels.device)])
+        images = F.normalize(self._sum(self.image_adapters, frozen), dim=-1)
+        seen = F.normalize(self._sum(self.text_adapters, self._texts(range(task.stop)).to(frozen.dtype)), dim=-1)
+        images.detach() @ seen.detach().T  # the official step's logits: its training accuracy only
+        texts = F.normalize(self._sum(self.text_adapters, self._texts(labels.tolist()).to(frozen.dtype)), dim=-1)
+        logits = self._loss_scale() * images @ texts.T
+        clip = (contrastive(logits) + contrastive(logits.T)) / 2
+        losses, total = {"clip": clip}, clip
+        if settings.text_des > 0:
+            references = F.normalize(widen(self.backbone.encode_texts(self._batch_descriptions(labels))), dim=-1)
+            losses["descriptions"] = contrastive(texts @ references.T.to(texts.dtype))
+            total = total + settings.text_des * losses["descriptions"]
+        if settings.image_aug > 0:
+            noise = torch.randn(batch.images.shape, generator=self._noise, device=self.device)
+            noised = (batch.images + noise.to(batch.images.dtype) * settings.image_noise).clamp(0, 1)
+            with torch.no_grad():
+                copies = F.normalize(widen(self.backbone.encode_image(noised)), dim=-1)
+            losses["noise"] = contrastive(images[: batch.images.shape[0]] @ copies.T.to(images.dtype))
+            total = total + settings.image_aug * losses["noise"]
+        out = {k: v.detach() for k, v in losses.items()}
+        out["loss"] = total
+        return out
+
+    @torch.no_grad()
+    def end_task(self, task, data: TaskData) -> None:
+        features = None  # the official sample_loader: every training image through the encoder again
+        for batch in data.batches():
+            encoded = widen(self.backbone.encode_image(batch.images))
+            features = encoded.new_empty(data.size, encoded.shape[1]) if features is None else features
+            features[batch.index] = encoded
+        self._features = features
+        super().end_task(task, data)
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        settings, seen = self.settings, self.num_seen
+        visual = self.backbone.model.visual
+        embedded = widen(self.backbone.encode_image(images))  # encode_image
+        pooled = widen(visual.ln_post(self.backbone.encode_image(images, output="class_token")))  # visual_forward_
+        cosine = self._adapted(embedded) @ self.text_features[:seen].T.to(embedded.dtype)
+        gda = discriminant(pooled, self.means[:seen], self.precision()).to(cosine.dtype)
+        if settings.rerank > 0 and settings.stat < 1:
+            top = cosine.topk(min(settings.rerank_top, seen), dim=1).indices
+            raw = F.normalize(pooled @ widen(visual.proj).to(pooled.dtype), dim=-1)
+            reranked = self._rerank(raw, top, seen)
+        else:
+            reranked = torch.zeros_like(cosine)
+        score = settings.stat * gda + (1 - settings.stat) * (
+            settings.rerank * reranked.to(cosine.dtype) + (1 - settings.rerank) * cosine
+        )
+        return (settings.temperature * (score - score.amax(dim=1, keepdim=True))).exp()
+
+    def _rerank(self, unit_image: torch.Tensor, top: torch.Tensor, seen: int) -> torch.Tensor:
+        """The official ``rerank``: per draw, the description of each top class against each other top class of each
+        image, encoded for this batch and averaged over the others. In float32, as seca keeps and uses them
+        (:func:`seca.methods.engine.rerank_scores`)."""
+        batch, k = top.shape
+        scores = unit_image.new_zeros(batch, seen)
+        if k < 2:
+            return scores
+        off = ~torch.eye(k, dtype=torch.bool, device=top.device)
+        names, logits = self.class_names, 0
+        self._described(names[:seen])
+        for r in range(self.settings.rerank_draws):
+            texts = []
+            for row in top.tolist():
+                for main in row:
+                    for second in row:
+                        if main != second:
+                            options = self._pair_descriptions(names[main], names[second])
+                            seed = f"{self.seed}/{names[main]}/{names[second]}/{r}"
+                            texts.append(
+                                f"{names[main]} with {options[random.Random(seed).randrange(len(options))].lower()}"
+                            )
+            encoded = widen(self.backbone.encode_texts(texts)).float()
+            chosen = encoded.new_zeros(batch, k, k, encoded.shape[-1])
+            chosen[off.expand(batch, k, k)] = encoded  # row by row: image, top class, each other top class
+            mean = F.normalize(chosen.sum(2) / (k - 1), dim=-1)
+            logits = logits + (mean * unit_image[:, None, :].to(mean.dtype)).sum(-1)
+        return scores.scatter(1, top, (logits / self.settings.rerank_draws).to(scores.dtype))
+
+
+class NaiveBOFA(BOFA):
+    """BOFA as C3Box's ``bofa.py`` computes it: at every step the frozen encoder on the batch (``visual_forward_``),
+    for every test batch the encoder twice (``encode_image_eval`` and ``gda_pred``), and while λ is 0 the task's
+    images again for its search. The task's images are encoded once at its start, for the statistics (``update_stat``),
+    as seca does; their second moment (``update_old_features``) is taken from that pass."""
+
+    backbone_kind = WholeContextBackbone
+
+    @torch.no_grad()
+    def begin_task(self, task, data: TaskData) -> None:
+        if float(self.mix) == 0:  # search_lambda_for_prompt: the task's images through the encoder again
+            self._pooled_task(data)
+        super().begin_task(task, data)
+        self._statistics_features, self._features = self._features, None  # update_stat's pass, for the moment only
+
+    def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        with torch.no_grad():  # visual_forward_: the frozen encoder at every step
+            pooled = self._pool(self.backbone.encode_image(batch.images, output="class_token")).to(self.weight.dtype)
+        with torch.autocast(pooled.device.type, enabled=False):
+            features = F.normalize(pooled @ self.weight.T.to(pooled.dtype), dim=-1)
+            logits = self._log_scale() * features @ self._train_prototypes.to(pooled.dtype).T
+            ce = F.cross_entropy(logits, batch.labels)
+        return {"ce": ce, "loss": ce}
+
+    @torch.no_grad()
+    def end_task(self, task, data: TaskData) -> None:
+        self._features, self._statistics_features = self._statistics_features, None
+        super().end_task(task, data)
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        if not self._cache:
+            self._refresh()
+        c, stat = self._cache, self.settings.stat
+        pooled = self._pool(self.backbone.encode_image(images, output="class_token"))  # encode_image_eval
+        again = self._pool(self.backbone.encode_image(images, output="class_token"))  # gda_pred: visual_forward_
+        update = bofa_scores(pooled, c["bridge"], c["prototypes"], c["weight"], c["bias"], 0.0)
+        gda = bofa_scores(again, c["bridge"], c["prototypes"], c["weight"], c["bias"], 1.0)
+        return stable_exp(stat * gda + (1 - stat) * update)
+
+
+class NaiveCLGCBM(CLGCBM):
+    """CLG-CBM as its official code computes it: after the concept search (whose steps read the task's features, kept
+    in both), the task's images encoded again for the class statistics (``building_protos``) and again, class by
+    class, for the bottleneck's training set (``_build_feature_set``)."""
+
+    backbone_kind = WholeContextBackbone
+
+    def _encoded_task(self, data: TaskData) -> torch.Tensor:
+        with torch.no_grad():
+            return F.normalize(widen(data.frozen_embeddings(self.backbone)[0]), dim=-1)
+
+    def end_task(self, task, data: TaskData) -> None:
+        self._data = data
+        self._features = self._encoded_task(data)  # building_protos
+        super().end_task(task, data)
+        self._data = None
+
+    def _whole_task(self):
+        self._features = self._encoded_task(self._data)  # _build_feature_set
+        return super()._whole_task()
+
+
+NAIVE = {
+    "rapf": NaiveRAPF,
+    "moe-adapters": NaiveMoEAdapters,
+    "mind-the-gap": NaiveMindTheGap,
+    "proof": NaiveProof,
+    "engine": NaiveEngine,
+    "bofa": NaiveBOFA,
+    "clg-cbm": NaiveCLGCBM,
+}
 METHODS = ["seca", *NAIVE]
+# Learners whose end of task trains over the task's features (CLG-CBM's bottleneck, over them and as many
+# pseudo-features): its time scales with the task's images on both paths, whether or not it reads the images.
+END_SCALES = {"clg-cbm"}
 
 
 def fast_method(args):
@@ -340,14 +611,33 @@ def path_learner(args, path: str, state: dict):
         )
         learner = NaiveSECA(reference, names, naive_method(method_config(name="seca")), seed=0).to(device)
     elif path == "naive":
-        full = FullSequenceBackbone(backbone.model, backbone.preprocess, backbone.tokenizer, backbone.model_name, None)
+        kind = getattr(NAIVE[args.method], "backbone_kind", FullSequenceBackbone)
+        full = kind(backbone.model, backbone.preprocess, backbone.tokenizer, backbone.model_name, None)
         learner = NAIVE[args.method](full, names, fast_method(args), seed=0).to(device)
     else:
         learner = build_learner(backbone, names, fast_method(args), seed=0)
         if args.break_:
             sabotage(learner, args.break_)
+        if args.method == "engine":
+            float32_pair_texts(learner)
     learner.restore(state["tensors"], state["structure"])
     return learner, backbone
+
+
+def float32_pair_texts(learner) -> None:
+    """ENGINE keeps its re-ranking texts in float32 (``_fill_pair_texts``: ``.float()`` into a tensor of the default
+    dtype, which fails under the float64 check's default): fill them with float32 the default, as a run has it."""
+    fill = learner._fill_pair_texts
+
+    def filled() -> None:
+        previous = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float32)
+        try:
+            fill()
+        finally:
+            torch.set_default_dtype(previous)
+
+    learner._fill_pair_texts = filled
 
 
 def sabotage(learner, what: str) -> None:
@@ -592,7 +882,8 @@ def task_seconds(result: dict, args) -> float:
     the task's images too when it reads them: its time is then mostly passes over them)."""
     steps = args.epochs * math.ceil(args.task_images / args.batch)
     setup = result["setup_seconds"] * args.task_images / result["setup_images"]
-    end = result["end_seconds"] * (args.task_images / result["setup_images"] if result.get("end_passes") else 1)
+    scales = result.get("end_passes") or args.method in END_SCALES
+    end = result["end_seconds"] * (args.task_images / result["setup_images"] if scales else 1)
     return setup + steps * statistics.median(result["step_seconds"]) + end
 
 

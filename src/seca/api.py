@@ -51,11 +51,13 @@ from .data.images import (
     unusable_images,
 )
 from .data.scenario import Task
+from .data.sets import load_dataset
 from .engine.configure import for_method, resolve
 from .engine.data import TaskImages
 from .engine.device import amp_dtype, autocast, resolve_device, seed_everything
 from .engine.evaluate import predicted_labels
 from .engine.frozen import FrozenInputs
+from .engine.memory import ExemplarMemory, asked
 from .engine.train import TaskTraining, learn_task
 from .errors import SecaError
 from .eval.history import EVAL_FIELDS, eval_record, history_entry
@@ -140,6 +142,16 @@ class SecaModel:
         self.source = source
         # the standing test set: the test images given to learn, kept with the model (seca.io.kept_tests)
         self.kept = KeptTests(meta.get("kept_tests"), folder_of(source[0]) if source else None)
+        if meta.get("exemplars") is not None:  # checked on load: a damaged list is refused before any use
+            ExemplarMemory.from_manifest(meta["exemplars"], str(source[0]) if source else "the model")
+
+    @property
+    def exemplars(self) -> dict[str, Any] | None:
+        """What the model's exemplar memory keeps (images, classes, per class, selection, files), or None when it
+        keeps none: references to training images, with their digests (docs/memory.md). A learner that trains with
+        exemplars (PROOF) keeps them when its training settings give a budget (``train.memory_*``)."""
+        manifest = self.meta.get("exemplars")
+        return None if manifest is None else ExemplarMemory.from_manifest(manifest, "the model").summary()
 
     @property
     def history(self) -> list[dict]:
@@ -522,9 +534,13 @@ class SecaModel:
         learner.extend_classes(names)
         labels = [start + k for k, f in enumerate(files) for _ in f]
         images = self._task_images([p for f in files for p in f], labels)
+        memory, exemplars = self._memory(train)
         began = time.perf_counter()
         log = None if on_event is None else (lambda event, **fields: on_event(event, fields))
-        learn_task(learner, task, TaskTraining(images, train, self.device, self.config.seed, log=log))
+        how = TaskTraining(images, train, self.device, self.config.seed, log=log, memory=memory, exemplars=exemplars)
+        learn_task(learner, task, how)
+        if memory is not None:
+            self.meta["exemplars"] = memory.manifest()
         seconds = time.perf_counter() - began
         learner.eval()
         self.meta["class_order"] = list(self.meta.get("class_order", [])) + list(task.classes)
@@ -535,6 +551,23 @@ class SecaModel:
             evaluation = self._standing_evaluation(request, train.eval_batch_size)
         self.history.append(history_entry(task.index, names, len(labels), seconds, source_of(request.data), evaluation))
         return task
+
+    def _memory(self, train: TrainConfig) -> tuple[ExemplarMemory | None, TaskImages | None]:
+        """The exemplar memory a task trains with (None when the training settings give none) and its images, each
+        checked against its digest (an image moved or changed is refused in one line before any training)."""
+        if not asked(train):
+            return None, None
+        manifest = self.meta.get("exemplars")
+        if manifest is None:
+            return ExemplarMemory(train.memory_selection), None
+        memory = ExemplarMemory.from_manifest(manifest, "the model")
+        if not len(memory):
+            return memory, None
+        run_train = None
+        if any(e.file is None for e in memory.exemplars()):  # items of the data set a seca run trained on
+            run_train = load_dataset(self.config.data, self.preprocess).train
+        classes = self.classes
+        return memory, memory.images(run_train, self.preprocess, classes, self.config.data.max_pixels, check=True)
 
     def _standing_evaluation(self, request: LearnRequest, batch_size: int) -> dict:
         """The evaluation after a task: the standing test set and ``request.eval_data``'s images of known classes
@@ -590,6 +623,8 @@ class SecaModel:
             meta = model_metadata(self.config, self.learner, list(self.meta.get("class_order", [])), self.history)
             if len(kept):
                 meta["kept_tests"] = kept.manifest()
+            if self.meta.get("exemplars") is not None:
+                meta["exemplars"] = self.meta["exemplars"]
             save_checkpoint(path, self.learner.state_dict(), meta)
             kept.saved(folder)
             self.kept, self.source = kept, (real_path(path), file_digest(path))

@@ -227,8 +227,11 @@ OWNERS = [name for name, cls in LEARNERS.items() if name.replace("-", "_") in cl
 @pytest.mark.parametrize("owner", OWNERS)
 def test_a_setting_of_another_methods_section_is_refused_naming_the_method_run(owner, tmp_path):
     section = owner.replace("-", "_")
-    key = next(k for k, _, tp in declared(LEARNERS[owner].Config) if k.startswith(f"{section}.") and tp in (int, float))
-    code, err = _run(tmp_path / "run", "--set", "method.name=seca", "--set", f"method.{key}=3")
+    key, field = next(
+        (k, f) for k, f, tp in declared(LEARNERS[owner].Config) if k.startswith(f"{section}.") and tp in (int, float)
+    )
+    value = 2 if field.default == 3 else 3  # not its default: a default is what an unset key holds
+    code, err = _run(tmp_path / "run", "--set", "method.name=seca", "--set", f"method.{key}={value}")
     assert code == 2 and err.count("\n") == 1, err
     assert f"'method.{key}' is a setting of {owner}, and the method run is seca" in err
     assert not (tmp_path / "run").exists()

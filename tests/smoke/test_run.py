@@ -100,7 +100,7 @@ def test_refuses_to_overwrite_results(tmp_path, capsys):
     "override, message",
     [
         ("train.epohcs=2", "unknown config key 'train.epohcs'; did you mean 'train.epochs'?"),
-        ("method.name=ewc", "config key 'method.name' must be one of h-peft, mind-the-gap,"),
+        ("method.name=ewc", "config key 'method.name' must be one of bofa, clg-cbm, engine, h-peft, mind-the-gap,"),
         ("scenario.increment=3", "task sizes must add up"),
         ("data.dataset=imagenet-r", "data.root is not set"),
         ("backbone.pretrained=/no/such/file.safetensors", "is not a file"),

@@ -71,11 +71,22 @@ def test_a_loss_term_near_zero_is_compared_on_the_scale_of_one(speed):
 
 @pytest.mark.parametrize(
     "method, terms",
-    [("rapf", {"loss", "ce", "hinge"}), ("moe-adapters", {"loss", "ce"}), ("mind-the-gap", {"loss", "ce"})],
+    [
+        ("rapf", {"loss", "ce", "hinge"}),
+        ("moe-adapters", {"loss", "ce"}),
+        ("mind-the-gap", {"loss", "ce"}),
+        ("proof", {"loss", "ce", "clip", "proto"}),
+        ("engine", {"loss", "clip", "descriptions", "noise"}),
+        ("bofa", {"loss", "ce"}),
+        ("clg-cbm", {"loss", "ce", "mahalanobis"}),
+    ],
 )
 def test_each_competitors_fast_path_agrees_with_its_official_computation(speed, method, terms, tmp_path):
     """RAPF without its image encoder in the step, MoE-Adapters and Mind the Gap with texts cut short, the last
-    block on the class token and the texts kept per task: the same step and scores as their official codes'."""
+    block on the class token and the texts kept per task; PROOF, ENGINE and BOFA without the image encoder (and
+    PROOF and ENGINE without the text encoder) in the step, PROOF's shared fusion tokens projected once, ENGINE's
+    re-ranking texts and BOFA's test passes kept, CLG-CBM's task features reused at the task's end: the same step
+    and scores as their official codes'."""
     args = speed.parse_args([*TINY, "--method", method, "--check"])
     path = tmp_path / "state.pt"
     speed.prepare(args, path)

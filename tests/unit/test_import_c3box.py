@@ -78,6 +78,118 @@ PROOF = {
     "total_class_num": 100,
 }
 
+# C3Box's exps/engine.json
+ENGINE = {
+    "prefix": "-",
+    "dataset": "aircraft",
+    "shuffle": True,
+    "init_cls": 10,
+    "increment": 10,
+    "model_name": "engine",
+    "backbone_type": "clip",
+    "device": ["0"],
+    "seed": [1993],
+    "projection_type": "pure_mlp",
+    "frozen_layers": "visual",
+    "tuned_epoch": 10,
+    "init_lr": 0.05,
+    "batch_size": 64,
+    "weight_decay": 0.05,
+    "min_lr": 0,
+    "optimizer": "sgd",
+    "text_des": 2,
+    "image_aug": 2,
+    "rerank": 0.8,
+    "stat": 0.99,
+    "sample_num": 0,
+    "sample_noise": 0.3,
+    "rerank_top": 5,
+    "memory_size": 0,
+    "total_class_num": 100,
+}
+
+# C3Box's exps/bofa.json
+BOFA = {
+    "prefix": "-",
+    "dataset": "cifar224",
+    "shuffle": True,
+    "init_cls": 50,
+    "increment": 10,
+    "backbone_type": "clip",
+    "model_name": "bofa",
+    "device": ["0"],
+    "seed": [1993],
+    "projection_type": "pure_mlp",
+    "frozen_layers": "visual",
+    "tuned_epoch": 15,
+    "init_lr": 0.05,
+    "batch_size": 128,
+    "weight_decay": 0.05,
+    "min_lr": 0,
+    "optimizer": "sgd",
+    "text_des": 2,
+    "image_aug": 0.5,
+    "stat": 0.1,
+    "memory_size": 0,
+    "Kt": 64,
+    "use_up_cov": True,
+    "total_class_num": 100,
+}
+
+# C3Box's exps/clg_cbm.json
+CLG_CBM = {
+    "dataset": "cifar224",
+    "shuffle": True,
+    "init_cls": 50,
+    "increment": 10,
+    "device": ["0"],
+    "sim": 1,
+    "epochs": 30,
+    "lr": 0.01,
+    "FB_epoch": 60,
+    "FB_epoch_inc": 60,
+    "init_lr": 0.001,
+    "pool": 10,
+    "sg_num": 1,
+    "milestones": [30, 40, 50],
+    "prefix": "continual-CLIP",
+    "model_name": "clg_cbm",
+    "backbone_type": "clip",
+    "seed": [1993],
+    "batch_size": 48,
+    "division_power": 5,
+    "linear_model": ["linear", "bn", "linear"],
+    "score_model": ["bn", "linear"],
+    "regularizer": "mahalanobis",
+    "print_freq": 10,
+    "memory_size": 0,
+    "repeat": False,
+    "total_class_num": 100,
+}
+
+# C3Box's utils/templates.json
+AIRCRAFT_TEMPLATES = ["a photo of a {}, a type of aircraft.", "a photo of the {}, a type of aircraft."]
+CIFAR_TEMPLATES = [
+    "a photo of a {}.",
+    "a blurry photo of a {}.",
+    "a black and white photo of a {}.",
+    "a low contrast photo of a {}.",
+    "a high contrast photo of a {}.",
+    "a bad photo of a {}.",
+    "a good photo of a {}.",
+    "a photo of a small {}.",
+    "a photo of a big {}.",
+    "a photo of the {}.",
+    "a blurry photo of the {}.",
+    "a black and white photo of the {}.",
+    "a low contrast photo of the {}.",
+    "a high contrast photo of the {}.",
+    "a bad photo of the {}.",
+    "a good photo of the {}.",
+    "a photo of the small {}.",
+    "a photo of the big {}.",
+]
+
 # C3Box's exps/mind.json
 MIND = {
     "dataset": "aircraft",
@@ -311,6 +423,152 @@ def test_the_config_loads_as_seca_run_loads_it(tmp_path, capsys, settings):
         assert config.method.rapf.threshold == settings["threshold"]
 
 
+def loaded(tmp_path, capsys, settings):
+    """The YAML text of an import, its data, and the config `seca run` makes of it (load_config, data.root set)."""
+    from seca.config import load_raw
+    from seca.engine.configure import load_config
+
+    text, cfg = imported(tmp_path, capsys, settings)
+    path = tmp_path / "imported.yaml"
+    path.write_text(text)
+    assert load_raw(path) == cfg
+    return text, cfg, load_config(path, [f"data.root={tmp_path}"])
+
+
+def test_proof_maps_key_by_key(tmp_path, capsys):
+    text, cfg, config = loaded(tmp_path, capsys, PROOF)
+    every_key_accounted_for(PROOF, text)
+    assert cfg["benchmark"] == "aircraft-b0-inc10-lamda"
+    assert config.method.name == "proof"
+    assert (config.backbone.model, config.backbone.pretrained) == ("ViT-B-16", "laion400m_e32")
+    assert (config.data.dataset, config.data.names) == ("aircraft", "c3box")
+    assert (config.scenario.order, config.scenario.order_seed) == ("lamda", 1993)
+    assert (config.scenario.first_task, config.scenario.increment) == (10, 10)
+    t = config.train
+    assert (t.epochs, t.batch_size, t.eval_batch_size) == (10, 64, 64)  # tuned_epoch; C3Box's test loader's batch
+    assert (t.optimizer, t.momentum, t.weight_decay) == ("sgd", 0.9, 0.05)
+    assert (t.schedule, t.min_lr_ratio) == ("cosine_epoch", 0.0)
+    assert t.lr["proof"] == 0.001
+    assert (t.memory_per_class, t.memory_size, t.memory_selection) == (20, 0, "herding")  # fixed_memory: true
+    assert t.amp == "off"
+    p = config.method.proof
+    assert list(p.templates) == AIRCRAFT_TEMPLATES
+    assert p.prompt_length == 3  # context_prompt_length_per_task: C3Box's default
+    assert (p.dropout, p.fusion_mean, p.normalize_test_image) == (0.1, "batch", False)
+    assert (p.train_old_text_projections, p.frozen_decay) == (True, False)
+    assert "#   memory_size: 2000: with fixed_memory: true C3Box keeps memory_per_class" in text
+    assert "#   frozen_layers: " in text
+
+
+def test_proof_with_adam_a_shared_memory_and_a_floor(tmp_path, capsys):
+    settings = {
+        **PROOF,
+        "dataset": "cifar224",
+        "optimizer": "adam",
+        "min_lr": 0.0001,
+        "fixed_memory": False,
+        "context_prompt_length_per_task": 5,
+    }
+    text, cfg, config = loaded(tmp_path, capsys, settings)
+    assert config.train.optimizer == "adamw"  # models/proof.py: torch.optim.AdamW
+    assert config.train.min_lr_ratio == pytest.approx(0.1)  # min_lr / init_lr
+    assert (config.train.memory_size, config.train.memory_per_class) == (2000, 0)  # 2000 // classes seen
+    assert "#   memory_per_class: 20: with fixed_memory: false C3Box shares memory_size" in text
+    assert list(config.method.proof.templates) == CIFAR_TEMPLATES
+    assert config.method.proof.prompt_length == 5
+
+
+def test_engine_maps_key_by_key(tmp_path, capsys):
+    text, cfg, config = loaded(tmp_path, capsys, ENGINE)
+    every_key_accounted_for(ENGINE, text)
+    assert config.method.name == "engine"
+    t = config.train
+    assert (t.epochs, t.batch_size, t.optimizer, t.momentum, t.weight_decay) == (10, 64, "sgd", 0.9, 0.05)
+    assert (t.schedule, t.min_lr_ratio, t.lr["engine"], t.memory_size, t.amp) == ("cosine_epoch", 0.0, 0.05, 0, "off")
+    e = config.method.engine
+    assert list(e.templates) == AIRCRAFT_TEMPLATES
+    assert (e.text_des, e.image_aug, e.rerank, e.stat) == (2.0, 2.0, 0.8, 0.99)
+    assert (e.sample_num, e.sample_noise, e.rerank_top) == (0, 0.3, 5)
+    assert (e.image_noise, e.rerank_draws, e.loss_scale) == (0.25, 3, None)  # hard-coded in C3Box
+    assert e.descriptions is None
+    assert "# method.engine.descriptions is null" in text and "ICCV25-ENGINE" in text
+    assert "#   projection_type: " in text and "#   frozen_layers: " in text
+
+
+def test_bofa_maps_key_by_key(tmp_path, capsys):
+    text, cfg, config = loaded(tmp_path, capsys, BOFA)
+    every_key_accounted_for(BOFA, text)
+    assert cfg["benchmark"] == "cifar100-b50-inc10-lamda"
+    assert config.method.name == "bofa"
+    t = config.train
+    assert (t.epochs, t.batch_size, t.optimizer, t.momentum, t.weight_decay) == (15, 128, "sgd", 0.9, 0.05)
+    assert (t.schedule, t.min_lr_ratio, t.lr["bofa"], t.memory_size, t.amp) == ("cosine_epoch", 0.0, 0.05, 0, "off")
+    b = config.method.bofa
+    assert (b.rank, b.stat) == (64, 0.1)  # Kt, stat
+    assert list(b.templates) == CIFAR_TEMPLATES
+    # read by no code path of the official recipe: listed
+    for key in ("text_des", "image_aug", "use_up_cov", "projection_type", "frozen_layers"):
+        assert f"\n#   {key}: " in text, key
+    # the stage-2 epochs (C3Box's default 2) have no seca key: said at the top
+    assert "# epoch: 2: C3Box trains BOFA's stage 2" in text
+
+
+def test_bofa_with_adam_takes_c3box_s_hard_coded_schedule(tmp_path, capsys):
+    text, cfg, config = loaded(tmp_path, capsys, {**BOFA, "optimizer": "adam", "epoch": 0})
+    t = config.train
+    assert (t.optimizer, t.weight_decay, t.schedule, tuple(t.milestones), t.gamma) == (
+        "adam",
+        0.001,
+        "multistep",
+        (4, 10),
+        0.1,
+    )
+    assert "#   weight_decay: 0.05: with optimizer: adam models/bofa.py does not use it" in text
+
+
+def test_clg_cbm_maps_key_by_key(tmp_path, capsys):
+    text, cfg, config = loaded(tmp_path, capsys, CLG_CBM)
+    every_key_accounted_for(CLG_CBM, text)
+    assert config.method.name == "clg-cbm"
+    t = config.train
+    assert (t.epochs, t.batch_size, t.optimizer, t.weight_decay) == (30, 48, "adam", 0.0)  # the concept search
+    assert (t.schedule, tuple(t.milestones), t.lr["clg_cbm"], t.memory_size, t.amp) == (
+        "multistep",
+        (),
+        0.01,
+        0,
+        "off",
+    )
+    c = config.method.clg_cbm
+    assert (c.bottleneck_epochs, c.bottleneck_epochs_later, c.bottleneck_lr) == (60, 60, 0.001)
+    assert (tuple(c.bottleneck_milestones), c.bottleneck_gamma, c.bottleneck_batch_size) == ((30, 40, 50), 0.1, 48)
+    assert (c.pool, c.gaussian_samples, c.similarity, c.division_power) == (10, 1, 1.0, 5.0)
+    assert (c.search_model, c.regularizer) == ("linear-bn-linear", "mahalanobis")
+    assert (c.sparse_lambda, c.sparse_alpha, c.covariance_eps) == (0.001, 0.99, 1e-4)
+    assert c.concept_prefix == "A bad photo of an object with "  # utils/data_manager.py get_prefix
+    assert c.template == "a photo of a {}."  # utils/templates.json["cifar224"][0]
+    assert (c.concepts, c.concept_names) == (None, None)
+    assert "utils/clg_cbm/concepts/cifar100/concepts.json" in text
+    assert '#   regularizer: "mahalanobis": read by no code' in text
+
+
+def test_clg_cbm_on_imagenet_r(tmp_path, capsys):
+    settings = {
+        **CLG_CBM,
+        "dataset": "imagenetr",
+        "init_cls": 20,
+        "increment": 20,
+        "linear_model": ["linear", "linear"],
+    }
+    _, _, config = loaded(tmp_path, capsys, settings)
+    c = config.method.clg_cbm
+    assert (c.concept_prefix, c.template, c.search_model) == (
+        "A photo of the object with ",
+        "itap of a {}.",
+        "linear-linear",
+    )
+
+
 def test_out_writes_the_printed_text_and_keeps_an_existing_file(tmp_path, capsys):
     _, printed, _ = run_import(tmp_path, capsys, RAPF, name="rapf.json")
     out = tmp_path / "sub" / "rapf.yaml"
@@ -330,7 +588,20 @@ def test_out_writes_the_printed_text_and_keeps_an_existing_file(tmp_path, capsys
 
 
 REFUSED = {
-    "proof": (PROOF, "model_name 'proof': seca has no 'proof' learner yet"),
+    "no-learner": ({**RAPF, "model_name": "l2p"}, "model_name 'l2p': seca has no 'l2p' learner yet"),
+    "proof-projection": (
+        {**PROOF, "projection_type": "mlp"},
+        "projection_type 'mlp': C3Box's Proof_Net builds 'pure_mlp' projections only",
+    ),
+    "proof-optimizer": ({**PROOF, "optimizer": "rmsprop"}, "optimizer 'rmsprop': models/proof.py makes an optimiser"),
+    "proof-no-templates": ({**PROOF, "dataset": "imageneta"}, "utils/templates.json has no templates of it"),
+    "proof-min-lr": ({**PROOF, "min_lr": 0.01}, "min_lr: seca cannot run it: config key 'train.min_lr_ratio'"),
+    "engine-memory": ({**ENGINE, "memory_size": 2000}, "memory_size: 2000: seca's engine trains without stored images"),
+    "engine-needs": ({k: v for k, v in ENGINE.items() if k != "stat"}, "has no 'stat' (models/engine.py reads it"),
+    "bofa-memory": ({**BOFA, "memory_size": 2000}, "memory_size: 2000: seca's bofa trains without stored images"),
+    "bofa-center": ({**BOFA, "center_type": "img"}, "center_type: img: seca's bofa runs C3Box's default \"mix\""),
+    "clg_cbm-memory": ({**CLG_CBM, "memory_size": 20}, "memory_size: 20: seca's clg-cbm trains without stored images"),
+    "clg_cbm-gate": ({**CLG_CBM, "linear_model": ["bn", "linear"]}, 'linear_model: ["bn", "linear"]: seca\'s'),
     "mind": (MIND, "model_name 'mind': C3Box's mind (MG-CLIP, Mind the Gap) stops its first task"),
     "zs_clip": (ZS_CLIP, "model_name: zs_clip on cifar224 scores the mean of its 18 templates"),
     "zs_clip-no-templates": ({**ZS_CLIP, "dataset": "imageneta"}, "templates it does not have"),

@@ -284,7 +284,8 @@ def presets(args: argparse.Namespace) -> int:
 
     print("methods (method.name, --method NAME):")
     for name, learner in LEARNERS.items():
-        print(f"  {name:<24} {learner.summary()}")
+        stores = " [trains with stored exemplars: train.memory_*]" if learner.exemplars else ""
+        print(f"  {name:<24} {learner.summary()}{stores}")
     print("data sets (data.dataset):")
     for name, dataset in DATASETS.items():
         print(f"  {name:<24} {dataset.summary()}")

@@ -187,6 +187,10 @@ def learn(args: argparse.Namespace) -> int:
             f"kept test images: {plural(len(model.kept), 'image')} of {plural(len(model.kept.classes), 'class')}, "
             f"in {model.kept.home}/ (learn --no-keep-eval keeps none of a task's)"
         )
+    if model.exemplars:
+        from ..eval.report import exemplar_note
+
+        print(exemplar_note(model.exemplars))
     print(f"saved to {out}")
     return 0
 

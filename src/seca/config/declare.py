@@ -54,6 +54,10 @@ def _one_slot(text: str) -> bool:
 
 # A text template of a class: ``template.format(class name)`` must fill exactly one slot.
 TEMPLATE = Rule(_one_slot, "a text with one {} where the class name goes, e.g. 'a photo of a {}.' (braces as {{ }})")
+TEMPLATES = Rule(
+    lambda v: isinstance(v, tuple | list) and len(v) > 0 and all(isinstance(t, str) and _one_slot(t) for t in v),
+    "a non-empty list of texts, each with one {} where the class name goes, e.g. ['a photo of a {}.']",
+)
 
 
 def between(low: float, high: float) -> Rule:

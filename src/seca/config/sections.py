@@ -168,8 +168,12 @@ class TrainConfig:
     optimizer: str = setting(
         "adam",
         "the optimiser, made afresh every task: `adam` (weight decay added to the "
-        "gradient, as SECA's reference) or `adamw` (decoupled weight decay, as MoE-Adapters)",
-        one_of("adam", "adamw"),
+        "gradient, as SECA's reference), `adamw` (decoupled weight decay, as MoE-Adapters) or `sgd` (with "
+        "`momentum`, weight decay added to the gradient, as C3Box's PROOF, ENGINE and BOFA)",
+        one_of("adam", "adamw", "sgd"),
+    )
+    momentum: float = setting(
+        0.9, "`optimizer: sgd`: the momentum (C3Box: 0.9)", Rule(lambda v: 0 <= v < 1, "at least 0 and below 1")
     )
     weight_decay: float = setting(5e-4, "the optimiser's weight decay (at most 10, as a learning rate)", between(0, 10))
     schedule: str = setting(
@@ -201,6 +205,25 @@ class TrainConfig:
         "`schedule: cosine_epoch`: the rate the half cosine ends at, as a fraction of "
         "the group's rate (Mind the Gap: 0.01)",
         FRACTION,
+    )
+    memory_size: int = setting(
+        0,
+        "exemplar memory: training images kept in total across the classes seen, shared equally "
+        "(`memory_size` // classes each, reduced as classes arrive; PyCIL's and C3Box's `memory_size`). 0: none, the "
+        "no-stored-images protocol. Only a learner that trains with exemplars accepts it ([memory.md](memory.md))",
+        at_least(0),
+    )
+    memory_per_class: int = setting(
+        0,
+        "exemplar memory: a fixed number of training images kept per class (C3Box's `memory_per_class` with "
+        "`fixed_memory`); 0: `memory_size` decides. Set one of the two ([memory.md](memory.md))",
+        at_least(0),
+    )
+    memory_selection: str = setting(
+        "herding",
+        "how exemplars are chosen among a class's training images: `herding` on the frozen CLIP features "
+        "(iCaRL's, as PyCIL's `_construct_exemplar`) or `random` (drawn from the run's seed)",
+        one_of("herding", "random"),
     )
     amp: str = setting(
         "auto",
@@ -247,6 +270,9 @@ RECIPE_KEYS = (
     "gamma",
     "warmup_steps",
     "min_lr_ratio",
+    "momentum",
+    "memory_size",
+    "memory_per_class",
     "amp",
 )
 

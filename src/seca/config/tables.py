@@ -20,7 +20,7 @@ def _shown(value: Any) -> str:
         return f"`{value}`"
     if isinstance(value, tuple):
         value = list(value)
-    return f"`{yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}`"
+    return f"`{yaml.safe_dump(value, default_flow_style=True, width=float('inf')).strip().removesuffix('...').strip()}`"
 
 
 def markdown_table(schema: Schema, prefix: str, readers: Mapping[str, Sequence[str]] | None = None) -> str:

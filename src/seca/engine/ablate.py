@@ -24,7 +24,7 @@ import yaml
 from ..config import apply_overrides, check_seeds, resolve_preset_path, set_key
 from ..errors import SecaError
 from ..eval.plots import plot_ablation
-from ..eval.report import comparison_rows, format_rows, made_on
+from ..eval.report import comparison_rows, exemplar_mark, format_rows, made_on
 from ..io.files import atomic_write, atomic_write_json, atomic_write_text
 from ..io.run_folder import RunFolder
 from .configure import load_preset, resolve
@@ -146,9 +146,13 @@ def run_ablation(
 
         names = list(results)
         rows = comparison_rows(list(results.values()), names, names.index(reference))
-        table = format_rows(
-            rows, names.index(reference), extra=ablation.paper or None, extra_title="paper Last", title="variant"
-        ) + made_on(list(results.values()), names)
+        table = (
+            format_rows(
+                rows, names.index(reference), extra=ablation.paper or None, extra_title="paper Last", title="variant"
+            )
+            + made_on(list(results.values()), names)
+            + exemplar_mark(list(results.values()))
+        )
         records = [
             {
                 "variant": row["name"],

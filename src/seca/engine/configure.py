@@ -46,6 +46,7 @@ from ..data.protocols import PROTOCOLS
 from ..data.sets import DATASETS
 from ..errors import SecaError
 from ..methods import LEARNERS
+from .memory import check_budget
 
 # Plug-ins for every command: SECA_PLUGINS=path/to/file.py:package.module
 load_plugins(environment_plugins())
@@ -168,6 +169,7 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
     learner = LEARNERS[config.method.name]
     _check_other_learners_sections(config)
     learner.check_config(config)
+    check_budget(config.train, learner)
     rates = {**learner.learning_rates(), **config.train.lr}
     if rates == config.train.lr:
         return config

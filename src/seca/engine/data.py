@@ -62,9 +62,45 @@ class TaskImages(Dataset):
         self._keep = (batch_size, num_workers)
         return self
 
+    def joined(self, other: TaskImages) -> TaskImages:
+        """This set's items, then ``other``'s (a task's images and the exemplar memory's): one set, positions
+        ``len(self)..`` being ``other``'s."""
+        labels = np.concatenate([self.labels, other.labels])
+        if other.base is self.base:
+            joined = TaskImages(self.base, np.concatenate([self.indices, other.indices]), labels)
+        else:
+            parts = [(self.base, int(i)) for i in self.indices] + [(other.base, int(i)) for i in other.indices]
+            joined = TaskImages(Items(parts), range(len(parts)), labels)
+        if self._images is not None and other._images is not None:
+            joined._images = torch.cat([self._images, other._images])
+        joined._keep = self._keep
+        return joined
+
     def loaded(self) -> TaskImages:
         """The set, its images loaded now if it keeps them (:meth:`keep_images`)."""
         return self.materialize(*self._keep) if self._keep is not None else self
+
+
+class Items(Dataset):
+    """Items of several data sets as one: item k is ``parts[k] = (data set, index)``, with its digest where that data
+    set gives one (:func:`seca.data.images.item_digests`)."""
+
+    def __init__(self, parts: Sequence[tuple[Dataset, int]]):
+        self.parts = list(parts)
+
+    def __len__(self) -> int:
+        return len(self.parts)
+
+    def __getitem__(self, i: int):
+        base, index = self.parts[i]
+        return base[index]
+
+    def digest(self, i: int) -> bytes:
+        from ..data.images import item_digests
+
+        base, index = self.parts[i]
+        found = item_digests(base, [index])
+        return found[0] if found else b""
 
 
 def in_dataset_order(sets: Sequence[TaskImages]) -> tuple[TaskImages, np.ndarray]:

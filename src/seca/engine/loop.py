@@ -47,6 +47,7 @@ from .data import TaskImages
 from .device import amp_dtype, resolve_device, seed_everything, set_threads
 from .evaluate import evaluate_tasks
 from .frozen import FrozenInputs
+from .memory import ExemplarMemory, asked, write_exemplars
 from .train import TaskTraining, learn_task, task_seed
 
 
@@ -82,6 +83,7 @@ class Run:
     test_sets: list[TaskImages] = field(default_factory=list)  # this process's test images of each task seen
     confusion: torch.Tensor | None = None  # after the last task
     frozen: FrozenInputs | None = None  # the frozen inputs of the test sets, each computed once
+    memory: ExemplarMemory | None = None  # the exemplar memory, where the learner trains with one (engine/memory.py)
 
     def __post_init__(self):
         if self.frozen is None:
@@ -151,10 +153,14 @@ def set_up(
         summary_writer_class()  # fails now, not after the output folder exists
 
     progress, first_task = Progress(), 0
+    memory = ExemplarMemory(config.train.memory_selection) if asked(config.train) else None
     saved = distributed.on_main(lambda: _read_resume(config, folder, echo)) if resume else None
     if saved is not None:  # rank 0 has read the checkpoint and handed it to every process
         path, tensors, meta = saved
         learner.restore(tensors, meta["learner"])
+        if memory is not None:  # the memory as it was, its images checked against their digests
+            memory = ExemplarMemory.from_manifest(meta.get("exemplars"), str(path))
+            memory.check(memory.images(data.train, None, data.class_names, config.data.max_pixels))
         progress, first_task = Progress(**meta["progress"], history=meta.get("history", [])), meta["task"] + 1
         if not progress.correct:  # a checkpoint of an earlier version: its counts from its accuracies
             n = progress.test_counts
@@ -196,6 +202,7 @@ def set_up(
         first_task,
         scenario.labels(data.train.targets),
         scenario.labels(data.test.targets),
+        memory=memory,
     )
 
 
@@ -256,9 +263,23 @@ def run_task(run: Run, task: Task) -> None:
         train_set.keep_images(config.train.eval_batch_size, config.data.num_workers)
         run.test_sets[-1].keep_images(config.train.eval_batch_size, config.data.num_workers)
 
+    exemplars = None
+    if run.memory is not None and len(run.memory):  # this process's part of the exemplars, trained on with the task
+        exemplars = run.memory.images(data.train, None, data.class_names, config.data.max_pixels)
+        exemplars = exemplars.shard(task_seed(config.seed, task) + 7)
+
     start = time.perf_counter()
     how = TaskTraining(
-        train_set, config.train, run.device, config.seed, config.data.num_workers, run.log, first_step=progress.steps
+        train_set,
+        config.train,
+        run.device,
+        config.seed,
+        config.data.num_workers,
+        run.log,
+        first_step=progress.steps,
+        memory=run.memory,
+        exemplars=exemplars,
+        run_items=True,
     )
     progress.steps = learn_task(run.learner, task, how)
     progress.seconds["train"].append(time.perf_counter() - start)
@@ -374,6 +395,7 @@ def finish(run: Run) -> dict:
         **summarize_counts(progress.correct, progress.test_counts),
         "chance": [chance(t.stop) for t in run.scenario],  # the yardsticks of each step, in %
         "majority": [majority(_test_class_counts(run, t)) for t in run.scenario],
+        "exemplars": None if run.memory is None else run.memory.summary(),  # references to training images kept
         "confusion": run.confusion.tolist(),  # after the last task: [true label][predicted label] test images
         "seconds": progress.seconds,
         "device": str(run.device),
@@ -383,9 +405,11 @@ def finish(run: Run) -> dict:
     run.log("end", last=results["last"], avg=results["avg"])
     run.log.close()
     if run.writes:
-        save_checkpoint(
-            run.folder.model, learner.state_dict(), model_metadata(config, learner, run.order, progress.history)
-        )
+        meta = model_metadata(config, learner, run.order, progress.history)
+        if run.memory is not None:
+            meta["exemplars"] = run.memory.manifest()
+            write_exemplars(run.folder.exemplars, run.memory)
+        save_checkpoint(run.folder.model, learner.state_dict(), meta)
         atomic_write_json(run.folder.results, results)
         write_report(run.folder.path)
         run.folder.finish(config.train.checkpoints)
@@ -400,6 +424,8 @@ def _save_task_checkpoint(run: Run, task_index: int) -> None:
         "task": task_index,
         "progress": state,
     }
+    if run.memory is not None:
+        meta["exemplars"] = run.memory.manifest()
     path = run.folder.checkpoint(task_index)
     save_checkpoint(path, run.learner.state_dict(), meta)
     run.folder.keep_checkpoints(path, run.config.train.checkpoints)

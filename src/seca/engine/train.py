@@ -1,4 +1,4 @@
-"""The epoch loop of one task: Adam or AdamW over the learner's parameter groups, a step or cosine schedule (per
+"""The epoch loop of one task: Adam, AdamW or SGD over the learner's parameter groups, a step or cosine schedule (per
 step or per epoch), AMP on CUDA."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from ..methods.base import Learner, TaskData
 from .data import TaskImages, device_batches, loader
 from .device import amp_dtype, autocast
 from .frozen import FrozenInputs
+from .memory import ExemplarMemory, budget, memory_data
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,12 @@ class TaskTraining:
     workers: int = 0
     log: Callable[..., None] | None = None  # log(event, **fields): a run's RunLog, or seca serve's progress
     first_step: int = 0
+    # the exemplar memory (a learner that trains with exemplars, given a budget): updated in place after the task;
+    # ``exemplars`` is this process's part of its images now, trained on with the task's; ``run_items``: the task's
+    # images are items of a run's training set, kept as references beside their files
+    memory: ExemplarMemory | None = None
+    exemplars: TaskImages | None = None
+    run_items: bool = False
 
 
 def random_sampler(dataset: TaskImages, seed: int, epoch: int) -> Sampler:
@@ -60,6 +67,8 @@ def make_optimizer(learner: Learner, train: TrainConfig) -> torch.optim.Optimize
         params = [p for p in group["params"] if p.requires_grad]
         if params:
             groups.append({"name": name, "params": params, "lr": rate})
+    if train.optimizer == "sgd":
+        return torch.optim.SGD(groups, momentum=train.momentum, weight_decay=train.weight_decay)
     kind = torch.optim.AdamW if train.optimizer == "adamw" else torch.optim.Adam
     return kind(groups, weight_decay=train.weight_decay)
 
@@ -225,12 +234,18 @@ def learn_task(learner: Learner, task: Task, how: TaskTraining) -> int:
     batches = device_batches(
         lambda: loader(images, train.eval_batch_size, None, num_workers, device.type == "cuda"), device
     )
-    task_data = TaskData(task, len(images), batches, _embeddings(learner, images, train, device, num_workers))
+    exemplars = how.exemplars if how.memory is not None and how.exemplars is not None and len(how.exemplars) else None
+    memory = None if exemplars is None else memory_data(task, exemplars, device, train.eval_batch_size, num_workers)
+    task_data = TaskData(task, len(images), batches, _embeddings(learner, images, train, device, num_workers), memory)
     learner.begin_task(task, task_data)
     step = how.first_step
     if learner.trains and train.epochs > 0:
-        step = fit_task(learner, dataclasses.replace(how, seed=seed))
+        together = images if exemplars is None else images.joined(exemplars)  # positions from len(images): exemplars
+        step = fit_task(learner, dataclasses.replace(how, seed=seed, images=together))
     learner.end_task(task, task_data)
+    if how.memory is not None:
+        per_class = budget(train, task.stop)
+        how.memory.update(task, task_data, images, per_class, how.seed, learner.backbone, how.run_items)
     return step
 
 

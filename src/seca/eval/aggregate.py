@@ -13,7 +13,19 @@ from collections.abc import Sequence
 from .stats import Summary, paired_difference, summarize_values
 
 METRICS = ("last", "avg", "forgetting", "bwt")
-SHARED = ("method", "benchmark", "backbone", "tasks", "test_counts", "device", "dataset", "protocol", "split", "names")
+SHARED = (
+    "method",
+    "benchmark",
+    "backbone",
+    "tasks",
+    "test_counts",
+    "device",
+    "dataset",
+    "protocol",
+    "split",
+    "names",
+    "exemplars",
+)
 
 
 def is_aggregate(results: dict) -> bool:

@@ -174,6 +174,25 @@ def history_results(meta: dict[str, Any], source: str) -> dict[str, Any]:
         "tasks": [list(t["classes"]) for t in tasks],
         **history_matrix(history, len(tasks)),
         "history": [by_task.get(s) for s in range(len(tasks))],
+        "exemplars": exemplar_summary(meta.get("exemplars")),
+    }
+
+
+def exemplar_summary(manifest: Any) -> dict[str, Any] | None:
+    """What a model's exemplar memory keeps (images, classes, per class, selection, files), from its metadata's
+    ``exemplars`` (engine/memory.py); None when it keeps none or the list does not read."""
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("exemplars"), list):
+        return None
+    rows = [r for r in manifest["exemplars"] if isinstance(r, dict)]
+    counts: dict[Any, int] = {}
+    for row in rows:
+        counts[row.get("label")] = counts.get(row.get("label"), 0) + 1
+    return {
+        "images": len(rows),
+        "classes": len(counts),
+        "per_class": max(counts.values(), default=0),
+        "selection": manifest.get("selection"),
+        "files": sum(isinstance(r.get("file"), str) for r in rows),
     }
 
 

@@ -90,7 +90,22 @@ def format_table(results: dict) -> str:
     )
     if yardsticks(results):
         lines.append(yardsticks(results))
+    if exemplar_note(results.get("exemplars")):
+        lines.append(exemplar_note(results.get("exemplars")))
     return "\n".join(lines)
+
+
+def exemplar_note(summary: dict | None) -> str:
+    """One line saying that a model trained with an exemplar memory keeps references to training images (user data),
+    how many and of how many classes; "" when it keeps none."""
+    if not summary or not summary.get("images"):
+        return ""
+    where = "their files" if summary.get("files") else "items of the training set"
+    return (
+        f"Exemplars: keeps {summary['images']} exemplar images of {summary['classes']} classes (at most "
+        f"{summary['per_class']} per class, {summary['selection']}) as references to {where} with digests: "
+        "training data of yours, kept to train on again (docs/memory.md)"
+    )
 
 
 def format_interval(summary: Summary | None, signed: bool = False) -> str:
@@ -116,6 +131,7 @@ def comparison_rows(runs: Sequence[dict], names: Sequence[str], reference: int =
     for i, (name, results) in enumerate(zip(names, runs)):
         row = {
             "name": name,
+            "exemplars": bool(results.get("exemplars")),  # marked in the table: it stored training images
             "seeds": len(results["seeds"]) if is_aggregate(results) else 1,
             **{key: metric(results, key) for key in METRICS},
         }
@@ -129,7 +145,23 @@ def format_comparison(runs: Sequence[dict], names: Sequence[str], reference: int
     """Last / Avg / forgetting / BWT (mean ± std over seeds) of several runs, and each run's paired
     difference in Last and Avg to the reference run, with its 95% interval over the shared seeds; then how the
     runs were made (:func:`made_on`)."""
-    return format_rows(comparison_rows(runs, names, reference), reference) + made_on(runs, names)
+    return format_rows(comparison_rows(runs, names, reference), reference) + made_on(runs, names) + exemplar_mark(runs)
+
+
+EXEMPLAR_MARK = "†"
+
+
+def exemplar_mark(runs: Sequence[dict]) -> str:
+    """The line under a table of several runs that explains the mark of those that trained with an exemplar memory
+    (stored training images of old classes: another protocol than seca's, which stores none); "" when none did."""
+    stored = [r["exemplars"] for r in runs if r.get("exemplars")]
+    if not stored:
+        return ""
+    sizes = sorted({s["per_class"] for s in stored})
+    return (
+        f"\n{EXEMPLAR_MARK} trained with an exemplar memory (up to {'/'.join(map(str, sizes))} stored training images "
+        "per old class); the others store no image"
+    )
 
 
 def made_on(runs: Sequence[dict], names: Sequence[str]) -> str:
@@ -156,7 +188,10 @@ def format_rows(
 ) -> str:
     """The table of :func:`comparison_rows`, with an optional ``extra`` column of numbers by name."""
     paired_any = any(r["delta_last"] is not None for r in rows)
-    columns = [(title, lambda r: r["name"], "<"), ("seeds", lambda r: str(r["seeds"]), ">")]
+    columns = [
+        (title, lambda r: r["name"] + (EXEMPLAR_MARK if r.get("exemplars") else ""), "<"),
+        ("seeds", lambda r: str(r["seeds"]), ">"),
+    ]
     columns += [(NAMES[key], lambda r, key=key: _mean_std(r[key]), ">") for key in METRICS]
     if paired_any:
         columns += [
@@ -205,6 +240,8 @@ def format_seed_table(results: dict) -> str:
     lines.append(f"{'std':<{width}}  " + "  ".join(f"{_fmt(s and s.std):>10}" for s in summaries.values()))
     for key in ("last", "avg"):
         lines.append(f"{NAMES[key]} {format_interval(summaries[key])} (mean [95% interval over seeds])")
+    if exemplar_note(results.get("exemplars")):
+        lines.append(exemplar_note(results.get("exemplars")))
     return "\n".join(lines)
 
 

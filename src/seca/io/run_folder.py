@@ -4,6 +4,7 @@
     OUT/log.jsonl                          one JSON record per event, as the run goes
     OUT/checkpoints/task-NN.safetensors    the learner after task NN, for --resume
     OUT/results.json, model.safetensors    at the end, with the report (summary.md, accuracy_*.png)
+    OUT/exemplars.json                     at the end, where the learner kept an exemplar memory (its references)
     OUT/seed<k>/                           with --seeds: one run folder per seed (and OUT/results.json, the aggregate)
     OUT/.previous/                         an earlier run's files, set aside until the new run has finished
     OUT/.seca.lock                         the lock of the process writing the folder (io/locks.py)
@@ -29,6 +30,7 @@ RUN_FILES = (
     "log.jsonl",
     "results.json",
     "model.safetensors",
+    "exemplars.json",
     "summary.md",
     "accuracy_matrix.png",
     "accuracy_curve.png",
@@ -52,6 +54,10 @@ class RunFolder:
     @property
     def results(self) -> Path:
         return self.path / "results.json"
+
+    @property
+    def exemplars(self) -> Path:
+        return self.path / "exemplars.json"
 
     @property
     def config(self) -> Path:

@@ -61,6 +61,12 @@ class TaskData:
     # the engine's way to the frozen CLIP features of the task's images (rows by position, on the device) and
     # their labels, read from the feature store when it holds them; None: encoded from batches()
     embeddings: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = None
+    # the exemplar memory's images of old classes (a learner with ``exemplars = True`` and a budget in
+    # train.memory_size / train.memory_per_class; docs/memory.md), as a TaskData of its own (its ``task`` is the
+    # current one, its labels those of old classes); None: no memory, or none kept yet. The training batches of
+    # such a learner hold the task's images and these, shuffled together; ``batches()`` above yields the task's own.
+    # A training batch's ``index`` k < ``size`` is the task's image k, k >= ``size`` the exemplar k - ``size``.
+    memory: TaskData | None = None
 
     @torch.no_grad()
     def frozen_embeddings(self, backbone: ClipBackbone) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,6 +121,10 @@ class Learner(nn.Module):
     renamed_lr: ClassVar[dict[str, str]] = {}
     learns_from_images: ClassVar[bool] = True  # False: a task's classes are taken by name only (zero-shot)
     loss_words: ClassVar[dict[str, str]] = {}  # plain words for loss terms of its own, beside LOSS_WORDS
+    # True: the learner trains with an exemplar memory when the config gives it a budget (train.memory_size or
+    # train.memory_per_class; its recipe may set its published one): its training batches then mix the task's
+    # images with the kept images of old classes (labels below task.start). False: a budget is refused.
+    exemplars: ClassVar[bool] = False
 
     def __init__(self, backbone: ClipBackbone, class_names: Sequence[str], config: Any, seed: int = 0):
         super().__init__()

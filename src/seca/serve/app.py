@@ -225,6 +225,7 @@ def _model_routes(app: FastAPI, server: ModelServer, token: str | None) -> None:
             "model_version": model.version,
             "chance": chance(len(model.classes)),
             "kept_tests": {"images": len(model.kept), "classes": len(model.kept.classes)},
+            "exemplars": model.exemplars,  # training images the model keeps references to (None: none)
             "queued": len(server.queued()),
             "running": running.id if running else None,
             "token_required": token is not None,
