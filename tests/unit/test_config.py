@@ -3,7 +3,7 @@
 import pytest
 
 from seca.config import ExperimentConfig, apply_overrides, list_presets, to_dict
-from seca.engine.configure import load_config, resolve
+from seca.engine.configure import config_differences, load_config, resolve
 from seca.errors import SecaError
 
 
@@ -113,3 +113,16 @@ def test_docs_config_tables_are_those_the_declarations_generate(tmp_path):
     text = doc.read_text()
     for key in ("sg_akt.teacher", "classifier.visual", "eval_order", "lr.se_vpr", "plugins"):
         assert f"`{key}`" in text
+
+
+def test_a_run_differing_only_in_what_no_part_of_it_reads_is_the_same_run():
+    # a run's config holds every learner's and data set's own sections; a default changed since in another learner's
+    # (a section the run never read) must not refuse its resumption or the reuse of its results by seca ablate
+    config = load_config("cpu-small")
+    saved = to_dict(config)
+    saved["method"]["bofa"]["templates"] = ["a photo of a {}.", "a photo of the {}."]
+    saved["method"]["template"] = "a bad photo of a {}."  # zero-shot's single key
+    saved["data"]["sun397"]["partition"] = 7
+    assert config_differences(config, saved) == []
+    saved["method"]["se_vpr"]["gamma"] = 3.0  # read by seca: a different run
+    assert [d.split(" ")[0] for d in config_differences(config, saved)] == ["method.se_vpr.gamma"]

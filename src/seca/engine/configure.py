@@ -271,7 +271,21 @@ def config_differences(config: ExperimentConfig, saved: Mapping[str, Any]) -> li
         saved = to_dict(resolve(saved))
     except SecaError:  # it no longer reads (a key since removed): compare it as it was written
         pass
-    return differences(to_dict(config), dict(saved))
+    unread = unread_sections(config)
+    return [d for d in differences(to_dict(config), dict(saved)) if not d.startswith(unread)]
+
+
+def unread_sections(config: ExperimentConfig) -> tuple[str, ...]:
+    """The prefixes of the keys that no part of ``config``'s run reads: the own sections and keys of the other
+    learners and data sets (``method.bofa.``, ``data.sun397.``, ``method.template (``), where :func:`validate` refuses
+    a value. A run's config holds them all; a change of their defaults since, or a plug-in's, changes no result."""
+    prefixes = []
+    for kind, registry, active in (("method", LEARNERS, config.method.name), ("data", DATASETS, config.data.dataset)):
+        reads = {f.name for f in dataclasses.fields(registry[active].Config)} if active in registry else set()
+        for _, cls in registry.items():
+            for name in {f.name for f in dataclasses.fields(cls.Config)} - reads:  # a section, or a single key
+                prefixes += [f"{kind}.{name}.", f"{kind}.{name} ("]
+    return tuple(sorted(set(prefixes)))
 
 
 def _section(data: Mapping[str, Any], name: str) -> dict[str, Any]:
