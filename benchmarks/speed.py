@@ -308,17 +308,7 @@ class NaiveEngine(Engine):
         settings, task = self.settings, self.task
         with torch.no_grad():  # encode_image: the frozen encoder at every step
             frozen = widen(self.backbone.encode_image(batch.images))
-        labels = batch.labels
-        if task.start:
-            old = (
-                torch.randint(task.start, (settings.sample_num,), generator=self._generator)
-                if settings.sample_num
-                else torch.arange(task.start)
-            )
-            prototypes = self.prototypes[old.to(self.prototypes.device)].to(frozen.dtype)
-            noise = torch.randn(prototypes.shape, generator=self._generator, dtype=prototypes.dtype)
-            frozen = torch.cat([frozen, prototypes + noise.to(prototypes.device) * settings.sample_noise])
-            labels = torch.cat([labels, old.to(labels.device)])
+        frozen, labels = self.with_old_prototypes(frozen, batch.labels)
         images = F.normalize(self._sum(self.image_adapters, frozen), dim=-1)
         seen = F.normalize(self._sum(self.text_adapters, self._texts(range(task.stop)).to(frozen.dtype)), dim=-1)
         images.detach() @ seen.detach().T  # the official step's logits: its training accuracy only

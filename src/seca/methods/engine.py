@@ -323,19 +323,25 @@ class Engine(Learner):
             return features
         return torch.stack([adapter(features) for adapter in adapters]).sum(0)
 
-    def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def with_old_prototypes(self, frozen: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch's frozen embeddings and labels, then (from the second task) one noisy copy of the mean embedding
+        of each replayed old class (§3.1): all of them, or ``sample_num`` drawn."""
         settings, task = self.settings, self.task
-        frozen, labels = self._features[batch.index], batch.labels
-        if task.start:  # §3.1: one noisy copy of the mean embedding of each replayed old class
-            old = (
-                torch.randint(task.start, (settings.sample_num,), generator=self._generator)
-                if settings.sample_num
-                else torch.arange(task.start)
-            )
-            prototypes = self.prototypes[old.to(self.prototypes.device)].to(frozen.dtype)
-            noise = torch.randn(prototypes.shape, generator=self._generator, dtype=prototypes.dtype)
-            frozen = torch.cat([frozen, prototypes + noise.to(prototypes.device) * settings.sample_noise])
-            labels = torch.cat([labels, old.to(labels.device)])
+        if not task.start:
+            return frozen, labels
+        old = (
+            torch.randint(task.start, (settings.sample_num,), generator=self._generator)
+            if settings.sample_num
+            else torch.arange(task.start)
+        )
+        prototypes = self.prototypes[old.to(self.prototypes.device)].to(frozen.dtype)
+        noise = torch.randn(prototypes.shape, generator=self._generator, dtype=prototypes.dtype)
+        frozen = torch.cat([frozen, prototypes + noise.to(prototypes.device) * settings.sample_noise])
+        return frozen, torch.cat([labels, old.to(labels.device)])
+
+    def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        settings = self.settings
+        frozen, labels = self.with_old_prototypes(self._features[batch.index], batch.labels)
         images = F.normalize(self._sum(self.image_adapters, frozen), dim=-1)
         texts = F.normalize(self._sum(self.text_adapters, self.frozen_texts[labels, 0].to(frozen.dtype)), dim=-1)
         scale = self._loss_scale()
