@@ -71,10 +71,12 @@ def _rank(rank: int, port: int, folder: str, compute: Callable[[], Any]) -> None
         RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
     )
     distributed.join("cpu", timeout_s=120)
+    finished = False
     try:
         torch.save(compute(), Path(folder) / f"rank{rank}.pt")
+        finished = True
     finally:
-        distributed.leave()
+        distributed.leave(synchronize=finished)
 
 
 def in_two_processes(compute: Callable[[], Any], folder: Path) -> list[Any]:

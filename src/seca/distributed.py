@@ -92,10 +92,15 @@ def join(device: str = "auto", timeout_s: float = 1800.0) -> torch.device:
     return torch.device("cuda", local_rank) if gpu else torch.device("cpu")
 
 
-def leave() -> None:
-    """Leave the process group (at the end of the command)."""
+def leave(synchronize: bool = True) -> None:
+    """Leave the process group at the end of the command: once every process has come here (a barrier), so that none
+    tears its connections down while another still uses them (gloo then aborts the process whose peer left first,
+    "terminate called without an active exception", after a run that had finished). ``synchronize=False`` after a
+    failed command: the other processes may be gone, and a barrier would wait for them until the timeout."""
     global _world
     if dist.is_initialized():
+        if synchronize:
+            dist.barrier()
         dist.destroy_process_group()
     _world = World()
 

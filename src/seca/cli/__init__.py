@@ -81,8 +81,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     in_main_thread = threading.current_thread() is threading.main_thread()  # signals can be set there only
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
+    finished = False  # the command ended without an error: every process comes to the end together
     try:
-        return args.handler(args)
+        code = args.handler(args)
+        finished = code == 0
+        return code
     except SecaError as e:
         from ..distributed import Failed
 
@@ -101,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if rank is not None:
             from ..distributed import leave
 
-            leave()
+            leave(synchronize=finished)
 
 
 def _rank_prefix() -> str | None:
