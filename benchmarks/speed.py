@@ -83,7 +83,7 @@ from seca.methods._scores import stable_exp
 from seca.methods._statistics import class_means
 from seca.methods.bofa import BOFA, bofa_scores
 from seca.methods.clg_cbm import CLGCBM
-from seca.methods.engine import Engine, contrastive, discriminant
+from seca.methods.engine import Engine, discriminant
 from seca.methods.mind_the_gap import MindTheGap
 from seca.methods.moe_adapters import MoEAdapters
 from seca.methods.proof import Fusion, Proof, clip_loss
@@ -305,7 +305,7 @@ class NaiveEngine(Engine):
         return widen(self.backbone.encode_texts([template.format(self.class_names[c]) for c in labels]))
 
     def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        settings, task = self.settings, self.task
+        task = self.task
         with torch.no_grad():  # encode_image: the frozen encoder at every step
             frozen = widen(self.backbone.encode_image(batch.images))
         frozen, labels = self.with_old_prototypes(frozen, batch.labels)
@@ -313,23 +313,7 @@ class NaiveEngine(Engine):
         seen = F.normalize(self._sum(self.text_adapters, self._texts(range(task.stop)).to(frozen.dtype)), dim=-1)
         images.detach() @ seen.detach().T  # the official step's logits: its training accuracy only
         texts = F.normalize(self._sum(self.text_adapters, self._texts(labels.tolist()).to(frozen.dtype)), dim=-1)
-        logits = self._loss_scale() * images @ texts.T
-        clip = (contrastive(logits) + contrastive(logits.T)) / 2
-        losses, total = {"clip": clip}, clip
-        if settings.text_des > 0:
-            references = F.normalize(widen(self.backbone.encode_texts(self._batch_descriptions(labels))), dim=-1)
-            losses["descriptions"] = contrastive(texts @ references.T.to(texts.dtype))
-            total = total + settings.text_des * losses["descriptions"]
-        if settings.image_aug > 0:
-            noise = torch.randn(batch.images.shape, generator=self._noise, device=self.device)
-            noised = (batch.images + noise.to(batch.images.dtype) * settings.image_noise).clamp(0, 1)
-            with torch.no_grad():
-                copies = F.normalize(widen(self.backbone.encode_image(noised)), dim=-1)
-            losses["noise"] = contrastive(images[: batch.images.shape[0]] @ copies.T.to(images.dtype))
-            total = total + settings.image_aug * losses["noise"]
-        out = {k: v.detach() for k, v in losses.items()}
-        out["loss"] = total
-        return out
+        return self.losses(batch, images, texts, labels)
 
     @torch.no_grad()
     def end_task(self, task, data: TaskData) -> None:

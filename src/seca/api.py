@@ -545,7 +545,7 @@ class SecaModel:
         learner.eval()
         self.meta["class_order"] = list(self.meta.get("class_order", [])) + list(task.classes)
         evaluation = None
-        if request.eval_data is not None or len(self.kept):
+        if request.eval_data is not None or any(self.kept.images().values()):  # kept images that are still there
             if on_event is not None:
                 on_event("evaluating", {})
             evaluation = self._standing_evaluation(request, train.eval_batch_size)

@@ -95,6 +95,10 @@ def test_keeping_is_opt_out_and_a_copy_takes_its_images_along(tmp_path, capsys):
     assert main(["evaluate", str(lone)]) == 2
     err = capsys.readouterr().err.strip()
     assert "4 of the model's 4 kept test images are missing" in err and len(err.splitlines()) == 1
+    train = write_shapes_folder(tmp_path / "train-3", ["brown crescent"], per_class=3, split="train")
+    assert main(["learn", str(lone), "--data", str(train)]) == 0  # every kept image gone: learned, not evaluated
+    assert "4 kept test images were missing" in capsys.readouterr().out
+    assert seca.load(lone).history[-1]["eval"] is None
 
 
 def test_a_failed_learn_changes_neither_the_model_nor_its_kept_images(tmp_path):

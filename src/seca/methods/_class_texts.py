@@ -95,10 +95,15 @@ def offline_class_texts(class_names: Sequence[str]) -> list[list[str]]:
     return [name.split() or [name] for name in class_names]
 
 
+def _is_index(key: object) -> bool:
+    """A class index as a JSON key: ASCII digits only (``"²"`` is a digit to Python, not a number to ``int``)."""
+    return isinstance(key, str) and key.isascii() and key.isdigit()
+
+
 def keyed_by_index(path: str | Path, setting: str) -> bool:
     """Whether the JSON object in ``path`` is keyed by class indices alone (``"0"``, ``"1"``, ...)."""
     data = _load_object(Path(path).expanduser(), setting)
-    return isinstance(data, dict) and bool(data) and all(isinstance(k, str) and k.isdigit() for k in data)
+    return isinstance(data, dict) and bool(data) and all(_is_index(k) for k in data)
 
 
 def read_class_names(path: str | Path, setting: str) -> list[str]:
@@ -107,7 +112,7 @@ def read_class_names(path: str | Path, setting: str) -> list[str]:
     up."""
     path = Path(path).expanduser()
     data = _load_object(path, setting)
-    if isinstance(data, dict) and all(isinstance(k, str) and k.isdigit() for k in data):
+    if isinstance(data, dict) and all(_is_index(k) for k in data):
         if sorted(int(k) for k in data) != list(range(len(data))):
             raise SecaError(f"{setting}: '{path}' must give a name to every class index from 0 to {len(data) - 1}")
         data = [data[k] for k in sorted(data, key=int)]
@@ -131,7 +136,7 @@ def read_indexed_class_texts(
     if isinstance(data, dict):
         renamed = {}
         for key, value in data.items():
-            if isinstance(key, str) and key.isdigit():
+            if _is_index(key):
                 if int(key) >= len(names):
                     raise SecaError(
                         f"{setting}: '{path}' has class index {key}, but {names_setting} names only {len(names)} "

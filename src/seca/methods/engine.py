@@ -340,15 +340,20 @@ class Engine(Learner):
         return frozen, torch.cat([labels, old.to(labels.device)])
 
     def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        settings = self.settings
         frozen, labels = self.with_old_prototypes(self._features[batch.index], batch.labels)
         images = F.normalize(self._sum(self.image_adapters, frozen), dim=-1)
         texts = F.normalize(self._sum(self.text_adapters, self.frozen_texts[labels, 0].to(frozen.dtype)), dim=-1)
-        scale = self._loss_scale()
-        logits = scale * images @ texts.T
+        return self.losses(batch, images, texts, labels)
+
+    def losses(
+        self, batch: Batch, images: torch.Tensor, texts: torch.Tensor, labels: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """The step's loss terms from its adapted image features (the batch's, then the replayed prototypes') and the
+        adapted texts of their classes: the CLIP loss, and the description (§3.2) and noised-copy (§3.3) terms."""
+        settings = self.settings
+        logits = self._loss_scale() * images @ texts.T
         clip = (contrastive(logits) + contrastive(logits.T)) / 2
-        losses = {"clip": clip}
-        total = clip
+        losses, total = {"clip": clip}, clip
         if settings.text_des > 0:  # §3.2
             references = F.normalize(widen(self.backbone.encode_texts(self._batch_descriptions(labels))), dim=-1)
             losses["descriptions"] = contrastive(texts @ references.T.to(texts.dtype))
